@@ -20,7 +20,10 @@ EXIT_UNREACHABLE = 3
 
 # (module, how it registers). A module exposes either ``register(app)`` (for plain commands) or
 # ``app`` (a Typer sub-app registered under ``name``).
-_MODULES: list[str] = []
+_MODULES: list[str] = [
+    "control",
+    "status",
+]
 
 
 def register_all(app: typer.Typer) -> None:

@@ -1,0 +1,300 @@
+"""Opening, validating and migrating the SQLite store.
+
+Why it is shaped like this:
+- WAL mode and a busy timeout let several processes (one runner per account, the bot, commands) read while
+  one writes; every write goes through :meth:`Store.tx`, which takes ``BEGIN IMMEDIATE`` so writers queue
+  instead of failing half-way.
+- A database that is corrupted, not SQLite at all, or from a newer albra refuses to open with a message that
+  says how to recover. The store never recreates itself over an existing file: losing the ledger silently
+  is worse than stopping.
+- Migrations are forward-only SQL files (``migrations/NNNN_name.sql``), applied in one transaction each,
+  after a file copy of the database is kept beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(RuntimeError):
+    """Base class for store failures that must stop trading."""
+
+
+class CorruptStoreError(StoreError):
+    """The file is not a usable albra database."""
+
+
+class NewerSchemaError(StoreError):
+    """The database was written by a newer albra (schema version above what this code knows)."""
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every bundled migration, sorted by version."""
+    out: list[tuple[int, str, str]] = []
+    for entry in resources.files("albra.store").joinpath("migrations").iterdir():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        version = int(name.split("_", 1)[0])
+        out.append((version, name[:-4], entry.read_text(encoding="utf-8")))
+    out.sort()
+    for i, (v, _, _) in enumerate(out, start=1):
+        if v != i:
+            raise RuntimeError(f"store migrations are not numbered 1..N (found {v} at position {i})")
+    return out
+
+
+SCHEMA_VERSION = len(_migrations())
+
+
+@dataclass
+class IntegrityReport:
+    """Result of :meth:`Store.check_integrity`; ``ok`` only when every check passed."""
+
+    path: str
+    schema_version: int
+    expected_version: int
+    integrity: list[str] = field(default_factory=list)
+    foreign_key_violations: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "schema_version": self.schema_version,
+            "expected_version": self.expected_version,
+            "integrity": self.integrity,
+            "foreign_key_violations": self.foreign_key_violations,
+            "problems": self.problems,
+        }
+
+
+def recovery_hint(path: Path) -> str:
+    return (
+        f"Trading must not continue on this store. Keep the file for the incident report, then either restore "
+        f"the latest backup of {path} or move it aside and rebuild the ledger from the exchange with "
+        f"`albra reconcile --apply` (positions are adopted as unattributed legs). emergency-shutdown still works: "
+        f"it uses the exchange as the source of truth."
+    )
+
+
+class Store:
+    """A process's handle on the shared SQLite store (one connection per thread)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True, migrate: bool = True) -> "Store":
+        """Open (and if needed create and migrate) the store at ``path``.
+
+        Raises :class:`CorruptStoreError` for a damaged or foreign file and :class:`NewerSchemaError` for a
+        database from a newer albra. ``create=False`` refuses to create a missing file (read-only commands).
+        """
+        p = Path(path)
+        exists = p.exists() and p.stat().st_size > 0
+        if not exists and not create:
+            raise StoreError(f"{p}: no albra store here (run `albra run` once, or check --config / paths.state_dir)")
+        if exists:
+            cls._check_header(p)
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                os.chmod(p.parent, 0o700)
+        try:
+            conn = sqlite3.connect(p, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise CorruptStoreError(f"{p}: cannot open store: {e}. {recovery_hint(p)}") from None
+        if not exists:
+            with contextlib.suppress(OSError):
+                os.chmod(p, 0o600)
+        store = cls(p, conn)
+        try:
+            store._configure()
+            version = store.schema_version()
+            if version > SCHEMA_VERSION:
+                raise NewerSchemaError(
+                    f"{p}: schema version {version} is newer than this albra understands ({SCHEMA_VERSION}). "
+                    f"Upgrade albra (or run the version that wrote it); the file was not changed."
+                )
+            if exists:
+                store._quick_check()
+            if version < SCHEMA_VERSION:
+                if not migrate:
+                    raise StoreError(f"{p}: schema version {version} needs migration to {SCHEMA_VERSION}")
+                store._migrate(version, backup=exists and version > 0)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise CorruptStoreError(f"{p}: store unreadable: {e}. {recovery_hint(p)}") from None
+        except StoreError:
+            conn.close()
+            raise
+        return store
+
+    @staticmethod
+    def _check_header(p: Path) -> None:
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(16)
+        except OSError as e:
+            raise CorruptStoreError(f"{p}: cannot read store: {e}. {recovery_hint(p)}") from None
+        if head != SQLITE_MAGIC:
+            raise CorruptStoreError(f"{p}: not an SQLite database (bad header). {recovery_hint(p)}")
+
+    def _configure(self) -> None:
+        c = self._conn
+        c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.path}: could not switch the store to WAL mode (got {mode})")
+        c.execute("PRAGMA synchronous = NORMAL")
+        c.execute("PRAGMA foreign_keys = ON")
+
+    def _quick_check(self) -> None:
+        rows = [r[0] for r in self._conn.execute("PRAGMA quick_check").fetchall()]
+        if rows != ["ok"]:
+            raise CorruptStoreError(
+                f"{self.path}: integrity check failed: {'; '.join(rows[:5])}. {recovery_hint(self.path)}"
+            )
+
+    def _migrate(self, current: int, backup: bool) -> None:
+        if backup:
+            dst = self.path.with_name(f"{self.path.name}.pre-v{SCHEMA_VERSION}.bak")
+            self.checkpoint()
+            shutil.copy2(self.path, dst)
+            with contextlib.suppress(OSError):
+                os.chmod(dst, 0o600)
+        for version, name, sql in _migrations():
+            if version <= current:
+                continue
+            with self.tx() as c:
+                # re-read inside the write lock: another process may have migrated meanwhile
+                now = c.execute("PRAGMA user_version").fetchone()[0]
+                if now >= version:
+                    continue
+                for statement in _split_sql(sql):
+                    c.execute(statement)
+                c.execute(f"PRAGMA user_version = {version}")
+                c.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                    " applied_ms INTEGER NOT NULL)"
+                )
+                c.execute(
+                    "INSERT INTO schema_migrations(version, name, applied_ms) VALUES (?, ?, strftime('%s','now')*1000)",
+                    (version, name),
+                )
+
+    # ------------------------------------------------------------------ access
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): all or nothing, serialised across processes."""
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            else:
+                c.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        """Read rows (dict-like) outside any write transaction."""
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            cols = [d[0] for d in cur.description or ()]
+            return [_Row(cols, r) for r in cur.fetchall()]
+
+    def query_one(self, sql: str, params: tuple | dict = ()) -> "_Row | None":
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> None:
+        """One write statement in its own transaction."""
+        with self.tx() as c:
+            c.execute(sql, params)
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file (before a file copy or backup)."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def check_integrity(self) -> IntegrityReport:
+        """Full check for commands (safe-restart, status): integrity, schema version, foreign keys."""
+        rep = IntegrityReport(str(self.path), self.schema_version(), SCHEMA_VERSION)
+        with self._lock:
+            rep.integrity = [r[0] for r in self._conn.execute("PRAGMA integrity_check").fetchall()]
+            fk = self._conn.execute("PRAGMA foreign_key_check").fetchall()
+        rep.foreign_key_violations = [f"{r[0]} rowid {r[1]} -> {r[2]}" for r in fk]
+        if rep.integrity != ["ok"]:
+            rep.problems.append("integrity_check: " + "; ".join(rep.integrity[:5]))
+        if rep.schema_version != SCHEMA_VERSION:
+            rep.problems.append(f"schema version {rep.schema_version}, expected {SCHEMA_VERSION}")
+        if rep.foreign_key_violations:
+            rep.problems.append(f"{len(rep.foreign_key_violations)} foreign key violation(s)")
+        return rep
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Row(dict):
+    """A row as a dict (column → value), also indexable by position like sqlite3.Row."""
+
+    __slots__ = ()
+
+    def __init__(self, cols: list[str], values: tuple) -> None:
+        super().__init__(zip(cols, values))
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, int):
+            return list(self.values())[key]
+        return super().__getitem__(key)
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration into statements, keeping CREATE TRIGGER ... END; bodies whole."""
+    statements: list[str] = []
+    buf: list[str] = []
+    for line in sql.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--") or not stripped:
+            continue
+        buf.append(line)
+        joined = "\n".join(buf).strip()
+        if sqlite3.complete_statement(joined):
+            statements.append(joined)
+            buf = []
+    if buf and "\n".join(buf).strip():
+        raise RuntimeError("migration ends with an incomplete statement")
+    return statements

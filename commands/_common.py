@@ -1,0 +1,69 @@
+"""Helpers every command shares: the --config option, loading settings, opening the store, exit on error.
+
+Imports of pydantic-settings and the store happen inside the functions so module import stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+from commands import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from albra.config import Settings
+    from albra.store import Store
+
+ConfigOption = typer.Option(
+    None, "--config", "-c", envvar="ALBRA_CONFIG",
+    help="Config file (TOML). Default: $ALBRA_CONFIG, else config/albra.toml.",
+    show_envvar=True,
+)
+JsonOption = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print an error for a person (stderr) and exit with ``code``."""
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {_redact(message)}", markup=True,
+                                                soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _redact(text: str) -> str:
+    try:
+        from albra.redact import redact
+    except ImportError:
+        return text
+    return redact(text)
+
+
+def load(config: str | None) -> "Settings":
+    """Settings from the config file and environment, or exit 2 with every problem listed."""
+    from albra.config import ConfigError, load_settings
+
+    try:
+        return load_settings(config)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def open_store(settings: "Settings", create: bool = True) -> "Store":
+    """The shared store under the configured state dir, or exit 2 saying why it cannot be used."""
+    from albra.store import Store, StoreError
+
+    try:
+        return Store.open(settings.paths.state_dir / "albra.db", create=create)
+    except StoreError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot open the store under {settings.paths.state_dir}: {e}")
+
+
+def emit_json(obj: Any) -> None:
+    """JSON for scripts: one document on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str, sort_keys=False) + "\n")

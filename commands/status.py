@@ -1,0 +1,92 @@
+"""``albra status``: what runs, positions per account and strategy, equity, drawdown, flags, incidents.
+
+``--offline`` reads only the store (fast, no ccxt import) and is what works while the exchange is down.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from commands._common import ConfigOption, JsonOption, emit_json, load, open_store
+
+
+def render_offline(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console(highlight=False)
+    ks = "[bold red]ON[/]" if data["kill_switch"] else "[green]off[/]"
+    c.print(f"[bold]albra status[/] (store only) as of {data['as_of']} — kill switch {ks}")
+    if data["flags"]:
+        t = Table(title="Flags", title_justify="left")
+        for col in ("kind", "scope", "reason", "actor", "since"):
+            t.add_column(col)
+        for f in data["flags"]:
+            t.add_row(f["kind"], f["scope"], f["reason"], f["actor"], f["since"])
+        c.print(t)
+    t = Table(title="Accounts", title_justify="left")
+    for col in ("account", "mode", "runner", "equity", "drawdown", "daily loss", "legs", "blocked by"):
+        t.add_column(col)
+    for a in data["accounts"]:
+        r = a["runner"]
+        runner = f"[green]up[/] since {r['since']}" if r["alive"] else f"[red]down[/] ({r['state']})"
+        dd = "-" if a["drawdown_pct"] is None else f"{a['drawdown_pct']:.2f}% (L{a['mdd_level']})"
+        dl = "-" if a["daily_loss_pct"] is None else f"{a['daily_loss_pct']:.2f}%"
+        t.add_row(a["account"], a["mode"], runner, a["equity"] or "-", dd, dl, str(len(a["legs"])),
+                  ", ".join(a["entries_blocked_by"]) or "-")
+    c.print(t)
+    legs = [(a["account"], leg) for a in data["accounts"] for leg in a["legs"]]
+    if legs:
+        t = Table(title="Open legs", title_justify="left")
+        for col in ("account", "symbol", "strategy", "side", "state", "qty", "entry", "stop", "take profit", "opened"):
+            t.add_column(col)
+        for acct, leg in legs:
+            t.add_row(acct, leg["symbol"], leg["strategy"], leg["direction"], leg["state"], leg["qty"],
+                      leg["entry_price"] or "-", leg["stop_price"] or "[red]none[/]", leg["take_profit"] or "-",
+                      leg["opened"])
+        c.print(t)
+    marks = [(a["account"], m) for a in data["accounts"] for m in a["last_candles"]]
+    if marks:
+        t = Table(title="Last candle evaluated", title_justify="left")
+        for col in ("account", "strategy", "symbol", "timeframe", "candle open"):
+            t.add_column(col)
+        for acct, m in marks:
+            t.add_row(acct, m["strategy"], m["symbol"], m["timeframe"], m["last"])
+        c.print(t)
+    if data["open_incidents"]:
+        t = Table(title="Open incidents", title_justify="left")
+        for col in ("id", "kind", "title", "opened"):
+            t.add_column(col)
+        for i in data["open_incidents"]:
+            t.add_row(i["id"], i["kind"], i["title"], i["opened"])
+        c.print(t)
+    else:
+        c.print("open incidents: none")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("status")
+    def status_cmd(
+        offline: bool = typer.Option(False, "--offline", help="Store only: never contact the exchange."),
+        account: Optional[str] = typer.Option(None, "--account", "-a", help="Only this account."),
+        config: Optional[str] = ConfigOption,
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Runners, positions by strategy, equity, drawdown, daily loss, flags and open incidents."""
+        from albra.runbook.status_offline import offline_status
+        from commands._common import fail
+
+        settings = load(config)
+        if account and account not in settings.accounts:
+            fail(f"unknown account {account!r}; configured: {', '.join(sorted(settings.accounts))}")
+        store = open_store(settings)
+        try:
+            data = offline_status(settings, store, account)
+        finally:
+            store.close()
+        if as_json:
+            emit_json(data)
+        else:
+            render_offline(data)
