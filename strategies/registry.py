@@ -1,0 +1,93 @@
+"""Find strategies by name.
+
+Every module of the ``strategies`` package (except this one, ``base`` and ``_private`` modules)
+is imported once; each concrete :class:`~strategies.base.Strategy` subclass *defined* in it with
+a ``name`` registers itself. A user drops ``strategies/mystrat.py`` and ``get("mystrat")`` finds
+it -- no list to edit (the original needed a factory entry). Names are case-insensitive and must be
+unique; a module that fails to import is an error naming the module, never a silently missing
+strategy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from strategies.base import Strategy
+
+SKIP = {"base", "registry"}
+
+
+class RegistryError(LookupError):
+    """Unknown strategy name, duplicate name, or a strategy module that cannot be imported."""
+
+
+def discover(package: str = "strategies") -> dict[str, type["Strategy"]]:
+    """Import every module of ``package`` and map upper-cased names to strategy classes."""
+    from strategies.base import Strategy
+
+    pkg = importlib.import_module(package)
+    found: dict[str, type[Strategy]] = {}
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name in SKIP or info.name.startswith("_") or info.ispkg:
+            continue
+        modname = f"{package}.{info.name}"
+        try:
+            mod: ModuleType = importlib.import_module(modname)
+        except Exception as e:  # a broken user file must be loud
+            raise RegistryError(f"strategy module {modname} failed to import: {type(e).__name__}: {e}") from e
+        for _, obj in inspect.getmembers(mod, inspect.isclass):
+            if (obj.__module__ != mod.__name__ or not issubclass(obj, Strategy)
+                    or inspect.isabstract(obj) or not isinstance(getattr(obj, "name", None), str)):
+                continue
+            key = obj.name.strip().upper()
+            if not key:
+                raise RegistryError(f"{modname}.{obj.__name__} has an empty name")
+            if key in found and found[key] is not obj:
+                other = found[key]
+                raise RegistryError(
+                    f"duplicate strategy name {obj.name!r}: {other.__module__}.{other.__name__} "
+                    f"and {modname}.{obj.__name__}"
+                )
+            found[key] = obj
+    return found
+
+
+_cache: dict[str, type["Strategy"]] | None = None
+
+
+def _registry() -> dict[str, type["Strategy"]]:
+    global _cache
+    if _cache is None:
+        _cache = discover()
+    return _cache
+
+
+def refresh() -> None:
+    """Forget what was discovered (a new strategy file appeared)."""
+    global _cache
+    _cache = None
+
+
+def names() -> list[str]:
+    """Registered strategy names, sorted, as the strategies spell them."""
+    return sorted(cls.name for cls in _registry().values())
+
+
+def all() -> list[type["Strategy"]]:  # noqa: A001 - the brief's API name
+    """Registered strategy classes, sorted by name."""
+    reg = _registry()
+    return [reg[k] for k in sorted(reg)]
+
+
+def get(name: str) -> type["Strategy"]:
+    """The strategy class called ``name`` (case-insensitive)."""
+    reg = _registry()
+    try:
+        return reg[str(name).strip().upper()]
+    except KeyError:
+        raise RegistryError(f"unknown strategy {name!r}; known: {', '.join(names())}") from None
