@@ -23,6 +23,7 @@ EXIT_UNREACHABLE = 3
 _MODULES: list[str] = [
     "control",
     "status",
+    "session_log",
 ]
 
 
