@@ -21,6 +21,7 @@ EXIT_UNREACHABLE = 3
 # (module, how it registers). A module exposes either ``register(app)`` (for plain commands) or
 # ``app`` (a Typer sub-app registered under ``name``).
 _MODULES: list[str] = [
+    "config_cmd",
     "control",
     "status",
     "session_log",
