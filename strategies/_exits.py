@@ -47,3 +47,20 @@ def partial_exits(leg: LegView, gain: float, levels: Sequence[tuple[float, float
 
 def partial_tag(level: float) -> str:
     return f"partial_{level * 100:g}"
+
+
+def check_partial_levels(levels: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    """Pydantic validator: gain levels strictly increasing and > 0, fractions in (0, 1] summing
+    to at most 1 (of the initial size)."""
+    if not levels:
+        raise ValueError("at least one partial level is needed")
+    prev = 0.0
+    for level, frac in levels:
+        if level <= prev:
+            raise ValueError(f"partial gain levels must be positive and increasing, got {levels}")
+        if not 0 < frac <= 1:
+            raise ValueError(f"partial fraction {frac} is not in (0, 1]")
+        prev = level
+    if sum(f for _, f in levels) > 1.0 + 1e-9:
+        raise ValueError(f"partial fractions sum to more than 100 % of the initial size: {levels}")
+    return levels
