@@ -1,0 +1,85 @@
+"""Building the ccxt ``binanceusdm`` client for live, testnet or a local base URL (the sim server, a proxy).
+
+Why a factory: three settings must be right everywhere or albra misbehaves silently —
+``fetchCurrencies`` off (otherwise load_markets signs a spot ``sapi`` call), time-difference adjustment on
+(otherwise a drifting host clock turns every signed call into -1021), and, for a local URL, every API URL
+rewritten *and* the linear error table merged into the generic one (ccxt only picks the USDⓈ-M error table for
+URLs starting with ``https://fapi.binance.com/``; without the merge -2019/-2022/-4164 arrive as a bare
+``ExchangeError`` and albra could not tell "insufficient margin" from anything else). See facts §2.1, §2.5, §3.2.
+
+ccxt is imported inside the function: anything reachable from ``albra/cli.py`` must stay import-light.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+LIVE = "live"
+TESTNET = "testnet"
+LOCAL = "local"
+MODES = (LIVE, TESTNET, LOCAL)
+
+DEFAULT_TIMEOUT_MS = 10_000
+RECV_WINDOW_MS = 5_000
+
+_ORIGIN = re.compile(r"^https?://[^/]+")
+
+
+def point_at(ex: Any, base_url: str) -> None:
+    """Rewrite every string entry of ``ex.urls['api']`` to ``base_url``'s origin, keeping each path, so a stray
+    spot/sapi call reaches the local server and fails loudly there (404) instead of going to the internet."""
+    origin = _ORIGIN.match(base_url)
+    if origin is None:
+        raise ValueError(f"base_url must start with http:// or https:// and a host, got {base_url!r}")
+    base = origin.group(0)
+    for key, value in list(ex.urls["api"].items()):
+        if isinstance(value, str):
+            ex.urls["api"][key] = _ORIGIN.sub(base, value)
+
+
+def apply_linear_error_table(ex: Any) -> None:
+    """Make USDⓈ-M error codes map to their specific ccxt classes on a non-Binance URL (facts §3.2)."""
+    ex.exceptions["exact"].update(ex.exceptions["linear"]["exact"])
+
+
+def make_ccxt_client(mode: str, api_key: str | None, secret: str | None, base_url: str | None = None,
+                     timeout_ms: int = DEFAULT_TIMEOUT_MS, test_mode: bool = False) -> Any:
+    """A configured ``ccxt.async_support.binanceusdm``.
+
+    ``mode``: ``live`` (Binance), ``testnet`` (ccxt sandbox URLs) or ``local`` (``base_url`` required). A
+    ``base_url`` given with ``live``/``testnet`` also points the client there (e.g. a recording proxy).
+    ``test_mode`` turns ccxt's throttler off and makes ``close()`` return at once (tests, benches only —
+    production keeps the throttler: albra's weight limiter works on top of it, not instead of it).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown exchange mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode == LOCAL and not base_url:
+        raise ValueError("exchange mode 'local' needs a base_url (e.g. http://127.0.0.1:PORT)")
+    if timeout_ms <= 0:
+        raise ValueError(f"timeout_ms must be positive, got {timeout_ms}")
+    if (api_key is None) != (secret is None):
+        raise ValueError("api_key and secret must be given together (or both left out for public calls)")
+
+    from ccxt.async_support import binanceusdm
+
+    ex = binanceusdm({
+        "apiKey": api_key or "",
+        "secret": secret or "",
+        "timeout": int(timeout_ms),
+        "enableRateLimit": not test_mode,
+        "options": {
+            "fetchCurrencies": False,
+            "adjustForTimeDifference": True,
+            "recvWindow": RECV_WINDOW_MS,
+            "fetchOpenOrders": {"warnWithoutSymbol": False},
+        },
+    })
+    if test_mode:
+        ex.timeout_on_exit = 0
+    if mode == TESTNET:
+        ex.set_sandbox_mode(True)
+    if base_url:
+        point_at(ex, base_url)
+        apply_linear_error_table(ex)
+    return ex
