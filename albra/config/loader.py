@@ -247,6 +247,8 @@ def _strategy_problems(settings: Settings, label: str) -> tuple[list[ConfigProbl
     """Duplicates per account, names known to the strategy registry, params valid for the strategy."""
     problems: list[ConfigProblem] = []
     notes: list[str] = []
+    if not any(acc.strategies for acc in settings.accounts.values()):
+        return problems, notes  # nothing to look up: do not import every strategy module for nothing
     try:
         registry = _registry_module()
         if registry is not None:
