@@ -27,7 +27,7 @@ STRATS = registry.all()
 _cache: dict[str, tuple[dict, Features, list[int]]] = {}
 
 
-def setup(cls: type[Strategy]) -> tuple[dict, Features, list[int]]:
+def prepared(cls: type[Strategy]) -> tuple[dict, Features, list[int]]:
     if cls.name not in _cache:
         base = candles_15m("ETHUSDT").take(0, N15)
         frames = frames_for(cls, base)
@@ -55,7 +55,7 @@ def synthetic_leg(feats: Features, t: int, age: int, long: bool, partial_done: b
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_prefix_decisions_equal_full_series(cls: type[Strategy], data: st.DataObject) -> None:
-    frames, full, busy = setup(cls)
+    frames, full, busy = prepared(cls)
     n = len(full)
     pick = st.sampled_from(busy) if busy else st.integers(0, n - 1)
     t = data.draw(st.one_of(st.integers(0, n - 1), pick), label="t")
@@ -91,7 +91,7 @@ def test_the_comparison_catches_a_peeking_strategy() -> None:
             nxt = f["diff"][1:] + [float("nan")]  # the next bar's value: look-ahead
             return F(f.symbol, f.timeframe, f.ts, {**f.cols, "diff": nxt}, f.valid)
 
-    frames, full_t, busy = setup(MaCrossTemplate)
+    frames, full_t, busy = prepared(MaCrossTemplate)
     strat = Peeking()
     full = strat.prepare(frames)
     mismatches = 0
