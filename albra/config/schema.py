@@ -273,9 +273,11 @@ class AccountSettings(_Strict):
     @field_validator("replay")
     @classmethod
     def _replay_symbols(cls, v: dict[str, Path]) -> dict[str, Path]:
-        for s in v:
+        # Upper-cased: environment overrides arrive lower-cased (ALBRA_ACCOUNTS__DEMO__REPLAY__BTCUSDT).
+        out = {s.upper(): p for s, p in v.items()}
+        for s in out:
             _check_symbol(s)
-        return v
+        return out
 
     @field_validator("replay_start", "replay_end")
     @classmethod

@@ -194,7 +194,11 @@ def test_env_overrides(write_config, clean_env, tmp_path):
     clean_env.setenv("ALBRA_PATHS__LOG_DIR", "var/log")
     clean_env.setenv("ALBRA_TELEGRAM__CHAT_IDS", "[111, -222]")
     clean_env.setenv("ALBRA_RISK__KELLY__MIN_TRADES", "30")
+    replay = tmp_path / "eth.csv"
+    replay.write_text("x")
+    clean_env.setenv("ALBRA_ACCOUNTS__DEMO__REPLAY__BTCUSDT", str(replay))  # arrives lower-cased
     s = load_settings(path)
+    assert s.accounts["demo"].replay == {"BTCUSDT": replay}
     assert s.accounts["demo"].paper_balance == Decimal("20000.5")
     assert s.accounts["master"].mode == "testnet"
     assert s.accounts["master"].position_mode is PositionMode.HEDGE
