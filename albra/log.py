@@ -117,7 +117,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def _open(self) -> IO[str]:  # type: ignore[override]
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.chmod(self.baseFilename, 0o600)  # tighten a file that pre-existed with wider modes
-        return os.fdopen(fd, self.mode if "a" in self.mode else "a", encoding=self.encoding or "utf-8")
+        return os.fdopen(fd, "a", encoding=self.encoding or "utf-8")
 
 
 def _log_dir_of(settings_or_log_dir: Any) -> Path:

@@ -40,9 +40,6 @@ class Secret:
         """The plain value — pass it straight to the client that needs it, never to a message."""
         return self._value.get_secret_value()
 
-    def __len__(self) -> int:
-        return len(self.reveal())
-
     def __str__(self) -> str:
         return f"{self.env_var} (set, from {self.source})"
 

@@ -16,7 +16,7 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -252,7 +252,7 @@ class AccountSettings(_Strict):
     position_mode: PositionMode = PositionMode.ONE_WAY
     margin_mode: MarginMode = MarginMode.ISOLATED
     paper_balance: Decimal = Field(Decimal("10000"), gt=0)
-    paper_feed: str = Field("replay", pattern="^(replay|live)$")
+    paper_feed: Literal["replay", "live"] = "replay"
     replay: dict[str, Path] = Field(default_factory=dict)
     replay_start: str | None = None
     replay_end: str | None = None
