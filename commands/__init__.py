@@ -26,6 +26,7 @@ _MODULES: list[str] = [
     "status",
     "session_log",
     "service",
+    "sim",
 ]
 
 

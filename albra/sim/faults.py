@@ -1,0 +1,80 @@
+"""Fault injection for the local Binance server, per (method, path).
+
+A rule can answer with a chosen status and body, add latency, drop the connection without an
+answer, or let the request take effect and then lose the response ("commit but lose"). Rules
+fire ``count`` times (None: until cleared) with ``probability`` (seeded, so runs repeat).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+
+ACTIONS = ("status", "latency", "drop", "commit_lose")
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str
+    action: str
+    status: int = 500
+    body: str = ""
+    content_type: str = "application/json"
+    delay_ms: int = 0
+    lose: str = "drop"  # commit_lose: "drop" the connection or "timeout" (hold the answer delay_ms)
+    count: int | None = 1
+    probability: float = 1.0
+    fired: int = 0
+    id: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method in (method, "*") and self.path in (path, "*")
+
+
+@dataclass
+class FaultTable:
+    rules: list[Fault] = field(default_factory=list)
+    rng: random.Random = field(default_factory=lambda: random.Random(1234))
+    _next: int = 1
+
+    def add(self, spec: dict) -> Fault:
+        """Add a rule from its JSON description (see ``albra/sim/README.md``); bad specs raise ValueError."""
+        known = {"method", "path", "action", "status", "body", "content_type", "delay_ms", "lose", "count",
+                 "probability"}
+        extra = set(spec) - known
+        if extra:
+            raise ValueError(f"unknown fault fields: {sorted(extra)}; known: {sorted(known)}")
+        for req in ("method", "path", "action"):
+            if req not in spec:
+                raise ValueError(f"fault needs {req!r}")
+        if spec["action"] not in ACTIONS:
+            raise ValueError(f"fault action must be one of {ACTIONS}, got {spec['action']!r}")
+        if spec.get("lose", "drop") not in ("drop", "timeout"):
+            raise ValueError("fault 'lose' must be 'drop' or 'timeout'")
+        f = Fault(**{**spec, "method": str(spec["method"]).upper()})
+        if not 0 < f.probability <= 1:
+            raise ValueError("probability must be in (0, 1]")
+        f.id = self._next
+        self._next += 1
+        self.rules.append(f)
+        return f
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first live rule for this request, consuming one use of it."""
+        for f in self.rules:
+            if not f.matches(method, path):
+                continue
+            if f.count is not None and f.fired >= f.count:
+                continue
+            if f.probability < 1 and self.rng.random() >= f.probability:
+                continue
+            f.fired += 1
+            return f
+        return None
+
+    def clear(self) -> None:
+        self.rules.clear()
+
+    def describe(self) -> list[dict]:
+        return [asdict(f) for f in self.rules]

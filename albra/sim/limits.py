@@ -1,0 +1,108 @@
+"""Request weight (Binance's per-IP ``X-MBX-USED-WEIGHT-1M``) and signed-request timestamp checks.
+
+Weight: summed per IP per minute; over ``limit`` the server answers 429 -1003, and after
+``ban_after`` consecutive 429s 418 (IP banned) for ``ban_ms``. The minute is the wall clock's by
+default (as on Binance) or the simulation clock's (``clock='sim'``: deterministic in tests).
+
+Timestamps: ``/fapi/v1/time`` answers the simulation clock, and ccxt then signs with
+``wall_now + (served_time - wall_at_serve)``. The server remembers the offsets it served
+(simulation time minus wall time, last 64) and accepts a timestamp that lies within
+``[t - recvWindow, t + 1000]`` for ``t = wall_now + offset`` of any of them (or of the current
+offset). A client whose clock is skewed, or that never synced, gets -1021 until it re-syncs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+
+WEIGHTS: dict[tuple[str, str], int] = {
+    ("GET", "/fapi/v1/exchangeInfo"): 1, ("GET", "/fapi/v1/time"): 1, ("GET", "/fapi/v1/ping"): 1,
+    ("GET", "/fapi/v3/account"): 5, ("GET", "/fapi/v3/positionRisk"): 5, ("GET", "/fapi/v2/positionRisk"): 5,
+    ("GET", "/fapi/v1/leverageBracket"): 1, ("POST", "/fapi/v1/leverage"): 1, ("POST", "/fapi/v1/marginType"): 1,
+    ("GET", "/fapi/v1/positionSide/dual"): 30, ("POST", "/fapi/v1/positionSide/dual"): 1,
+    ("POST", "/fapi/v1/order"): 1, ("GET", "/fapi/v1/order"): 1, ("DELETE", "/fapi/v1/order"): 1,
+    ("GET", "/fapi/v1/openOrders"): 1, ("DELETE", "/fapi/v1/allOpenOrders"): 1,
+    ("POST", "/fapi/v1/algoOrder"): 1, ("GET", "/fapi/v1/algoOrder"): 1, ("DELETE", "/fapi/v1/algoOrder"): 1,
+    ("GET", "/fapi/v1/openAlgoOrders"): 1, ("DELETE", "/fapi/v1/algoOpenOrders"): 1,
+    ("GET", "/fapi/v1/userTrades"): 5, ("GET", "/fapi/v1/income"): 30, ("GET", "/fapi/v1/ticker/price"): 1,
+    ("GET", "/fapi/v2/ticker/price"): 1, ("GET", "/fapi/v1/premiumIndex"): 1,
+}
+
+
+def request_weight(method: str, path: str, params: dict[str, str]) -> int:
+    """Binance's weight for a request (klines by limit, open orders without a symbol 40)."""
+    if path == "/fapi/v1/klines":
+        try:
+            limit = int(params.get("limit", "500"))
+        except ValueError:
+            limit = 500
+        return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+    if path in ("/fapi/v1/openOrders", "/fapi/v1/openAlgoOrders") and "symbol" not in params:
+        return 40
+    return WEIGHTS.get((method, path), 1)
+
+
+@dataclass
+class WeightMeter:
+    limit: int = 2400
+    ban_after: int = 3
+    ban_ms: int = 120_000
+    clock: str = "wall"  # or "sim"
+    used: dict[tuple[str, int], int] = field(default_factory=dict)
+    strikes: dict[str, int] = field(default_factory=dict)
+    banned_until: dict[str, int] = field(default_factory=dict)
+
+    def _now(self, sim_now: int) -> int:
+        return sim_now if self.clock == "sim" else time.time_ns() // 1_000_000
+
+    def charge(self, ip: str, weight: int, sim_now: int) -> tuple[int, int | None]:
+        """Add ``weight``; returns (used this minute, HTTP status to refuse with or None)."""
+        now = self._now(sim_now)
+        minute = now // 60_000
+        if self.banned_until.get(ip, -1) > now:
+            return self.used.get((ip, minute), 0), 418
+        key = (ip, minute)
+        used = self.used.get(key, 0) + weight
+        self.used[key] = used
+        if len(self.used) > 1000:
+            for k in [k for k in self.used if k[1] < minute]:
+                del self.used[k]
+        if self.limit and used > self.limit:
+            self.strikes[ip] = self.strikes.get(ip, 0) + 1
+            if self.strikes[ip] > self.ban_after:
+                self.banned_until[ip] = now + self.ban_ms
+                return used, 418
+            return used, 429
+        self.strikes[ip] = 0
+        return used, None
+
+    def reset(self) -> None:
+        self.used.clear()
+        self.strikes.clear()
+        self.banned_until.clear()
+
+
+class TimestampCheck:
+    """Accepts a signed request's timestamp if it matches a time the server has served (see module doc)."""
+
+    def __init__(self) -> None:
+        self.offsets: deque[int] = deque(maxlen=64)
+
+    def served(self, sim_now: int) -> None:
+        off = sim_now - time.time_ns() // 1_000_000
+        if not self.offsets or self.offsets[-1] != off:
+            self.offsets.append(off)
+
+    def ok(self, ts: int, recv_window: int, sim_now: int) -> bool:
+        wall = time.time_ns() // 1_000_000
+        for off in (sim_now - wall, *self.offsets):
+            t = wall + off
+            if t - recv_window <= ts <= t + 1000:
+                return True
+        return False
+
+    def forget(self) -> None:
+        self.offsets.clear()

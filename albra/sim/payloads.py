@@ -1,0 +1,155 @@
+"""JSON shapes of Binance USDⓈ-M REST answers, rendered from the simulation's records.
+
+Field names and string-typed numbers follow Binance (and what ccxt 4.5.90 parses); see
+``shared/reference/ccxt-binance-telegram-facts.md`` §2.6.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from albra.model import MarginMode
+from albra.sim.exchange import SimExchange
+from albra.sim.markets import MarketSpec
+from albra.sim.state import Account, AlgoOrder, Order, Position
+
+_Q8 = Decimal("0.00000001")
+
+
+def num(x: Decimal | int | float | None, places: int = 8) -> str:
+    """Decimal as a plain string (no exponent), at most ``places`` decimals."""
+    if x is None:
+        return "0"
+    d = x if isinstance(x, Decimal) else Decimal(str(x))
+    d = d.quantize(Decimal(1).scaleb(-places)).normalize()
+    s = format(d, "f")
+    return "0" if s in ("-0", "") else s
+
+
+def exchange_info(ex: SimExchange, server_time: int) -> dict:
+    return {
+        "timezone": "UTC", "serverTime": server_time, "futuresType": "U_MARGINED",
+        "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+                       {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200}],
+        "exchangeFilters": [], "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+        "symbols": [_symbol(spec) for spec in ex.markets.values()],
+    }
+
+
+def _symbol(spec: MarketSpec) -> dict:
+    f = spec.filters
+    return {
+        "symbol": spec.symbol, "pair": spec.symbol, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
+        "onboardDate": 1569398400000, "status": "TRADING", "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000", "baseAsset": spec.base, "quoteAsset": spec.quote,
+        "marginAsset": spec.quote, "pricePrecision": spec.price_precision, "quantityPrecision": spec.qty_precision,
+        "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [],
+        "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": num(f.tick_size), "maxPrice": "4529764", "tickSize": num(f.tick_size)},
+            {"filterType": "LOT_SIZE", "stepSize": num(f.step_size), "maxQty": num(f.max_qty), "minQty": num(f.min_qty)},
+            {"filterType": "MARKET_LOT_SIZE", "stepSize": num(f.step_size), "maxQty": num(f.market_max_qty or f.max_qty),
+             "minQty": num(f.min_qty)},
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MIN_NOTIONAL", "notional": num(f.min_notional)},
+            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+        ],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                       "TRAILING_STOP_MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+    }
+
+
+def order(o: Order) -> dict:
+    return {
+        "orderId": o.order_id, "symbol": o.symbol, "status": o.status, "clientOrderId": o.client_id,
+        "price": num(o.price), "avgPrice": num(o.avg_price), "origQty": num(o.qty), "executedQty": num(o.executed_qty),
+        "cumQty": num(o.executed_qty), "cumQuote": num(o.cum_quote), "timeInForce": o.time_in_force,
+        "type": o.type.value, "origType": o.type.value, "reduceOnly": o.reduce_only, "closePosition": o.close_position,
+        "side": o.side.value, "positionSide": o.position_side.value, "stopPrice": num(o.stop_price),
+        "workingType": o.working_type.value, "priceProtect": False, "priceMatch": "NONE",
+        "selfTradePreventionMode": "NONE", "goodTillDate": 0, "time": o.time, "updateTime": o.update_time,
+    }
+
+
+def algo(a: AlgoOrder) -> dict:
+    return {
+        "algoId": a.algo_id, "clientAlgoId": a.client_algo_id, "algoType": "CONDITIONAL",
+        "orderType": a.order_type.value, "symbol": a.symbol, "side": a.side.value,
+        "positionSide": a.position_side.value, "timeInForce": "GTC", "quantity": num(a.qty),
+        "algoStatus": a.status, "actualOrderId": str(a.actual_order_id or ""), "actualPrice": num(a.actual_price),
+        "triggerPrice": num(a.trigger_price), "price": "0", "icebergQuantity": None,
+        "workingType": a.working_type.value, "priceMatch": "NONE", "closePosition": a.close_position,
+        "priceProtect": False, "reduceOnly": a.reduce_only, "activatePrice": "", "callbackRate": "",
+        "createTime": a.create_time, "updateTime": a.update_time, "triggerTime": a.trigger_time,
+        "goodTillDate": 0,
+    }
+
+
+def position_row(ex: SimExchange, acct: Account, p: Position) -> dict:
+    mark = ex.mark_price(p.symbol) if ex.has_price(p.symbol) else p.entry
+    iso = acct.mm(p.symbol) is MarginMode.ISOLATED
+    upnl = ex.upnl(p) if ex.has_price(p.symbol) else Decimal(0)
+    lp = ex.liquidation_price(acct, p)
+    im = abs(p.amt) * mark / acct.lev(p.symbol)
+    return {
+        "symbol": p.symbol, "positionSide": p.side.value, "positionAmt": num(p.amt), "entryPrice": num(p.entry),
+        "breakEvenPrice": num(p.entry), "markPrice": num(mark), "unRealizedProfit": num(upnl),
+        "liquidationPrice": num(lp or 0), "isolatedMargin": num(p.isolated_margin + upnl if iso else 0),
+        "notional": num(p.amt * mark), "marginAsset": acct.asset,
+        "isolatedWallet": num(p.isolated_margin if iso else 0), "initialMargin": num(im),
+        "maintMargin": num(ex.maint_margin(p) if ex.has_price(p.symbol) else 0), "positionInitialMargin": num(im),
+        "openOrderInitialMargin": "0", "adl": 0, "bidNotional": "0", "askNotional": "0",
+        "updateTime": p.update_time, "leverage": str(acct.lev(p.symbol)),
+        "marginType": "isolated" if iso else "cross",
+    }
+
+
+def account(ex: SimExchange, acct: Account, now: int) -> dict:
+    n = ex.account_numbers(acct)
+    upd = max(acct.update_time, 1)
+    asset = {
+        "asset": acct.asset, "walletBalance": num(n["wallet"]), "unrealizedProfit": num(n["upnl"]),
+        "marginBalance": num(n["margin_balance"]), "maintMargin": num(n["maint_margin"]),
+        "initialMargin": num(n["initial_margin"]), "positionInitialMargin": num(n["position_im"]),
+        "openOrderInitialMargin": num(n["order_im"]), "crossWalletBalance": num(n["cross_wallet"]),
+        "crossUnPnl": num(n["cross_upnl"]), "availableBalance": num(n["available"]),
+        "maxWithdrawAmount": num(max(n["available"], Decimal(0))), "updateTime": upd,
+    }
+    positions = []
+    for p in acct.live_positions():
+        r = position_row(ex, acct, p)
+        positions.append({k: r[k] for k in ("symbol", "positionSide", "positionAmt", "isolatedMargin", "notional",
+                                             "isolatedWallet", "initialMargin", "maintMargin", "updateTime")}
+                         | {"unrealizedProfit": r["unRealizedProfit"]})
+    return {
+        "totalInitialMargin": asset["initialMargin"], "totalMaintMargin": asset["maintMargin"],
+        "totalWalletBalance": asset["walletBalance"], "totalUnrealizedProfit": asset["unrealizedProfit"],
+        "totalMarginBalance": asset["marginBalance"], "totalPositionInitialMargin": asset["positionInitialMargin"],
+        "totalOpenOrderInitialMargin": asset["openOrderInitialMargin"],
+        "totalCrossWalletBalance": asset["crossWalletBalance"], "totalCrossUnPnl": asset["crossUnPnl"],
+        "availableBalance": asset["availableBalance"], "maxWithdrawAmount": asset["maxWithdrawAmount"],
+        "assets": [asset], "positions": positions,
+    }
+
+
+def trade(t: dict) -> dict:
+    out = dict(t)
+    for k in ("price", "qty", "quoteQty", "realizedPnl", "commission"):
+        out[k] = num(t[k])
+    out.pop("clientOrderId", None)
+    return out
+
+
+def income(r: dict) -> dict:
+    out = dict(r)
+    out["income"] = num(r["income"])
+    return out
+
+
+def brackets(ex: SimExchange) -> list[dict]:
+    return [{"symbol": s.symbol, "notionalCoef": 1.0, "brackets": [
+        {"bracket": b.n, "initialLeverage": b.max_leverage, "notionalCap": int(b.cap), "notionalFloor": int(b.floor),
+         "maintMarginRatio": float(b.mmr), "cum": float(b.cum)} for b in s.brackets]} for s in ex.markets.values()]
