@@ -223,3 +223,30 @@ def classify(exc: BaseException, during_placement: bool, headers: Mapping[str, A
     if isinstance(exc, (TypeError, KeyError, ValueError, IndexError, AttributeError, json.JSONDecodeError)):
         return unknown("unparseable response") if during_placement else MalformedResponse(msg, **kw)
     return unknown("unexpected error") if during_placement else NetworkFailure(msg, **kw)
+
+
+_FATAL_BY_CODE: dict[int, type[Fatal]] = {
+    -2019: InsufficientMargin, -2018: InsufficientMargin,
+    -2011: UnknownOrder, -2013: UnknownOrder,
+    -1121: BadSymbol,
+    -2015: AuthFailed, -1022: AuthFailed, -2014: AuthFailed,
+    -2022: InvalidOrder, -4164: InvalidOrder, -2021: InvalidOrder, -4120: InvalidOrder, -1106: InvalidOrder,
+    -1111: InvalidOrder, -4003: InvalidOrder, -4005: InvalidOrder, -4014: InvalidOrder, -4015: InvalidOrder,
+    -4061: InvalidOrder, -1102: InvalidOrder, -4028: InvalidOrder,
+}
+
+
+def from_binance_code(code: int, msg: str, during_placement: bool = False) -> ExchangeError:
+    """An albra error for a Binance error code seen without ccxt (the in-process simulator behind the paper
+    gateway raises Binance's codes directly). Mirrors what ``classify`` gives for the same code through ccxt."""
+    text = f"{code}: {msg}"
+    if code == -1021:
+        return ClockSkew(text, code=code)
+    if code == -1003:
+        return RateLimited(text, code=code)
+    if code in (-1000, -1001, -1007, -1008):
+        return OutcomeUnknown(text, code=code) if during_placement else NetworkFailure(text, code=code)
+    cls = _FATAL_BY_CODE.get(code, Rejected)
+    if cls is Rejected and during_placement and -1199 <= code <= -1100:
+        cls = InvalidOrder  # malformed request parameters
+    return cls(text, code=code)

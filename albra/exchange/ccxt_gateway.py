@@ -1,0 +1,239 @@
+"""The ccxt-backed gateway: live Binance, testnet, or any local base URL (``albra sim serve``).
+
+Each call goes through ccxt's *implicit* endpoint methods (``fapiPrivatePostOrder`` …): ccxt still builds the
+URL, signs, and maps Binance's error codes onto its exception classes, but albra gets the raw JSON and validates
+it itself (``binance_parse``), because ccxt's unified parsers turn junk into empty results (facts §2.9). Every
+request runs inside :class:`~albra.exchange.resilience.Resilience` (breaker → retry → timeout, weight limiter);
+placements use the no-retry placement policy, so a timeout, 5xx or junk reply becomes
+:class:`OutcomeUnknown` (resolve with :func:`albra.exchange.resolve.resolve_unknown`).
+
+Order parameters, position-mode rules and rounding: ``order_rules.order_params`` (shared with the paper
+gateway).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Sequence
+
+from albra.exchange import binance_parse as P
+from albra.exchange.errors import BadSymbol, ExchangeError, MalformedResponse, UnknownOrder
+from albra.exchange.order_rules import order_params
+from albra.exchange.resilience import EventSink, Resilience, WeightLimiter
+from albra.exchange.types import Balance, ExchangePosition, IncomeRow, OrderRequest, OrderResult
+from albra.model import Candle, Fill, MarginMode, MarketFilters, PositionMode
+from albra.timefmt import Clock, SystemClock, timeframe_ms
+
+MARGIN_ALREADY_SET = -4046
+POSITION_MODE_ALREADY_SET = -4059
+LEVERAGE_RANGE = range(1, 126)
+
+
+class CcxtGateway:
+    """:class:`~albra.exchange.types.Gateway` over a configured ccxt ``binanceusdm`` (see ``client.py``)."""
+
+    def __init__(self, account: str, client: Any, *, resilience: Resilience | None = None,
+                 on_event: EventSink | None = None, weight_file: str | None = None, clock: Clock | None = None,
+                 asset: str = "USDT") -> None:
+        self.account = account
+        self.client = client
+        self.clock = clock or SystemClock()
+        self.asset = asset
+        if resilience is None:
+            timeout_s = float(getattr(client, "timeout", 10_000)) / 1000 + 2.0
+            resilience = Resilience(account, limiter=WeightLimiter(shared_path=weight_file),
+                                    attempt_timeout_s=timeout_s, on_event=on_event)
+        self.resilience = resilience
+        self._markets: dict[str, MarketFilters] | None = None
+        self._time_synced = False
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+
+    def _headers(self) -> Any:
+        return getattr(self.client, "last_response_headers", None)
+
+    async def _resync(self) -> None:
+        await self.client.load_time_difference()
+        self._time_synced = True
+
+    async def _ensure_time(self) -> None:
+        if not self._time_synced:
+            await self.resilience.call("time_sync", self._resync, validate=lambda r: r, headers=self._headers)
+
+    async def _call(self, op: str, method: str, params: dict[str, Any], validate: Callable[[Any], Any], *,
+                    signed: bool = True, placement: bool = False, client_id: str | None = None,
+                    is_algo: bool = False) -> Any:
+        if signed:
+            await self._ensure_time()
+        fn: Callable[[dict], Awaitable[Any]] = getattr(self.client, method)
+        return await self.resilience.call(op, lambda: fn(dict(params)), validate=validate, placement=placement,
+                                          client_id=client_id, is_algo=is_algo, headers=self._headers,
+                                          resync=self._resync if signed else None)
+
+    # -- reads ---------------------------------------------------------------------------------------------------
+
+    async def server_time(self) -> int:
+        return await self._call("server_time", "fapiPublicGetTime", {}, P.parse_server_time, signed=False)
+
+    async def load_markets(self, reload: bool = False) -> dict[str, MarketFilters]:
+        if self._markets is None or reload:
+            self._markets = await self._call("load_markets", "fapiPublicGetExchangeInfo", {}, P.parse_markets,
+                                             signed=False)
+        return dict(self._markets)
+
+    async def filters(self, symbol: str) -> MarketFilters:
+        markets = self._markets if self._markets is not None else await self.load_markets()
+        try:
+            return markets[symbol]
+        except KeyError:
+            raise BadSymbol(f"{symbol} is not a trading USDⓈ-M perpetual on this exchange "
+                            f"(known: {', '.join(sorted(markets)[:10])}{' …' if len(markets) > 10 else ''})") from None
+
+    async def fetch_candles(self, symbol: str, timeframe: str, since: int | None = None,
+                            limit: int = 500) -> list[Candle]:
+        tf_ms = timeframe_ms(timeframe)
+        if not 1 <= limit <= 1500:
+            raise ValueError(f"candle limit must be in 1..1500, got {limit}")
+        # server time first: a candle closed at that moment was closed when the klines were served
+        now = await self.server_time()
+        params: dict[str, Any] = {"symbol": symbol, "interval": timeframe, "limit": limit}
+        if since is not None:
+            params["startTime"] = int(since)
+        return await self._call("fetch_candles", "fapiPublicGetKlines", params,
+                                lambda raw: P.parse_klines(raw, symbol, tf_ms, now), signed=False)
+
+    async def fetch_balance(self) -> Balance:
+        return await self._call("fetch_balance", "fapiPrivateV3GetAccount", {},
+                                lambda raw: P.parse_balance(raw, self.asset, self.clock.now_ms()))
+
+    async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[ExchangePosition]:
+        params = {"symbol": symbols[0]} if symbols is not None and len(symbols) == 1 else {}
+        return await self._call("fetch_positions", "fapiPrivateV3GetPositionRisk", params,
+                                lambda raw: P.parse_positions(raw, symbols))
+
+    async def fetch_position_mode(self) -> PositionMode:
+        dual = await self._call("fetch_position_mode", "fapiPrivateGetPositionSideDual", {}, P.parse_dual_side)
+        return PositionMode.HEDGE if dual else PositionMode.ONE_WAY
+
+    async def fetch_order(self, symbol: str, client_id: str, is_algo: bool) -> OrderResult | None:
+        try:
+            if is_algo:
+                return await self._call("fetch_order", "fapiPrivateGetAlgoOrder", {"clientAlgoId": client_id},
+                                        lambda raw: _expect_client_id(P.parse_algo(raw), client_id))
+            return await self._call("fetch_order", "fapiPrivateGetOrder",
+                                    {"symbol": symbol, "origClientOrderId": client_id},
+                                    lambda raw: _expect_client_id(P.parse_order(raw), client_id))
+        except UnknownOrder:
+            return None
+
+    async def fetch_open_orders(self, symbol: str | None = None, algo: bool = False) -> list[OrderResult]:
+        params = {"symbol": symbol} if symbol else {}
+        if algo:
+            return await self._call("fetch_open_algo_orders", "fapiPrivateGetOpenAlgoOrders", params,
+                                    lambda raw: [P.parse_algo(r, "openAlgoOrders[]")
+                                                 for r in P.need_list(raw, "openAlgoOrders")])
+        return await self._call("fetch_open_orders", "fapiPrivateGetOpenOrders", params,
+                                lambda raw: [P.parse_order(r, "openOrders[]") for r in P.need_list(raw, "openOrders")])
+
+    async def fetch_trades(self, symbol: str, since: int | None = None, limit: int = 1000) -> list[Fill]:
+        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
+        if since is not None:
+            params["startTime"] = int(since)
+        return await self._call("fetch_trades", "fapiPrivateGetUserTrades", params,
+                                lambda raw: P.parse_trades(raw, symbol))
+
+    async def fetch_income(self, since: int | None = None, income_type: str | None = None,
+                           limit: int = 1000) -> list[IncomeRow]:
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["startTime"] = int(since)
+        if income_type is not None:
+            params["incomeType"] = income_type
+        return await self._call("fetch_income", "fapiPrivateGetIncome", params, P.parse_income)
+
+    # -- set-up --------------------------------------------------------------------------------------------------
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        dual = "true" if PositionMode(mode) is PositionMode.HEDGE else "false"
+        try:
+            await self._call("set_position_mode", "fapiPrivatePostPositionSideDual", {"dualSidePosition": dual},
+                             _ack)
+        except ExchangeError as e:
+            if e.code != POSITION_MODE_ALREADY_SET:
+                raise
+
+    async def setup_symbol(self, symbol: str, leverage: int, margin_mode: MarginMode) -> None:
+        if leverage not in LEVERAGE_RANGE:
+            raise ValueError(f"leverage for {symbol} must be 1..125, got {leverage}")
+        await self.filters(symbol)
+        margin = "ISOLATED" if MarginMode(margin_mode) is MarginMode.ISOLATED else "CROSSED"
+        try:
+            await self._call("set_margin_mode", "fapiPrivatePostMarginType",
+                             {"symbol": symbol, "marginType": margin}, _ack)
+        except ExchangeError as e:
+            if e.code != MARGIN_ALREADY_SET:
+                raise
+
+        def check_leverage(raw: Any) -> None:
+            row = P.need_dict(raw, "leverage")
+            got = P.req_int(row, "leverage", "leverage")
+            if got != leverage:
+                raise MalformedResponse(f"leverage: asked {leverage} for {symbol}, exchange says {got}")
+
+        await self._call("set_leverage", "fapiPrivatePostLeverage", {"symbol": symbol, "leverage": leverage},
+                         check_leverage)
+
+    # -- orders --------------------------------------------------------------------------------------------------
+
+    async def build_params(self, req: OrderRequest) -> dict[str, Any]:
+        """The exact request parameters for ``req`` (see ``order_rules.order_params``)."""
+        return order_params(req, await self.filters(req.symbol))
+
+    async def place_order(self, req: OrderRequest) -> OrderResult:
+        params = await self.build_params(req)
+        if req.is_algo:
+            return await self._call("place_algo_order", "fapiPrivatePostAlgoOrder", params,
+                                    lambda raw: _expect_client_id(P.parse_algo(raw), req.client_id),
+                                    placement=True, client_id=req.client_id, is_algo=True)
+        return await self._call("place_order", "fapiPrivatePostOrder", params,
+                                lambda raw: _expect_client_id(P.parse_order(raw), req.client_id),
+                                placement=True, client_id=req.client_id, is_algo=False)
+
+    async def cancel_order(self, symbol: str, client_id: str, is_algo: bool) -> OrderResult | None:
+        try:
+            if not is_algo:
+                return await self._call("cancel_order", "fapiPrivateDeleteOrder",
+                                        {"symbol": symbol, "origClientOrderId": client_id},
+                                        lambda raw: _expect_client_id(P.parse_order(raw), client_id))
+
+            def check(raw: Any) -> None:
+                row = P.need_dict(raw, "cancel algoOrder")
+                if row.get("algoId") is None and row.get("clientAlgoId") is None:
+                    raise MalformedResponse(f"cancel algoOrder {client_id}: reply without algoId: {repr(row)[:120]}")
+
+            await self._call("cancel_algo_order", "fapiPrivateDeleteAlgoOrder", {"clientAlgoId": client_id}, check)
+        except UnknownOrder:
+            return None
+        # the algo cancel reply is only an acknowledgement: read the order back for its final state
+        return await self.fetch_order(symbol, client_id, is_algo=True)
+
+    async def cancel_all(self, symbol: str) -> None:
+        await self.filters(symbol)
+        await self._call("cancel_all_orders", "fapiPrivateDeleteAllOpenOrders", {"symbol": symbol}, _ack)
+        await self._call("cancel_all_algo_orders", "fapiPrivateDeleteAlgoOpenOrders", {"symbol": symbol}, _ack)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _ack(raw: Any) -> None:
+    """A ``{"code":200,"msg":...}`` style acknowledgement (or any JSON object without an error code)."""
+    row = P.need_dict(raw, "acknowledgement")
+    code = row.get("code")
+    if code is not None and str(code) not in ("200", "0"):
+        raise MalformedResponse(f"acknowledgement with code {code!r}: {repr(row)[:120]}")
+
+
+def _expect_client_id(res: OrderResult, client_id: str) -> OrderResult:
+    if res.client_id != client_id:
+        raise MalformedResponse(f"asked for order {client_id}, exchange answered with {res.client_id}")
+    return res
