@@ -1,0 +1,288 @@
+"""Fills drive legs: every execution the exchange reports changes exactly one leg, in the same transaction as
+the fill row is written, so the ledger can never hold a fill without its effect or an effect without its fill.
+
+:func:`apply_fill` is idempotent on (account, symbol, trade id): the engine can feed it the same trade history
+again after a restart. How a fill finds its leg, in order:
+
+1. the fill's client id is an intent's client id;
+2. the fill's exchange order id is an intent's recorded exchange order id (Binance's userTrades rows carry the
+   order id but not the client id);
+3. ``fill.extra["algo_client_id"]`` / ``["parent_client_id"]`` names an intent (a gateway that knows which
+   conditional order a child market order came from should say so there);
+4. the ``orders`` table maps the exchange order id to a client id;
+5. a fired stop/take-profit: the only live protective intent on that (symbol, position side, side) — or, when
+   several are live, the only one whose trigger price equals the fill price. This covers the child market order
+   of an algo order, whose ids Binance does not tie to ours in the trade history.
+
+A fill no rule attributes (a manual order, another bot) is still recorded, with no leg, and journaled; the
+position sums then show the difference and reconciliation adopts it explicitly. Nothing is guessed silently.
+
+Effects: a fill on the leg's entry side adds to ``qty`` and ``qty_initial`` and moves the average entry price (a
+pending leg becomes open); a fill on the exit side reduces ``qty``, adds ``(price − entry) × qty × sign`` to
+``realized_pnl`` and updates the volume-weighted ``exit_price``; at zero the leg is closed with the intent's
+purpose as the close reason. Fees (positive = paid) accumulate in ``fees``. An exit larger than the leg closes
+the leg and journals the excess as an error (the excess is not this leg's: reconciliation will show it).
+
+Funding: :func:`allocate_funding` spreads FUNDING_FEE income rows over the legs that held the position side.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Mapping, Sequence
+
+from albra.exchange.types import IncomeRow
+from albra.ledger import daily_pnl
+from albra.ledger import legs as L
+from albra.ledger.intents import Intent, PROTECTIVE_PURPOSES, fetch_intent
+from albra.model import D, Fill, PositionSide
+from albra.store import journal
+from albra.store.db import Store
+
+_Q = Decimal("0.00000001")
+
+
+@dataclass(frozen=True, slots=True)
+class FillResult:
+    """What :func:`apply_fill` did. ``applied`` is False for a fill already in the ledger (nothing changed)."""
+
+    applied: bool
+    leg_id: str | None
+    client_id: str | None
+    realized: Decimal = Decimal(0)
+    leg_state: str | None = None
+    note: str = ""
+
+
+def _s(v: Decimal) -> str:
+    return format(v, "f")
+
+
+def _attribute(conn: sqlite3.Connection, account: str, fill: Fill) -> Intent | None:
+    def own(it: Intent | None) -> Intent | None:
+        return it if it is not None and it.account == account and it.symbol == fill.symbol else None
+
+    if fill.client_id:
+        it = own(fetch_intent(conn, fill.client_id))
+        if it:
+            return it
+    if fill.order_id:
+        r = conn.execute("SELECT client_id FROM order_intents WHERE account=? AND symbol=? AND exchange_order_id=?",
+                         (account, fill.symbol, str(fill.order_id))).fetchone()
+        if r:
+            return own(fetch_intent(conn, r[0]))
+    for key in ("algo_client_id", "parent_client_id"):
+        cid = (fill.extra or {}).get(key)
+        if cid:
+            it = own(fetch_intent(conn, str(cid)))
+            if it:
+                return it
+    if fill.order_id:
+        r = conn.execute("SELECT client_id FROM orders WHERE account=? AND exchange_order_id=? AND client_id IS NOT"
+                         " NULL", (account, str(fill.order_id))).fetchone()
+        if r:
+            it = own(fetch_intent(conn, r[0]))
+            if it:
+                return it
+    rows = conn.execute(
+        "SELECT i.client_id, i.trigger_price FROM order_intents i JOIN legs g ON g.leg_id = i.leg_id"
+        " WHERE i.account=? AND i.symbol=? AND i.position_side=? AND i.side=? AND i.purpose IN (?, ?)"
+        " AND i.state IN ('open', 'filled', 'sent', 'unknown') AND g.state IN ('open', 'closing')",
+        (account, fill.symbol, fill.position_side.value, fill.side.value, *sorted(PROTECTIVE_PURPOSES))).fetchall()
+    if len(rows) == 1:
+        return fetch_intent(conn, rows[0][0])
+    at_price = [r for r in rows if r[1] is not None and D(r[1]) == fill.price]
+    if len(at_price) == 1:
+        return fetch_intent(conn, at_price[0][0])
+    return None
+
+
+def _insert_fill(conn: sqlite3.Connection, account: str, fill: Fill, leg_id: str | None) -> None:
+    conn.execute(
+        "INSERT INTO fills(account, symbol, trade_id, exchange_order_id, client_id, leg_id, side, position_side,"
+        " price, qty, fee, fee_asset, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (account, fill.symbol, str(fill.trade_id), str(fill.order_id), fill.client_id or None, leg_id,
+         fill.side.value, fill.position_side.value, _s(fill.price), _s(fill.qty), _s(fill.fee),
+         str((fill.extra or {}).get("fee_asset", "USDT")), _s(fill.realized_pnl), fill.ts),
+    )
+
+
+def _unattributed(store: Store, conn: sqlite3.Connection, account: str, fill: Fill, why: str, level: str,
+                  client_id: str | None = None) -> FillResult:
+    _insert_fill(conn, account, fill, None)
+    journal.append(store, "fill_unattributed", f"fill {fill.trade_id} {fill.side} {fill.qty} {fill.symbol} "
+                   f"@ {fill.price}: {why}", level=level, account=account, symbol=fill.symbol,
+                   data={"trade_id": fill.trade_id, "order_id": fill.order_id, "client_id": fill.client_id},
+                   ts=fill.ts, conn=conn)
+    return FillResult(True, None, client_id, note=why)
+
+
+def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = None) -> FillResult:
+    """Apply one exchange execution to the ledger (idempotent on (account, symbol, trade id))."""
+    if fill.qty <= 0 or fill.price <= 0:
+        raise ValueError(f"fill {fill.trade_id}: qty and price must be positive (qty {fill.qty}, price {fill.price})")
+    if not fill.trade_id:
+        raise ValueError("a fill needs the exchange's trade id (idempotency key)")
+    now = fill.ts if now_ms is None else now_ms
+    with store.tx() as c:
+        if c.execute("SELECT 1 FROM fills WHERE account=? AND symbol=? AND trade_id=?",
+                     (account, fill.symbol, str(fill.trade_id))).fetchone():
+            return FillResult(False, None, fill.client_id or None, note="already applied")
+        intent = _attribute(c, account, fill)
+        if intent is None or intent.leg_id is None:
+            return _unattributed(store, c, account, fill, "no order intent of this account matches it", "WARNING",
+                                 intent.client_id if intent else None)
+        leg = L.fetch_leg(c, intent.leg_id)
+        assert leg is not None  # foreign key
+        if leg.position_side is not fill.position_side:
+            return _unattributed(store, c, account, fill, f"position side {fill.position_side} does not match leg "
+                                 f"{leg.leg_id} ({leg.position_side})", "ERROR", intent.client_id)
+        increasing = fill.side is leg.direction.entry_side
+        if increasing and leg.state not in (L.LegState.PENDING, L.LegState.OPEN):
+            return _unattributed(store, c, account, fill, f"entry-side fill for leg {leg.leg_id} which is "
+                                 f"{leg.state}", "ERROR", intent.client_id)
+        if not increasing and leg.state not in (L.LegState.OPEN, L.LegState.CLOSING):
+            return _unattributed(store, c, account, fill, f"exit-side fill for leg {leg.leg_id} which is "
+                                 f"{leg.state}", "ERROR", intent.client_id)
+        _insert_fill(c, account, fill, leg.leg_id)
+        realized = Decimal(0)
+        if increasing:
+            new_qty = leg.qty + fill.qty
+            avg = ((leg.entry_price or Decimal(0)) * leg.qty + fill.price * fill.qty) / new_qty
+            c.execute("UPDATE legs SET qty=?, qty_initial=?, entry_price=?, fees=?, updated_ms=? WHERE leg_id=?",
+                      (_s(new_qty), _s(leg.qty_initial + fill.qty), _s(avg), _s(leg.fees + fill.fee), now,
+                       leg.leg_id))
+            if leg.state is L.LegState.PENDING:
+                L.transition_in(c, leg.leg_id, L.LegState.OPEN, now_ms=now)
+        else:
+            close_qty = min(fill.qty, leg.qty)
+            excess = fill.qty - close_qty
+            entry = leg.entry_price or Decimal(0)
+            realized = (fill.price - entry) * close_qty * leg.direction.sign
+            exited_before = leg.qty_initial - leg.qty
+            exit_px = ((leg.exit_price or Decimal(0)) * exited_before + fill.price * close_qty) / (
+                exited_before + close_qty) if close_qty > 0 else leg.exit_price
+            new_qty = leg.qty - close_qty
+            c.execute("UPDATE legs SET qty=?, realized_pnl=?, fees=?, exit_price=?, updated_ms=? WHERE leg_id=?",
+                      (_s(new_qty), _s(leg.realized_pnl + realized), _s(leg.fees + fill.fee),
+                       None if exit_px is None else _s(exit_px), now, leg.leg_id))
+            if new_qty == 0:
+                L.transition_in(c, leg.leg_id, L.LegState.CLOSED, now_ms=now, close_reason=intent.purpose)
+            if excess > 0:
+                journal.append(store, "fill_over_close", f"fill {fill.trade_id} exits {fill.qty} but leg "
+                               f"{leg.leg_id} held {leg.qty}: {excess} is not this leg's", level="ERROR",
+                               account=account, strategy=leg.strategy, symbol=fill.symbol,
+                               data={"trade_id": fill.trade_id, "excess": str(excess)}, ts=fill.ts, conn=c)
+        daily_pnl.add(c, account, leg.strategy, fill.ts, realized - fill.fee, now)
+        after = L.fetch_leg(c, leg.leg_id)
+        assert after is not None
+        return FillResult(True, leg.leg_id, intent.client_id, realized, after.state.value)
+
+
+@dataclass(frozen=True, slots=True)
+class FundingAllocation:
+    """How one funding payment (or a pair paid at the same time on both hedge sides) was spread over legs."""
+
+    symbol: str
+    ts: int
+    amount: Decimal
+    shares: dict[str, Decimal] = field(default_factory=dict)
+    unallocated: Decimal = Decimal(0)
+    note: str = ""
+
+
+def _legs_at(conn: sqlite3.Connection, account: str, symbol: str, ts: int) -> list[L.Leg]:
+    cur = conn.execute("SELECT * FROM legs WHERE account=? AND symbol=? AND opened_ms <= ? AND state IN"
+                       " ('open', 'closing', 'closed') AND (closed_ms IS NULL OR closed_ms > ?)",
+                       (account, symbol, ts, ts))
+    cols = [d[0] for d in cur.description]
+    return [L.Leg.from_row(dict(zip(cols, r))) for r in cur.fetchall()]
+
+
+def _weight(leg: L.Leg) -> Decimal:
+    return leg.qty if leg.qty > 0 else leg.qty_initial
+
+
+def _spread(amount: Decimal, legs: Sequence[L.Leg]) -> dict[str, Decimal]:
+    total = sum((_weight(g) for g in legs), Decimal(0))
+    out: dict[str, Decimal] = {}
+    if total <= 0:
+        return out
+    left = amount
+    for i, g in enumerate(legs):
+        share = left if i == len(legs) - 1 else (amount * _weight(g) / total).quantize(_Q)
+        out[g.leg_id] = share
+        left -= share
+    return out
+
+
+def allocate_funding(store: Store, account: str, rows: Sequence[IncomeRow], *, now_ms: int,
+                     rates: Mapping[tuple[str, int], Decimal] | None = None) -> list[FundingAllocation]:
+    """Record FUNDING_FEE income rows (idempotent on tran id) and add each to the legs that held the position.
+
+    Legs are those open at the payment time on the symbol; shares are pro rata by quantity (current open qty, or
+    the entered qty for a leg closed since). Binance's income rows carry no position side, so when legs hold both
+    hedge sides at once the payments of one timestamp are matched to sides: by the funding rate's sign when
+    ``rates[(symbol, ts)]`` is given (longs pay a positive rate), else by size (the larger payment belongs to the
+    side with the larger quantity). What cannot be matched stays unallocated and is journaled, never guessed.
+    Amounts are signed as on the exchange: negative = paid. Other income types are ignored here.
+    """
+    fresh: dict[tuple[str, int], list[IncomeRow]] = {}
+    out: list[FundingAllocation] = []
+    with store.tx() as c:
+        for r in rows:
+            if r.income_type != "FUNDING_FEE":
+                continue
+            cur = c.execute("INSERT OR IGNORE INTO income(account, tran_id, income_type, amount, asset, symbol, ts)"
+                            " VALUES (?,?,?,?,?,?,?)", (account, str(r.tran_id), r.income_type, _s(r.amount),
+                                                        r.asset, r.symbol, r.ts))
+            if cur.rowcount:
+                fresh.setdefault((r.symbol, r.ts), []).append(r)
+        for (symbol, ts), group in sorted(fresh.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            held = _legs_at(c, account, symbol, ts)
+            sides: dict[PositionSide, list[L.Leg]] = {}
+            for g in held:
+                sides.setdefault(g.position_side, []).append(g)
+            total = sum((r.amount for r in group), Decimal(0))
+            shares: dict[str, Decimal] = {}
+            note = ""
+            if not held:
+                note = "no leg held the position"
+            elif len(sides) == 1:
+                shares = _spread(total, held)
+            else:
+                long_legs, short_legs = sides.get(PositionSide.LONG, []), sides.get(PositionSide.SHORT, [])
+                rate = (rates or {}).get((symbol, ts))
+                if len(group) == 2 and rate is not None and rate != 0:
+                    long_row = next((r for r in group if (r.amount < 0) == (rate > 0)), None)
+                    short_row = next((r for r in group if r is not long_row), None)
+                    if long_row is not None and short_row is not None and (long_row.amount < 0) != (short_row.amount < 0):
+                        shares = {**_spread(long_row.amount, long_legs), **_spread(short_row.amount, short_legs)}
+                    else:
+                        note = "funding rows do not match the rate's sign on both sides"
+                elif len(group) == 2:
+                    ql = sum((_weight(g) for g in long_legs), Decimal(0))
+                    qs = sum((_weight(g) for g in short_legs), Decimal(0))
+                    big, small = sorted(group, key=lambda r: abs(r.amount), reverse=True)
+                    if ql == qs or abs(big.amount) == abs(small.amount):
+                        note = "both hedge sides hold the same size: cannot tell which payment is whose"
+                    else:
+                        bl, sl = (long_legs, short_legs) if ql > qs else (short_legs, long_legs)
+                        shares = {**_spread(big.amount, bl), **_spread(small.amount, sl)}
+                else:
+                    note = f"{len(group)} funding row(s) for two hedge sides: cannot match them to sides"
+            for leg_id, share in shares.items():
+                leg = L.fetch_leg(c, leg_id)
+                assert leg is not None
+                c.execute("UPDATE legs SET funding=?, updated_ms=? WHERE leg_id=?",
+                          (_s(leg.funding + share), now_ms, leg_id))
+                daily_pnl.add(c, account, leg.strategy, ts, share, now_ms)
+            left = total - sum(shares.values(), Decimal(0))
+            if left != 0:
+                journal.append(store, "funding_unallocated", f"funding {left} on {symbol} not allocated to a leg: "
+                               f"{note}", level="WARNING", account=account, symbol=symbol,
+                               data={"ts": ts, "amount": str(left)}, ts=now_ms, conn=c)
+            out.append(FundingAllocation(symbol, ts, total, shares, left, note))
+    return out

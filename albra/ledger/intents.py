@@ -1,0 +1,377 @@
+"""Write-ahead order intents (invariant 1, docs/adr/0004-client-ids.md).
+
+The order of operations is what makes orders safe across crashes, timeouts and 5xx answers:
+
+1. :func:`record_intent` (or :func:`record_entry`, which also creates the pending leg) commits an
+   ``order_intents`` row in state ``pending`` with the deterministic client id, BEFORE anything is sent.
+   Recording the same client id again returns the stored intent: the caller sends nothing new for it.
+2. The caller marks it :func:`mark_sent`, sends it, and records what came back with :func:`mark_outcome`
+   (or :func:`mark_unknown` when the placement's result was not seen).
+3. :func:`resolve_unresolved` runs on start-up, before anything else: every intent still ``pending``, ``sent``
+   or ``unknown`` is looked up on the exchange by its client id. Found → its outcome is recorded and the fills of
+   a regular order are applied. Not found → ``not_found``; an entry's pending leg becomes ``cancelled``. It never
+   re-sends anything: whether to try again (with the next generation of the id) is the engine's decision.
+
+Intent states: ``pending → sent → open → filled | canceled | expired``; ``rejected``; ``unknown`` (placement
+result not seen) and ``not_found`` (the exchange positively does not know the id). An algo order that fired
+(``TRIGGERED``) is recorded as ``filled``: for a conditional order that means "it fired"; its child market order's
+executions arrive through the trade history and :func:`albra.ledger.fills.apply_fill`.
+
+Exits are reduce-only (invariant 3): an intent bound to a leg that trades against the leg's direction must be
+``reduce_only`` in one-way mode, and in hedge mode must carry the leg's position side (Binance rejects
+``reduceOnly`` there; a SELL on the LONG side can only reduce). Anything else is refused here, before it can be sent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Sequence
+
+from albra.exchange.client_ids import PURPOSES
+from albra.exchange.types import Gateway, OrderRequest, OrderResult
+from albra.ledger import legs as L
+from albra.ledger.errors import IllegalTransition, IntentConflict, LedgerError, UnknownLeg
+from albra.model import D, Direction, OrderStatus, OrderType, PositionMode, PositionSide, Side
+from albra.store import journal
+from albra.store.db import Store
+
+#: purposes whose order closes the whole leg: recording one moves an open leg to ``closing``.
+CLOSING_PURPOSES = frozenset({"exit", "close", "emergency"})
+#: purposes of protective (conditional) orders.
+PROTECTIVE_PURPOSES = frozenset({"stop_loss", "take_profit"})
+UNRESOLVED = ("pending", "sent", "unknown")
+TERMINAL = frozenset({"filled", "canceled", "rejected", "expired", "not_found"})
+_NEXT: dict[str, frozenset[str]] = {
+    "pending": frozenset({"sent", "unknown", "not_found", "open", "filled", "canceled", "rejected", "expired"}),
+    "sent": frozenset({"unknown", "not_found", "open", "filled", "canceled", "rejected", "expired"}),
+    "unknown": frozenset({"not_found", "open", "filled", "canceled", "rejected", "expired"}),
+    "open": frozenset({"open", "filled", "canceled", "expired"}),
+}
+_STATUS_TO_STATE = {
+    OrderStatus.NEW: "open",
+    OrderStatus.PARTIALLY_FILLED: "open",
+    OrderStatus.FILLED: "filled",
+    OrderStatus.TRIGGERED: "filled",
+    OrderStatus.CANCELED: "canceled",
+    OrderStatus.REJECTED: "rejected",
+    OrderStatus.EXPIRED: "expired",
+}
+
+
+def _s(v: Decimal | None) -> str | None:
+    return None if v is None else format(D(v), "f")
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """An order intent as stored."""
+
+    client_id: str
+    account: str
+    strategy: str
+    symbol: str
+    purpose: str
+    leg_id: str | None
+    side: Side
+    position_side: PositionSide
+    order_type: OrderType
+    qty: Decimal | None
+    price: Decimal | None
+    trigger_price: Decimal | None
+    reduce_only: bool
+    close_position: bool
+    is_algo: bool
+    candle_ts: int | None
+    state: str
+    exchange_order_id: str | None
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    error: str | None
+    created_ms: int
+    updated_ms: int
+
+    @property
+    def unresolved(self) -> bool:
+        return self.state in UNRESOLVED
+
+    def request(self) -> OrderRequest:
+        """The order exactly as it was recorded (what the engine sends for this intent)."""
+        return OrderRequest(self.client_id, self.symbol, self.side, self.order_type, self.qty, self.position_side,
+                            self.price, self.trigger_price, self.reduce_only, self.close_position)
+
+    @classmethod
+    def from_row(cls, r: dict) -> "Intent":
+        dec = lambda v: None if v is None else D(v)  # noqa: E731
+        return cls(r["client_id"], r["account"], r["strategy"], r["symbol"], r["purpose"], r["leg_id"],
+                   Side(r["side"]), PositionSide(r["position_side"]), OrderType(r["order_type"]), dec(r["qty"]),
+                   dec(r["price"]), dec(r["trigger_price"]), bool(r["reduce_only"]), bool(r["close_position"]),
+                   bool(r["is_algo"]), r["candle_ts"], r["state"], r["exchange_order_id"], D(r["filled_qty"]),
+                   dec(r["avg_price"]), r["error"], r["created_ms"], r["updated_ms"])
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What :func:`resolve_unresolved` found for one intent."""
+
+    client_id: str
+    before: str
+    after: str
+    fills_applied: int
+    leg_id: str | None
+    leg_state: str | None
+
+
+def fetch_intent(conn: sqlite3.Connection, client_id: str) -> Intent | None:
+    cur = conn.execute("SELECT * FROM order_intents WHERE client_id = ?", (client_id,))
+    row = cur.fetchone()
+    return None if row is None else Intent.from_row(dict(zip([d[0] for d in cur.description], row)))
+
+
+def get_intent(store: Store, client_id: str) -> Intent | None:
+    r = store.query_one("SELECT * FROM order_intents WHERE client_id = ?", (client_id,))
+    return None if r is None else Intent.from_row(r)
+
+
+def intents_of_leg(store: Store, leg_id: str, purpose: str | None = None) -> list[Intent]:
+    sql, params = "SELECT * FROM order_intents WHERE leg_id = ?", [leg_id]
+    if purpose is not None:
+        sql += " AND purpose = ?"
+        params.append(purpose)
+    return [Intent.from_row(r) for r in store.query(sql + " ORDER BY created_ms, client_id", tuple(params))]
+
+
+def unresolved(store: Store, account: str) -> list[Intent]:
+    """Intents of the account whose outcome is not known (pending, sent, unknown), oldest first."""
+    rows = store.query("SELECT * FROM order_intents WHERE account = ? AND state IN ('pending', 'sent', 'unknown')"
+                       " ORDER BY created_ms, client_id", (account,))
+    return [Intent.from_row(r) for r in rows]
+
+
+def _check_exit_shape(req: OrderRequest, leg: L.Leg, purpose: str) -> None:
+    """An order that trades against a leg must be an exit the exchange can only use to reduce."""
+    if req.side is not leg.direction.exit_side:
+        return
+    if req.position_side is not leg.position_side:
+        raise LedgerError(f"{purpose} intent {req.client_id}: position side {req.position_side} does not match "
+                          f"leg {leg.leg_id} ({leg.position_side})")
+    if leg.position_side is PositionSide.BOTH and not (req.reduce_only or req.close_position):
+        raise LedgerError(f"{purpose} intent {req.client_id}: exits in one-way mode must be reduce-only")
+    if leg.position_side is not PositionSide.BOTH and req.reduce_only:
+        raise LedgerError(f"{purpose} intent {req.client_id}: hedge-mode exits carry the position side, not "
+                          f"reduceOnly (Binance rejects it with -1106)")
+
+
+def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: str, purpose: str,
+                  candle_ts: int | None, now_ms: int, leg_id: str | None = None,
+                  conn: sqlite3.Connection | None = None) -> Intent:
+    """Commit the write-ahead row for ``req`` (state ``pending``) and return it. Idempotent on the client id:
+    a second call returns the stored intent unchanged (its state tells the caller whether it was sent); a second
+    call with different content raises :class:`IntentConflict`."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown intent purpose {purpose!r}; known: {', '.join(PURPOSES)}")
+    if req.qty is None and not req.close_position:
+        raise ValueError(f"intent {req.client_id}: an order without close_position needs a qty")
+    if req.qty is not None and req.qty <= 0:
+        raise ValueError(f"intent {req.client_id}: qty must be positive, got {req.qty}")
+    if conn is None:
+        with store.tx() as c:
+            return record_intent(store, req, account=account, strategy=strategy, purpose=purpose,
+                                 candle_ts=candle_ts, now_ms=now_ms, leg_id=leg_id, conn=c)
+    existing = fetch_intent(conn, req.client_id)
+    if existing is not None:
+        mine = (account, strategy, req.symbol, purpose, leg_id, req.side, req.order_type)
+        theirs = (existing.account, existing.strategy, existing.symbol, existing.purpose, existing.leg_id,
+                  existing.side, existing.order_type)
+        if mine != theirs:
+            raise IntentConflict(f"client id {req.client_id} is already recorded for {theirs}; refusing {mine}")
+        return existing
+    leg = None
+    if leg_id is not None:
+        leg = L.fetch_leg(conn, leg_id)
+        if leg is None:
+            raise UnknownLeg(f"intent {req.client_id}: no leg {leg_id!r}")
+        if (leg.account, leg.symbol) != (account, req.symbol):
+            raise LedgerError(f"intent {req.client_id} for {account}/{req.symbol} names leg {leg_id} of "
+                              f"{leg.account}/{leg.symbol}")
+        _check_exit_shape(req, leg, purpose)
+    conn.execute(
+        "INSERT INTO order_intents(client_id, account, strategy, symbol, purpose, leg_id, side, position_side,"
+        " order_type, qty, price, trigger_price, reduce_only, close_position, is_algo, candle_ts, state,"
+        " created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
+        (req.client_id, account, strategy, req.symbol, purpose, leg_id, req.side.value, req.position_side.value,
+         req.order_type.value, _s(req.qty), _s(req.price), _s(req.trigger_price), int(req.reduce_only),
+         int(req.close_position), int(req.is_algo), candle_ts, now_ms, now_ms),
+    )
+    if leg is not None and purpose in CLOSING_PURPOSES and leg.state is L.LegState.OPEN:
+        L.transition_in(conn, leg.leg_id, L.LegState.CLOSING, now_ms=now_ms)
+    got = fetch_intent(conn, req.client_id)
+    assert got is not None
+    return got
+
+
+def record_entry(store: Store, req: OrderRequest, *, account: str, strategy: str, direction: Direction,
+                 position_mode: PositionMode, candle_ts: int, now_ms: int, stop_price: Decimal | None = None,
+                 take_profit: Decimal | None = None, entry_reason: str = "") -> tuple[Intent, L.Leg]:
+    """Record an entry intent and the pending leg it opens, in one transaction (leg id from the client id).
+    Idempotent like :func:`record_intent`."""
+    direction = Direction(direction)
+    pside = L.position_side_for(direction, position_mode)
+    if req.side is not direction.entry_side:
+        raise LedgerError(f"entry {req.client_id}: a {direction} entry is a {direction.entry_side}, not {req.side}")
+    if req.position_side is not pside:
+        raise LedgerError(f"entry {req.client_id}: position side must be {pside} in {position_mode} mode, "
+                          f"got {req.position_side}")
+    if req.reduce_only or req.close_position:
+        raise LedgerError(f"entry {req.client_id}: an entry cannot be reduce-only or close-position")
+    leg_id = L.leg_id_for(req.client_id)
+    with store.tx() as c:
+        leg = L.insert_leg(c, leg_id=leg_id, account=account, symbol=req.symbol, strategy=strategy,
+                           direction=direction, position_side=pside, now_ms=now_ms, entry_ts=candle_ts,
+                           stop_price=stop_price, take_profit=take_profit, entry_reason=entry_reason)
+        intent = record_intent(store, req, account=account, strategy=strategy, purpose="entry",
+                               candle_ts=candle_ts, now_ms=now_ms, leg_id=leg_id, conn=c)
+    return intent, leg
+
+
+def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int, **cols: Any) -> Intent:
+    if intent.state in TERMINAL:
+        if state != intent.state:
+            raise IllegalTransition(f"intent {intent.client_id} is {intent.state} (final); cannot become {state}")
+    elif state not in _NEXT[intent.state]:
+        raise IllegalTransition(f"intent {intent.client_id}: {intent.state} → {state} is not allowed")
+    sets = ["state = ?", "updated_ms = ?"] + [f"{k} = ?" for k in cols]
+    conn.execute(f"UPDATE order_intents SET {', '.join(sets)} WHERE client_id = ?",
+                 (state, now_ms, *cols.values(), intent.client_id))
+    out = fetch_intent(conn, intent.client_id)
+    assert out is not None
+    return out
+
+
+def _require(conn: sqlite3.Connection, client_id: str) -> Intent:
+    it = fetch_intent(conn, client_id)
+    if it is None:
+        raise LedgerError(f"no order intent with client id {client_id!r}")
+    return it
+
+
+def mark_sent(store: Store, client_id: str, *, now_ms: int) -> Intent:
+    """The order is about to go on the wire (call right before sending)."""
+    with store.tx() as c:
+        return _set_state(c, _require(c, client_id), "sent", now_ms)
+
+
+def mark_unknown(store: Store, client_id: str, error: str, *, now_ms: int) -> Intent:
+    """The placement's result was not seen (timeout, 5xx, junk): resolve by looking the id up, never re-send."""
+    with store.tx() as c:
+        return _set_state(c, _require(c, client_id), "unknown", now_ms, error=str(error)[:500])
+
+
+def _after_final(conn: sqlite3.Connection, intent: Intent, now_ms: int) -> None:
+    """Leg consequences of an order that ended: an entry that never filled closes its pending leg; a full exit
+    that ended without emptying the leg puts the leg back to ``open`` (unless another exit is still working)."""
+    if intent.leg_id is None or intent.state not in TERMINAL:
+        return
+    leg = L.fetch_leg(conn, intent.leg_id)
+    if leg is None:
+        return
+    if intent.purpose == "entry" and leg.state is L.LegState.PENDING and leg.qty == 0 and intent.filled_qty == 0:
+        if intent.state == "rejected":
+            L.transition_in(conn, leg.leg_id, L.LegState.FAILED, now_ms=now_ms, close_reason="entry rejected")
+        elif intent.state in ("canceled", "expired", "not_found"):
+            L.transition_in(conn, leg.leg_id, L.LegState.CANCELLED, now_ms=now_ms,
+                            close_reason=f"entry {intent.state}")
+    elif (intent.purpose in CLOSING_PURPOSES and leg.state is L.LegState.CLOSING and leg.qty > 0
+          and intent.state != "filled"):
+        others = conn.execute(
+            "SELECT COUNT(*) FROM order_intents WHERE leg_id = ? AND client_id != ? AND purpose IN"
+            " ('exit', 'close', 'emergency') AND state IN ('pending', 'sent', 'unknown', 'open')",
+            (leg.leg_id, intent.client_id)).fetchone()[0]
+        if not others:
+            L.transition_in(conn, leg.leg_id, L.LegState.OPEN, now_ms=now_ms)
+
+
+def mark_outcome(store: Store, result: OrderResult, *, now_ms: int) -> Intent:
+    """Record what the exchange says about the intent's order (placement answer or a lookup)."""
+    state = _STATUS_TO_STATE[OrderStatus(result.status)]
+    with store.tx() as c:
+        intent = _require(c, result.client_id)
+        if result.symbol != intent.symbol or result.side is not intent.side:
+            raise IntentConflict(f"exchange order {result.exchange_id} for {result.client_id} is a {result.side} on "
+                                 f"{result.symbol}, the intent is a {intent.side} on {intent.symbol}")
+        out = _set_state(c, intent, state, now_ms, exchange_order_id=result.exchange_id,
+                         filled_qty=_s(result.filled_qty), avg_price=_s(result.avg_price))
+        _after_final(c, out, now_ms)
+        return out
+
+
+def mark_rejected(store: Store, client_id: str, error: str, *, now_ms: int) -> Intent:
+    """The exchange answered the placement with a definite refusal (a Fatal error): nothing is on the book."""
+    with store.tx() as c:
+        out = _set_state(c, _require(c, client_id), "rejected", now_ms, error=str(error)[:500])
+        _after_final(c, out, now_ms)
+        return out
+
+
+def mark_not_found(store: Store, client_id: str, *, now_ms: int, note: str = "") -> Intent:
+    """The exchange positively does not know the id: the order never reached the book."""
+    with store.tx() as c:
+        out = _set_state(c, _require(c, client_id), "not_found", now_ms, error=note or None)
+        _after_final(c, out, now_ms)
+        return out
+
+
+async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, now_ms: int,
+                             trade_lookback_ms: int = 600_000) -> list[Resolution]:
+    """Look up every pending/sent/unknown intent of ``account`` by client id and record what the exchange says.
+
+    Regular orders with executions get their fills applied (trades since the intent's creation minus
+    ``trade_lookback_ms`` for clock skew, matched by exchange order id or client id). Nothing is ever sent.
+    A failed exchange read propagates (the intent stays unresolved): unknown is not empty.
+    """
+    from albra.ledger.fills import apply_fill
+
+    out: list[Resolution] = []
+    for intent in unresolved(store, account):
+        found = await gateway.fetch_order(intent.symbol, intent.client_id, intent.is_algo)
+        applied = 0
+        if found is None:
+            after = mark_not_found(store, intent.client_id, now_ms=now_ms,
+                                   note=f"exchange does not know this id (was {intent.state})")
+        else:
+            after = mark_outcome(store, found, now_ms=now_ms)
+            if found.filled_qty > 0 and not found.is_algo:
+                trades = await gateway.fetch_trades(intent.symbol, since=max(0, intent.created_ms - trade_lookback_ms))
+                for t in trades:
+                    if t.order_id == found.exchange_id or t.client_id == intent.client_id:
+                        if apply_fill(store, account, t, now_ms=now_ms).applied:
+                            applied += 1
+        leg = L.get_leg(store, intent.leg_id) if intent.leg_id else None
+        res = Resolution(intent.client_id, intent.state, after.state, applied, intent.leg_id,
+                         leg.state.value if leg else None)
+        journal.append(store, "intent_resolved",
+                       f"intent {intent.client_id} ({intent.purpose}) {intent.state} → {after.state}"
+                       + (f", {applied} fill(s) applied" if applied else ""),
+                       level="WARNING" if after.state == "not_found" else "INFO", account=account,
+                       strategy=intent.strategy, symbol=intent.symbol,
+                       data={"client_id": intent.client_id, "before": intent.state, "after": after.state,
+                             "fills": applied, "leg_id": intent.leg_id}, ts=now_ms)
+        out.append(res)
+    return out
+
+
+def next_generation(store: Store, leg_id: str, purpose: str) -> int:
+    """The generation for the next intent of ``purpose`` on a leg (0 for the first): one more than every
+    generation already recorded, so a replacement never reuses an id."""
+    r = store.query_one("SELECT COUNT(*) AS n FROM order_intents WHERE leg_id = ? AND purpose = ?", (leg_id, purpose))
+    return int(r["n"]) if r else 0
+
+
+def unresolved_by_symbol(intents: Sequence[Intent]) -> dict[str, int]:
+    """Count of unresolved intents per symbol (reconciliation uses it to explain differences)."""
+    out: dict[str, int] = {}
+    for i in intents:
+        if i.unresolved:
+            out[i.symbol] = out.get(i.symbol, 0) + 1
+    return out

@@ -1,0 +1,267 @@
+"""Position legs: one strategy's share of an (account, symbol, position side) position, and its state machine.
+
+Why a leg and not "the position": Binance nets everything into one position per symbol (one-way mode) or per
+side (hedge mode), but several strategies trade one symbol on one account. The ledger keeps each strategy's
+share as a leg; per (account, symbol, position side) the legs must add up to the exchange (see
+:mod:`albra.ledger.positions`).
+
+State machine (anything else raises :class:`IllegalTransition`, including "moving" to the state it is in)::
+
+    pending ──► open ──► closing ──► closed
+       │          │  ◄──────┘ (exit order cancelled/expired, qty left)
+       │          └──────────────► closed (a stop/take-profit filled on the exchange)
+       ├──► failed     (entry rejected)
+       └──► cancelled  (entry never reached the book, or was cancelled unfilled)
+
+closed, failed and cancelled are terminal: a leg is never revived. A fill that arrives for a terminal leg is
+recorded unattributed and surfaces in reconciliation (it means the exchange did something the ledger thought
+impossible, which a human must look at).
+
+Leg ids are derived from the entry intent's client id (:func:`leg_id_for`), so after a crash between
+committing the entry intent and anything else, the engine re-derives the same leg id. Quantities and prices are
+Decimal in memory and Decimal strings in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Iterable
+
+from albra.ledger.errors import IllegalTransition, LedgerError, UnknownLeg
+from albra.model import D, Direction, PositionMode, PositionSide
+from albra.store.db import Store
+
+UNATTRIBUTED = "UNATTRIBUTED"
+
+
+class LegState(StrEnum):
+    PENDING = "pending"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_live(self) -> bool:
+        return self in LIVE_STATES
+
+    @property
+    def is_terminal(self) -> bool:
+        return not ALLOWED[self]
+
+
+ALLOWED: dict[LegState, frozenset[LegState]] = {
+    LegState.PENDING: frozenset({LegState.OPEN, LegState.FAILED, LegState.CANCELLED}),
+    LegState.OPEN: frozenset({LegState.CLOSING, LegState.CLOSED}),
+    LegState.CLOSING: frozenset({LegState.OPEN, LegState.CLOSED}),
+    LegState.CLOSED: frozenset(),
+    LegState.FAILED: frozenset(),
+    LegState.CANCELLED: frozenset(),
+}
+LIVE_STATES = (LegState.PENDING, LegState.OPEN, LegState.CLOSING)
+
+
+def check_transition(frm: LegState | str, to: LegState | str) -> None:
+    """Raise :class:`IllegalTransition` unless ``frm → to`` is an edge of the state machine."""
+    f, t = LegState(frm), LegState(to)
+    if t not in ALLOWED[f]:
+        allowed = ", ".join(sorted(ALLOWED[f])) or "nothing (terminal)"
+        raise IllegalTransition(f"leg state {f} → {t} is not allowed (from {f}: {allowed})")
+
+
+def leg_id_for(entry_client_id: str) -> str:
+    """The leg id of the leg an entry intent opens: a pure function of the entry's client id."""
+    if not entry_client_id:
+        raise ValueError("a leg id needs the entry intent's client id")
+    return f"leg-{entry_client_id}"
+
+
+def position_side_for(direction: Direction, mode: PositionMode) -> PositionSide:
+    """BOTH in one-way mode; LONG/SHORT (the leg's direction) in hedge mode."""
+    if PositionMode(mode) is PositionMode.ONE_WAY:
+        return PositionSide.BOTH
+    return PositionSide.LONG if Direction(direction) is Direction.LONG else PositionSide.SHORT
+
+
+def _dec(v: Any) -> Decimal | None:
+    return None if v is None else D(v)
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """A leg as stored. ``qty`` is the open quantity (unsigned); ``qty_initial`` everything ever entered."""
+
+    leg_id: str
+    account: str
+    symbol: str
+    strategy: str
+    direction: Direction
+    position_side: PositionSide
+    state: LegState
+    qty: Decimal
+    qty_initial: Decimal
+    entry_price: Decimal | None
+    entry_ts: int | None
+    exit_price: Decimal | None
+    realized_pnl: Decimal
+    fees: Decimal
+    funding: Decimal
+    stop_price: Decimal | None
+    take_profit: Decimal | None
+    sl_client_id: str | None
+    tp_client_id: str | None
+    partial_exits: list
+    strategy_state: dict
+    entry_reason: str
+    close_reason: str | None
+    opened_ms: int
+    closed_ms: int | None
+    updated_ms: int
+
+    @property
+    def signed_qty(self) -> Decimal:
+        """Quantity signed like Binance's positionAmt (short < 0)."""
+        return self.qty * self.direction.sign
+
+    @property
+    def net_pnl(self) -> Decimal:
+        """Realized PnL minus fees plus funding (funding is signed: negative = paid)."""
+        return self.realized_pnl - self.fees + self.funding
+
+    @classmethod
+    def from_row(cls, r: dict) -> "Leg":
+        return cls(
+            r["leg_id"], r["account"], r["symbol"], r["strategy"], Direction(r["direction"]),
+            PositionSide(r["position_side"]), LegState(r["state"]), D(r["qty"]), D(r["qty_initial"]),
+            _dec(r["entry_price"]), r["entry_ts"], _dec(r["exit_price"]), D(r["realized_pnl"]), D(r["fees"]),
+            D(r["funding"]), _dec(r["stop_price"]), _dec(r["take_profit"]), r["sl_client_id"], r["tp_client_id"],
+            json.loads(r["partial_exits"]), json.loads(r["strategy_state"]), r["entry_reason"], r["close_reason"],
+            r["opened_ms"], r["closed_ms"], r["updated_ms"],
+        )
+
+
+def _s(v: Decimal | None) -> str | None:
+    return None if v is None else format(D(v), "f")
+
+
+def fetch_leg(conn: sqlite3.Connection, leg_id: str) -> Leg | None:
+    """Read a leg through an open connection (inside a transaction)."""
+    cur = conn.execute("SELECT * FROM legs WHERE leg_id = ?", (leg_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return Leg.from_row(dict(zip([d[0] for d in cur.description], row)))
+
+
+def get_leg(store: Store, leg_id: str) -> Leg | None:
+    r = store.query_one("SELECT * FROM legs WHERE leg_id = ?", (leg_id,))
+    return None if r is None else Leg.from_row(r)
+
+
+def require_leg(store: Store, leg_id: str) -> Leg:
+    leg = get_leg(store, leg_id)
+    if leg is None:
+        raise UnknownLeg(f"no leg {leg_id!r} in the ledger")
+    return leg
+
+
+def live_legs(store: Store, account: str, symbol: str | None = None) -> list[Leg]:
+    """Legs in pending/open/closing for an account (optionally one symbol), oldest first."""
+    sql = "SELECT * FROM legs WHERE account = ? AND state IN ('pending', 'open', 'closing')"
+    params: list[Any] = [account]
+    if symbol is not None:
+        sql += " AND symbol = ?"
+        params.append(symbol)
+    return [Leg.from_row(r) for r in store.query(sql + " ORDER BY opened_ms, leg_id", tuple(params))]
+
+
+def legs_of(store: Store, account: str, strategy: str | None = None,
+            states: Iterable[LegState | str] | None = None) -> list[Leg]:
+    sql, params = "SELECT * FROM legs WHERE account = ?", [account]
+    if strategy is not None:
+        sql += " AND strategy = ?"
+        params.append(strategy)
+    if states is not None:
+        st = [LegState(s).value for s in states]
+        sql += f" AND state IN ({','.join('?' * len(st))})"
+        params.extend(st)
+    return [Leg.from_row(r) for r in store.query(sql + " ORDER BY opened_ms, leg_id", tuple(params))]
+
+
+def insert_leg(conn: sqlite3.Connection, *, leg_id: str, account: str, symbol: str, strategy: str,
+               direction: Direction, position_side: PositionSide, now_ms: int, state: LegState = LegState.PENDING,
+               qty: Decimal = Decimal(0), entry_price: Decimal | None = None, entry_ts: int | None = None,
+               stop_price: Decimal | None = None, take_profit: Decimal | None = None,
+               entry_reason: str = "") -> Leg:
+    """Create a leg inside an open transaction; re-inserting the same leg id returns the existing leg if it
+    describes the same (account, symbol, strategy, direction, side), and raises otherwise."""
+    direction, position_side, state = Direction(direction), PositionSide(position_side), LegState(state)
+    if (position_side is PositionSide.LONG and direction is not Direction.LONG) or (
+            position_side is PositionSide.SHORT and direction is not Direction.SHORT):
+        raise LedgerError(f"leg {leg_id}: a {direction} leg cannot live on the {position_side} position side")
+    if qty < 0:
+        raise LedgerError(f"leg {leg_id}: negative qty {qty}")
+    existing = fetch_leg(conn, leg_id)
+    if existing is not None:
+        same = (existing.account, existing.symbol, existing.strategy, existing.direction, existing.position_side)
+        if same != (account, symbol, strategy, direction, position_side):
+            raise LedgerError(f"leg {leg_id} already exists for {same}, not for "
+                              f"{(account, symbol, strategy, direction, position_side)}")
+        return existing
+    conn.execute(
+        "INSERT INTO legs(leg_id, account, symbol, strategy, direction, position_side, state, qty, qty_initial,"
+        " entry_price, entry_ts, stop_price, take_profit, entry_reason, opened_ms, updated_ms)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (leg_id, account, symbol, strategy, direction.value, position_side.value, state.value, _s(qty), _s(qty),
+         _s(entry_price), entry_ts, _s(stop_price), _s(take_profit), entry_reason, now_ms, now_ms),
+    )
+    leg = fetch_leg(conn, leg_id)
+    assert leg is not None
+    return leg
+
+
+def transition_in(conn: sqlite3.Connection, leg_id: str, to: LegState | str, *, now_ms: int,
+                  close_reason: str | None = None) -> Leg:
+    """Move a leg to ``to`` inside an open transaction (raises :class:`IllegalTransition`)."""
+    leg = fetch_leg(conn, leg_id)
+    if leg is None:
+        raise UnknownLeg(f"no leg {leg_id!r} in the ledger")
+    to = LegState(to)
+    check_transition(leg.state, to)
+    if to is LegState.CLOSED and leg.qty != 0:
+        raise IllegalTransition(f"leg {leg_id} cannot close with qty {leg.qty} still open")
+    terminal = to.is_terminal
+    conn.execute(
+        "UPDATE legs SET state = ?, updated_ms = ?, closed_ms = CASE WHEN ? THEN ? ELSE closed_ms END,"
+        " close_reason = COALESCE(?, close_reason) WHERE leg_id = ?",
+        (to.value, now_ms, int(terminal), now_ms, close_reason, leg_id),
+    )
+    out = fetch_leg(conn, leg_id)
+    assert out is not None
+    return out
+
+
+def transition(store: Store, leg_id: str, to: LegState | str, *, now_ms: int,
+               close_reason: str | None = None) -> Leg:
+    """Move a leg to ``to`` in its own transaction (raises :class:`IllegalTransition`)."""
+    with store.tx() as c:
+        return transition_in(c, leg_id, to, now_ms=now_ms, close_reason=close_reason)
+
+
+def set_protection(store: Store, leg_id: str, *, now_ms: int, stop_price: Decimal | None = None,
+                   sl_client_id: str | None = None, take_profit: Decimal | None = None,
+                   tp_client_id: str | None = None, conn: sqlite3.Connection | None = None) -> None:
+    """Record which protective orders (client ids and prices) currently guard a leg. ``None`` leaves a field."""
+    sql = ("UPDATE legs SET stop_price = COALESCE(?, stop_price), sl_client_id = COALESCE(?, sl_client_id),"
+           " take_profit = COALESCE(?, take_profit), tp_client_id = COALESCE(?, tp_client_id), updated_ms = ?"
+           " WHERE leg_id = ?")
+    params = (_s(stop_price), sl_client_id, _s(take_profit), tp_client_id, now_ms, leg_id)
+    if conn is not None:
+        conn.execute(sql, params)
+    else:
+        store.execute(sql, params)
