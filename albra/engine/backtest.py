@@ -1,0 +1,283 @@
+"""Backtests on the live pipeline: strategy → risk → execution → ledger against the simulated exchange.
+
+What is shared with ``albra run``: the strategy's ``decide`` (on features from ``prepare``, equal to the live
+``evaluate`` by the strategies' no-look-ahead property), the :class:`~albra.engine.entry_gate.EntryGate`, the
+:class:`~albra.engine.executor.Executor` (write-ahead intents, protective algo orders, fills into the ledger)
+and the :class:`~albra.sim.exchange.SimExchange` (fees, funding, stops triggering intrabar along the
+O→H→L→C path). What differs: candles come from files, the clock is the replay's, the store is a temporary
+file, and the async executor is stepped synchronously (its in-process gateway never suspends).
+
+Speed: ``prepare`` runs once per strategy; per base candle the loop does one ``on_candle`` (a couple of
+attribute writes when nothing is open), one ``decide`` per strategy whose primary candle closed, and touches
+the store only when a decision or a protective order fired. Deterministic: no wall clock, no randomness.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from albra.candles import CandleSeries, bundled, load_funding
+from albra.engine.entry_gate import EntryGate
+from albra.engine.executor import Executor, StrategySlot
+from albra.engine.sim_gateway import SimGateway
+from albra.engine.syncrun import run_sync
+from albra.model import D, PositionMode
+from albra.timefmt import timeframe_ms
+
+ACCOUNT = "backtest"
+
+
+class BacktestError(ValueError):
+    """Bad backtest input (unknown strategy, missing data, wrong timeframe, empty window)."""
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    size_pct: float = 24.0
+    leverage: int = 10
+
+
+@dataclass
+class BacktestSetup:
+    strategies: Sequence[StrategySpec]
+    data: Mapping[str, Sequence[CandleSeries]]  # symbol -> candle series (one or more timeframes)
+    start_ms: int | None = None
+    end_ms: int | None = None
+    balance: Decimal = Decimal("10000")
+    position_mode: PositionMode = PositionMode.HEDGE
+    funding: Mapping[str, list[tuple[int, float]]] | None = None
+    risk: Any = None  # RiskLimits; default = albra's defaults
+    store_dir: Path | None = None
+
+
+@dataclass
+class BacktestResult:
+    summary: dict[str, Any]
+    trades: list[dict[str, Any]]
+    candles: int
+    seconds: float = 0.0
+
+
+def funding_for(symbol: str, explicit: Path | None = None) -> list[tuple[int, float]] | None:
+    """Funding rates for ``symbol``: an explicit file, else the bundled one, else None (simulator default)."""
+    if explicit is not None:
+        return load_funding(explicit)
+    p = bundled(f"{symbol}-funding.csv")
+    return load_funding(p) if p.is_file() else None
+
+
+def frames_for(strategy_cls: Any, series: Sequence[CandleSeries]) -> dict[str, CandleSeries]:
+    """Every timeframe the strategy needs: a given series of that timeframe, else resampled from the finest
+    given one (complete buckets only: closed candles)."""
+    by_tf = {s.timeframe: s for s in series}
+    finest = min(series, key=lambda s: s.interval_ms)
+    out: dict[str, CandleSeries] = {}
+    for tf in strategy_cls.timeframes:
+        if tf in by_tf:
+            out[tf] = by_tf[tf]
+            continue
+        step = timeframe_ms(tf)
+        if step < finest.interval_ms or step % finest.interval_ms:
+            raise BacktestError(f"{strategy_cls.name} needs {tf} candles of {finest.symbol}; the finest data given is "
+                                f"{finest.timeframe}, which cannot be resampled into {tf}")
+        out[tf] = finest.resample(tf)
+    return out
+
+
+class _Track:
+    """One (strategy, symbol) in the loop: features and the map from close time to primary bar index."""
+
+    __slots__ = ("strategy", "symbol", "feats", "close_to_i", "decide", "last_entry", "step")
+
+    def __init__(self, strategy: Any, symbol: str, feats: Any, step: int) -> None:
+        self.strategy = strategy
+        self.symbol = symbol
+        self.feats = feats
+        self.step = step
+        self.close_to_i = {ts + step: i for i, ts in enumerate(feats.ts)}
+        self.decide = strategy.decide
+        self.last_entry: int | None = None
+
+
+def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+    """Replay the setup's candles through the pipeline; returns the summary and the closed trades."""
+    import time as _time
+
+    from albra.config import RiskLimits
+    from albra.sim.exchange import SimExchange
+    from albra.store import Store
+    from strategies import registry
+
+    t0 = _time.perf_counter()
+    if not setup.strategies:
+        raise BacktestError("no strategy given")
+    names = [registry.get(s.name).name for s in setup.strategies]
+    if len(set(names)) != len(names):
+        raise BacktestError(f"strategy listed twice: {names}")
+    funding = dict(setup.funding or {})
+    ex = SimExchange(funding=funding, now_ms=0)
+    ex.add_account(ACCOUNT, setup.balance, setup.position_mode)
+    tmp = tempfile.TemporaryDirectory(prefix="albra-bt-", dir=setup.store_dir)
+    store = Store.open(Path(tmp.name) / "backtest.db")
+    try:
+        base: dict[str, CandleSeries] = {}
+        tracks: list[_Track] = []
+        slots = []
+        for spec in setup.strategies:
+            cls = registry.get(spec.name)
+            strat = cls(dict(spec.params))
+            slots.append(StrategySlot(cls.name, spec.size_pct, spec.leverage))
+            for sym, series in setup.data.items():
+                if not series:
+                    raise BacktestError(f"no candles for {sym}")
+                frames = frames_for(cls, series)
+                end = setup.end_ms
+                if end is not None:
+                    frames = {tf: s.slice(None, end) for tf, s in frames.items()}
+                feats = strat.prepare(frames)
+                tracks.append(_Track(strat, sym, feats, timeframe_ms(cls.timeframes[0])))
+                finest = min(series, key=lambda s: s.interval_ms)
+                base[sym] = finest.slice(setup.start_ms, setup.end_ms)
+                if len(base[sym]) == 0:
+                    raise BacktestError(f"{sym}: no candles in the requested window")
+                ex.spec(sym)
+                ex.set_leverage(ACCOUNT, sym, spec.leverage)
+        risk = setup.risk or RiskLimits()
+        gate = EntryGate(store, lambda _s: risk, use_flags=False)
+        gw = SimGateway(ex, ACCOUNT)
+        filters = run_sync(gw.load_markets())
+        execu = Executor(store, gw, ACCOUNT, setup.position_mode, filters, slots, gate, lambda: ex.now,
+                         alerts=False, journal_decisions=False)
+        fired = [False]
+
+        def listen(kind: str, obj: object) -> None:
+            if kind == "liquidation" or (kind == "algo" and getattr(obj, "status", "") != "NEW"
+                                         and getattr(obj, "status", "") != "CANCELED"):
+                fired[0] = True
+
+        ex.listeners.append(listen)
+        # one timeline over every symbol's base candles
+        events: list[tuple[int, str, int]] = []
+        for sym, s in base.items():
+            events.extend((int(t), sym, j) for j, t in enumerate(s.ts.tolist()))
+        events.sort()
+        cols = {sym: (s.open.tolist(), s.high.tolist(), s.low.tolist(), s.close.tolist(), s.interval_ms)
+                for sym, s in base.items()}
+        by_sym: dict[str, list[_Track]] = {}
+        for tr in tracks:
+            by_sym.setdefault(tr.symbol, []).append(tr)
+        acct = ex.account(ACCOUNT)
+        wallet0 = float(setup.balance)
+        peak = wallet0
+        max_dd = 0.0
+        exposed = 0
+        total = len(events)
+        legs_cache: list[tuple[str, float, float]] = []
+        legs_key = None
+        on_candle = ex.on_candle
+        n = 0
+        for ts, sym, j in events:
+            o, h, lo, c, step = cols[sym]
+            close = c[j]
+            ex.now = ts
+            on_candle(sym, ts, o[j], h[j], lo[j], close)
+            ex.now = ts + step  # decisions happen at the candle's close
+            if fired[0]:
+                fired[0] = False
+                run_sync(execu.sync_protective([sym]))
+            close_ms = ts + step
+            for tr in by_sym[sym]:
+                i = tr.close_to_i.get(close_ms)
+                if i is None:
+                    continue
+                views = execu.views(tr.strategy.name, sym)
+                decisions = tr.decide(tr.feats, i, views, tr.last_entry)
+                if decisions:
+                    entered = run_sync(execu.handle(tr.strategy.name, sym, tr.feats.ts[i], decisions, close))
+                    if entered:
+                        tr.last_entry = tr.feats.ts[i]
+                    if fired[0]:
+                        fired[0] = False
+                        run_sync(execu.sync_protective([sym]))
+            # equity curve (floats: statistics only, never orders)
+            if execu.has_open_legs():
+                exposed += 1
+                key = id(execu._legs), tuple((g.leg_id, g.qty) for g in execu.open_legs())
+                if key != legs_key:
+                    legs_key = key
+                    legs_cache = [(g.symbol, float(g.qty) * g.direction.sign, float(g.entry_price or 0))
+                                  for g in execu.open_legs()]
+                eq = float(acct.wallet) + sum(q * ((close if s == sym else float(ex.last_price(s))) - e)
+                                              for s, q, e in legs_cache)
+            else:
+                eq = float(acct.wallet)
+            if eq > peak:
+                peak = eq
+            elif peak > 0:
+                dd = (peak - eq) / peak
+                if dd > max_dd:
+                    max_dd = dd
+            n += 1
+            if progress is not None and (n & 4095) == 0:
+                progress(n, total)
+        if progress is not None:
+            progress(total, total)
+        result = _collect(store, ex, gw, setup, names, max_dd, exposed, total, execu)
+        result.seconds = _time.perf_counter() - t0
+        return result
+    finally:
+        store.close()
+        tmp.cleanup()
+
+
+def _collect(store: Any, ex: Any, gw: SimGateway, setup: BacktestSetup, names: list[str], max_dd: float,
+             exposed: int, total: int, execu: Executor) -> BacktestResult:
+    from albra.ledger import legs as L
+    from albra.ledger.fills import allocate_funding
+
+    incomes = run_sync(gw.fetch_income(limit=10**9))
+    allocate_funding(store, ACCOUNT, incomes, now_ms=ex.now)
+    trades: list[dict[str, Any]] = []
+    for leg in L.legs_of(store, ACCOUNT, states=[L.LegState.CLOSED]):
+        pnl = leg.realized_pnl - leg.fees + leg.funding
+        trades.append({
+            "strategy": leg.strategy, "symbol": leg.symbol, "side": leg.direction.value,
+            "quantity": format(leg.qty_initial, "f"), "entry_time": leg.opened_ms, "exit_time": leg.closed_ms,
+            "entry_price": format(leg.entry_price or Decimal(0), "f"),
+            "exit_price": format(leg.exit_price or Decimal(0), "f"),
+            "pnl": format(pnl.quantize(Decimal("0.00000001")), "f"), "fees": format(leg.fees, "f"),
+            "funding": format(leg.funding, "f"), "exit_reason": leg.close_reason or "",
+        })
+    trades.sort(key=lambda t: (t["exit_time"], t["entry_time"], t["strategy"]))
+    funding_total = sum((r.amount for r in incomes if r.income_type == "FUNDING_FEE"), Decimal(0))
+    acct = ex.account(ACCOUNT)
+    open_legs = len(execu.open_legs())
+
+    def block(ts: list[dict[str, Any]]) -> dict[str, Any]:
+        pnls = [D(t["pnl"]) for t in ts]
+        wins = sum(1 for p in pnls if p > 0)
+        return {"trades": len(ts), "wins": wins, "win_rate": round(wins / len(ts), 4) if ts else 0.0,
+                "pnl": format(sum(pnls, Decimal(0)).quantize(Decimal("0.01")), "f"),
+                "fees": format(sum((D(t["fees"]) for t in ts), Decimal(0)).quantize(Decimal("0.01")), "f"),
+                "funding": format(sum((D(t["funding"]) for t in ts), Decimal(0)).quantize(Decimal("0.01")), "f")}
+
+    per = {n: block([t for t in trades if t["strategy"] == n]) for n in names}
+    total_block = block(trades)
+    numbers = ex.account_numbers(acct)
+    total_block.update({
+        "start_balance": format(setup.balance, "f"),
+        "end_equity": format(numbers["margin_balance"].quantize(Decimal("0.01")), "f"),
+        "max_drawdown_pct": round(max_dd * 100, 2),
+        "exposure_pct": round(exposed / total * 100, 2) if total else 0.0,
+        "funding_paid_total": format(funding_total.quantize(Decimal("0.01")), "f"),
+        "open_legs_at_end": open_legs,
+        "candles": total,
+    })
+    return BacktestResult({"strategies": per, "total": total_block}, trades, total)
+

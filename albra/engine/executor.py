@@ -1,0 +1,584 @@
+"""Decisions → risk → write-ahead intent → exchange → fills → ledger → protective orders; journaled and alerted.
+
+One executor per account, used unchanged by the live/paper runner and by backtests (driven synchronously there,
+see :mod:`albra.engine.syncrun`). Rules it enforces:
+
+* **Write-ahead, deterministic ids (invariant 1).** Every order is recorded (``albra.ledger.intents``) with a
+  client id from (account, strategy, symbol, candle, purpose, generation) before it is sent. Recording an id
+  that exists returns the stored intent and nothing is sent, so re-evaluating a candle after a crash cannot
+  duplicate an order. ``OutcomeUnknown`` → the id is looked up (``fetch_order``), never re-sent.
+* **Protection (invariant 3).** After an entry fills, a reduce-only STOP_MARKET (and TAKE_PROFIT_MARKET when the
+  strategy set one) for exactly the leg's quantity goes to the algo endpoints. If the stop cannot be placed (it
+  would trigger at once), the leg is closed at market: no leg stays naked. A stop move places the new stop
+  first and then cancels the old one (never a moment without a stop; the old one is further from the price, so
+  it can only fire after the new one has closed the leg). After a partial exit the protective orders are
+  re-placed for the remaining quantity. A full exit closes first, then cancels the leg's protective orders.
+* **Exits are reduce-only**: one-way mode sends ``reduceOnly``; hedge mode sends the leg's position side.
+* **Legs per strategy (invariant 4)**: several strategies stack same-direction legs on one side; in hedge mode an
+  opposite leg uses the other side; in one-way mode risk refuses it (``entry_gate``).
+
+Leg views are cached in memory per (strategy, symbol) and refreshed from the store whenever the executor changes
+a leg, so the per-candle cost of a strategy with open legs is a dict lookup, not a query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Sequence
+
+from albra.engine.entry_gate import EntryGate, EntryRequest, LiveLeg
+from albra.exchange import errors as X
+from albra.exchange.client_ids import make_client_id
+from albra.exchange.types import Gateway, OrderRequest, OrderResult
+from albra.ledger import intents as I
+from albra.ledger import legs as L
+from albra.ledger.fills import apply_fill
+from albra.model import D, Direction, MarketFilters, OrderStatus, OrderType, PositionMode, PositionSide, Side
+from albra.store import journal
+from albra.store.db import Store
+from strategies.base import Decision, Enter, Exit, LegView, MoveStop, UpdateLegState
+
+log = logging.getLogger("albra.engine")
+
+
+@dataclass(frozen=True)
+class StrategySlot:
+    """How an account runs one strategy: its name, sizing and leverage."""
+
+    name: str
+    size_pct: float
+    leverage: int
+
+
+@dataclass
+class ClosedTrade:
+    """A leg that closed, for summaries (backtest) and alerts."""
+
+    leg_id: str
+    strategy: str
+    symbol: str
+    direction: Direction
+    qty: Decimal
+    entry_ts_ms: int
+    exit_ts_ms: int
+    entry_price: Decimal
+    exit_price: Decimal
+    pnl: Decimal
+    fees: Decimal
+    funding: Decimal
+    exit_reason: str
+
+
+@dataclass
+class ExecStats:
+    orders_sent: int = 0
+    refusals: int = 0
+    errors: int = 0
+    closed: list[ClosedTrade] = field(default_factory=list)
+
+
+def _view(leg: L.Leg) -> LegView:
+    return LegView(leg.leg_id, leg.direction, float(leg.entry_price or 0), int(leg.entry_ts or 0), leg.qty_initial,
+                   leg.qty, float(leg.stop_price or 0), None if leg.take_profit is None else float(leg.take_profit),
+                   frozenset(leg.partial_exits), MappingProxyType(dict(leg.strategy_state)))
+
+
+class Executor:
+    """Executes one account's strategy decisions against a gateway and keeps the ledger in step."""
+
+    def __init__(self, store: Store, gateway: Gateway, account: str, position_mode: PositionMode,
+                 filters: dict[str, MarketFilters], slots: Iterable[StrategySlot], gate: EntryGate,
+                 now_ms: Callable[[], int], alerts: bool = True, journal_decisions: bool = True) -> None:
+        self.store = store
+        self.gw = gateway
+        self.account = account
+        self.mode = PositionMode(position_mode)
+        self.filters = filters
+        self.slots = {s.name: s for s in slots}
+        self.gate = gate
+        self.now_ms = now_ms
+        self.alerts = alerts
+        self.journal_decisions = journal_decisions
+        self.entries_blocked = False  # set at shutdown: no new entries, exits/stops keep working
+        self.stats = ExecStats()
+        self._legs: dict[tuple[str, str], list[L.Leg]] = {}
+        self._views: dict[tuple[str, str], list[LegView]] = {}
+        self.reload_legs()
+
+    # ------------------------------------------------------------------ leg cache
+    def reload_legs(self) -> None:
+        """Re-read every live leg of the account from the store (start-up, after a sync)."""
+        self._legs.clear()
+        self._views.clear()
+        for leg in L.live_legs(self.store, self.account):
+            if leg.state is L.LegState.PENDING:
+                continue
+            self._legs.setdefault((leg.strategy, leg.symbol), []).append(leg)
+        for k, v in self._legs.items():
+            self._views[k] = [_view(g) for g in v]
+
+    def _refresh(self, leg_id: str) -> L.Leg:
+        leg = L.require_leg(self.store, leg_id)
+        key = (leg.strategy, leg.symbol)
+        lst = [g for g in self._legs.get(key, []) if g.leg_id != leg_id]
+        if leg.state in (L.LegState.OPEN, L.LegState.CLOSING) and leg.qty > 0:
+            lst.append(leg)
+            lst.sort(key=lambda g: (g.opened_ms, g.leg_id))
+        if lst:
+            self._legs[key] = lst
+            self._views[key] = [_view(g) for g in lst]
+        else:
+            self._legs.pop(key, None)
+            self._views.pop(key, None)
+        return leg
+
+    def views(self, strategy: str, symbol: str) -> list[LegView]:
+        return self._views.get((strategy, symbol), [])
+
+    def open_legs(self) -> list[L.Leg]:
+        return [g for lst in self._legs.values() for g in lst]
+
+    def has_open_legs(self) -> bool:
+        return bool(self._legs)
+
+    # ------------------------------------------------------------------ journal / alerts
+    def _journal(self, kind: str, message: str, *, level: str = "INFO", strategy: str = "", symbol: str = "",
+                 data: dict | None = None) -> None:
+        journal.append(self.store, kind, message, level=level, account=self.account, strategy=strategy,
+                       symbol=symbol, data=data, ts=self.now_ms())
+
+    def _alert(self, kind: str, event_id: str, message: str, **kw: Any) -> None:
+        if not self.alerts:
+            return
+        from albra.notify import AlertEvent, emit
+
+        try:
+            emit(self.store, AlertEvent(event_id=event_id, kind=kind, message=message, account=self.account,
+                                        ts=self.now_ms(), **kw))
+        except Exception as e:  # an alert must never stop trading; the journal keeps the fact
+            log.error("alert %s could not be queued: %s", kind, e)
+
+    # ------------------------------------------------------------------ sending
+    async def _send(self, intent: I.Intent) -> OrderResult | None:
+        """Send a recorded intent once. Returns the exchange's view, or None when it is not (yet) known."""
+        if intent.state not in ("pending",):
+            if intent.state in ("sent", "unknown"):
+                return await self._resolve(intent)
+            return None  # already has an outcome: never sent twice
+        I.mark_sent(self.store, intent.client_id, now_ms=self.now_ms())
+        self.stats.orders_sent += 1
+        try:
+            res = await self.gw.place_order(intent.request())
+        except X.OutcomeUnknown as e:
+            I.mark_unknown(self.store, intent.client_id, str(e), now_ms=self.now_ms())
+            self._alert("order_unknown", f"order_unknown:{intent.client_id}",
+                        f"{intent.purpose} {intent.client_id}: outcome unknown, looking it up by client id",
+                        strategy=intent.strategy, symbol=intent.symbol)
+            return await self._resolve(I.get_intent(self.store, intent.client_id) or intent)
+        except X.Fatal as e:
+            self.stats.errors += 1
+            I.mark_outcome(self.store, OrderResult(intent.client_id, "", intent.symbol, intent.side,
+                                                   intent.order_type, OrderStatus.REJECTED, intent.position_side,
+                                                   intent.qty or Decimal(0), Decimal(0), None, intent.price,
+                                                   intent.trigger_price, intent.reduce_only, intent.close_position,
+                                                   intent.is_algo, self.now_ms()), now_ms=self.now_ms())
+            self._journal("order_rejected", f"{intent.purpose} {intent.client_id} rejected: {e}", level="ERROR",
+                          strategy=intent.strategy, symbol=intent.symbol,
+                          data={"client_id": intent.client_id, "code": e.code})
+            self._alert("order_rejected", f"order_rejected:{intent.client_id}",
+                        f"{intent.purpose} order rejected: {e}", strategy=intent.strategy, symbol=intent.symbol)
+            raise
+        I.mark_outcome(self.store, res, now_ms=self.now_ms())
+        return res
+
+    async def _resolve(self, intent: I.Intent) -> OrderResult | None:
+        """Find out what happened to an intent by its client id (never by sending it again)."""
+        try:
+            found = await self.gw.fetch_order(intent.symbol, intent.client_id, intent.is_algo)
+        except X.ExchangeError as e:
+            self._journal("intent_unresolved", f"{intent.client_id}: lookup failed ({e}); stays unresolved",
+                          level="WARNING", strategy=intent.strategy, symbol=intent.symbol)
+            return None
+        if found is None:
+            I.mark_not_found(self.store, intent.client_id, now_ms=self.now_ms(), note="lookup after unknown outcome")
+            return None
+        I.mark_outcome(self.store, found, now_ms=self.now_ms())
+        return found
+
+    async def _apply_fills(self, intent: I.Intent, res: OrderResult) -> None:
+        if res.filled_qty <= 0:
+            return
+        trades = await self.gw.fetch_trades(intent.symbol, since=max(0, intent.created_ms - 60_000))
+        n = 0
+        for t in trades:
+            if t.client_id == intent.client_id or (res.exchange_id and t.order_id == res.exchange_id):
+                apply_fill(self.store, self.account, t, now_ms=self.now_ms())
+                n += 1
+        if n == 0:
+            self._journal("fills_missing", f"{intent.client_id} reports {res.filled_qty} filled but no trade row "
+                          f"matched yet; the next sync applies it", level="WARNING", strategy=intent.strategy,
+                          symbol=intent.symbol)
+
+    def _filters(self, symbol: str) -> MarketFilters:
+        try:
+            return self.filters[symbol]
+        except KeyError:
+            raise X.BadSymbol(f"{symbol}: no market filters loaded") from None
+
+    def _stop_price(self, f: MarketFilters, direction: Direction, price: float) -> Decimal:
+        # rounded away from the leg: a long's stop down, a short's up (never tighter than asked)
+        return f.price_toward(D(price), up=direction is Direction.SHORT)
+
+    # ------------------------------------------------------------------ decisions
+    async def handle(self, strategy: str, symbol: str, candle_ts: int, decisions: Sequence[Decision],
+                     price: float) -> list[str]:
+        """Execute one candle's decisions of one strategy on one symbol; returns the ids of legs entered.
+        Exchange errors on one decision are journaled and do not stop the others (exits must still run when an
+        entry is refused)."""
+        if self.journal_decisions and decisions:
+            self._journal("decisions", f"{strategy} {symbol}: {len(decisions)} decision(s) on candle {candle_ts}",
+                          level="DEBUG", strategy=strategy, symbol=symbol,
+                          data={"candle_ts": candle_ts, "decisions": [type(d).__name__ for d in decisions]})
+        order = sorted(decisions, key=lambda d: (0 if isinstance(d, UpdateLegState) else 1 if isinstance(d, Exit)
+                                                 else 2 if isinstance(d, MoveStop) else 3))
+        exit_n: dict[str, int] = {}
+        entered: list[str] = []
+        for d in order:
+            try:
+                if isinstance(d, UpdateLegState):
+                    self._update_state(d)
+                elif isinstance(d, Exit):
+                    k = exit_n.get(str(d.leg_id), 0)
+                    exit_n[str(d.leg_id)] = k + 1
+                    await self.exit(str(d.leg_id), d.fraction, d.tag, d.reason, candle_ts, k)
+                elif isinstance(d, MoveStop):
+                    await self.move_stop(str(d.leg_id), d.new_stop, d.reason)
+                elif isinstance(d, Enter):
+                    leg_id = await self.enter(strategy, symbol, candle_ts, d, price)
+                    if leg_id is not None:
+                        entered.append(leg_id)
+            except X.ExchangeError as e:
+                self.stats.errors += 1
+                self._journal("execution_error", f"{type(d).__name__} for {strategy} {symbol}: {e}", level="ERROR",
+                              strategy=strategy, symbol=symbol, data={"error": type(e).__name__})
+        return entered
+
+    def _update_state(self, d: UpdateLegState) -> None:
+        leg = L.require_leg(self.store, str(d.leg_id))
+        st = dict(leg.strategy_state)
+        st.update(d.updates)
+        self.store.execute("UPDATE legs SET strategy_state=?, updated_ms=? WHERE leg_id=?",
+                           (json.dumps(st, sort_keys=True), self.now_ms(), leg.leg_id))
+        self._refresh(leg.leg_id)
+
+    async def enter(self, strategy: str, symbol: str, candle_ts: int, d: Enter, price: float) -> str | None:
+        """Risk, then the entry order, then its protection. Returns the leg id or None when refused."""
+        slot = self.slots[strategy]
+        f = self._filters(symbol)
+        px = D(price)
+        if self.entries_blocked:
+            self._refuse(strategy, symbol, candle_ts, "shutdown", "runner is shutting down")
+            return None
+        cid = make_client_id(self.account, strategy, symbol, candle_ts, "entry", 0)
+        existing = I.get_intent(self.store, cid)
+        if existing is None:
+            bal = await self.gw.fetch_balance()
+            live = [LiveLeg(g.strategy, g.symbol, g.direction, g.qty, g.entry_price or px) for g in self.open_legs()]
+            dec = self.gate.evaluate(EntryRequest(self.account, strategy, symbol, d.direction, px, slot.size_pct,
+                                                  bal.equity, self.mode, f, live, self.now_ms()))
+            if not dec.allowed:
+                self._refuse(strategy, symbol, candle_ts, dec.rule, dec.reason)
+                return None
+            pside = L.position_side_for(d.direction, self.mode)
+            req = OrderRequest(cid, symbol, d.direction.entry_side, OrderType.MARKET, dec.qty, pside)
+            intent, leg = I.record_entry(self.store, req, account=self.account, strategy=strategy,
+                                         direction=d.direction, position_mode=self.mode, candle_ts=candle_ts,
+                                         now_ms=self.now_ms(), stop_price=self._stop_price(f, d.direction, d.stop_loss),
+                                         take_profit=None if d.take_profit is None else f.round_price(D(d.take_profit)),
+                                         entry_reason=d.reason[:500])
+            if d.leg_state:
+                self.store.execute("UPDATE legs SET strategy_state=? WHERE leg_id=?",
+                                   (json.dumps(dict(d.leg_state), sort_keys=True), leg.leg_id))
+        else:
+            intent = existing
+        leg_id = intent.leg_id
+        assert leg_id is not None
+        try:
+            res = await self._send(intent)
+        except X.Fatal:
+            return None
+        if res is None:
+            intent = I.get_intent(self.store, cid) or intent
+            if intent.state in ("filled", "open"):
+                res = await self.gw.fetch_order(symbol, cid, False)
+        if res is not None:
+            await self._apply_fills(intent, res)
+        leg = self._refresh(leg_id)
+        if leg.state is L.LegState.OPEN and leg.qty > 0:
+            self._alert("leg_opened", f"leg_opened:{leg_id}", d.reason, strategy=strategy, symbol=symbol,
+                        side=leg.direction.value, size=leg.qty,
+                        prices={"entry": leg.entry_price or 0, "stop": leg.stop_price or 0,
+                                **({"take_profit": leg.take_profit} if leg.take_profit is not None else {})})
+            await self.protect(leg)
+        return leg_id
+
+    def _refuse(self, strategy: str, symbol: str, candle_ts: int, rule: str, reason: str) -> None:
+        self.stats.refusals += 1
+        self._journal("risk_refused", f"{strategy} {symbol} entry refused ({rule}): {reason}", level="WARNING",
+                      strategy=strategy, symbol=symbol, data={"rule": rule, "candle_ts": candle_ts})
+        self._alert("risk_refused", f"risk_refused:{self.account}:{strategy}:{symbol}:{candle_ts}",
+                    f"entry refused ({rule}): {reason}", strategy=strategy, symbol=symbol)
+
+    # ------------------------------------------------------------------ protection
+    def _exit_shape(self, leg: L.Leg) -> tuple[Side, PositionSide, bool]:
+        reduce_only = leg.position_side is PositionSide.BOTH
+        return leg.direction.exit_side, leg.position_side, reduce_only
+
+    async def _place_protective(self, leg: L.Leg, purpose: str, trigger: Decimal) -> I.Intent | None:
+        side, pside, ro = self._exit_shape(leg)
+        gen = I.next_generation(self.store, leg.leg_id, purpose)
+        cid = make_client_id(self.account, leg.strategy, leg.symbol, int(leg.entry_ts or 0), purpose, gen)
+        otype = OrderType.STOP_MARKET if purpose == "stop_loss" else OrderType.TAKE_PROFIT_MARKET
+        req = OrderRequest(cid, leg.symbol, side, otype, leg.qty, pside, None, trigger, ro)
+        intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy, purpose=purpose,
+                                 candle_ts=leg.entry_ts, now_ms=self.now_ms(), leg_id=leg.leg_id)
+        res = await self._send(intent)
+        if res is None or res.status not in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+            return None
+        return I.get_intent(self.store, cid)
+
+    async def protect(self, leg: L.Leg) -> None:
+        """Place the leg's stop (and take-profit) sized to the leg. A stop the exchange refuses closes the leg."""
+        if leg.stop_price is None:
+            await self._emergency_close(leg, "no stop price recorded")
+            return
+        try:
+            sl = await self._place_protective(leg, "stop_loss", leg.stop_price)
+        except X.Fatal as e:
+            sl = None
+            why = str(e)
+        else:
+            why = "stop order not accepted"
+        if sl is None:
+            self._alert("unprotected_leg", f"unprotected_leg:{leg.leg_id}",
+                        f"stop for {leg.leg_id} could not be placed ({why}); closing the leg at market",
+                        strategy=leg.strategy, symbol=leg.symbol)
+            await self._emergency_close(leg, f"stop could not be placed: {why}")
+            return
+        L.set_protection(self.store, leg.leg_id, now_ms=self.now_ms(), sl_client_id=sl.client_id)
+        if leg.take_profit is not None:
+            try:
+                tp = await self._place_protective(leg, "take_profit", leg.take_profit)
+            except X.Fatal as e:
+                tp = None
+                self._journal("take_profit_failed", f"take-profit for {leg.leg_id} not placed: {e}",
+                              level="WARNING", strategy=leg.strategy, symbol=leg.symbol)
+            if tp is not None:
+                L.set_protection(self.store, leg.leg_id, now_ms=self.now_ms(), tp_client_id=tp.client_id)
+        self._refresh(leg.leg_id)
+
+    async def _emergency_close(self, leg: L.Leg, why: str) -> None:
+        side, pside, ro = self._exit_shape(leg)
+        cid = make_client_id(self.account, leg.strategy, leg.symbol, int(leg.entry_ts or 0), "close",
+                             I.next_generation(self.store, leg.leg_id, "close"))
+        req = OrderRequest(cid, leg.symbol, side, OrderType.MARKET, leg.qty, pside, reduce_only=ro)
+        intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy, purpose="close",
+                                 candle_ts=leg.entry_ts, now_ms=self.now_ms(), leg_id=leg.leg_id)
+        self._journal("leg_force_closed", f"{leg.leg_id} closed at market: {why}", level="ERROR",
+                      strategy=leg.strategy, symbol=leg.symbol)
+        res = await self._send(intent)
+        if res is not None:
+            await self._apply_fills(intent, res)
+        await self._after_reduce(leg.leg_id, "unprotected")
+
+    async def _cancel_protective(self, leg: L.Leg, keep: set[str] = frozenset()) -> None:
+        """Cancel every live protective intent of the leg except ``keep``."""
+        for purpose in ("stop_loss", "take_profit"):
+            for it in I.intents_of_leg(self.store, leg.leg_id, purpose):
+                if it.client_id in keep or it.state not in ("open", "sent", "unknown", "pending"):
+                    continue
+                if it.state == "pending":
+                    I.mark_not_found(self.store, it.client_id, now_ms=self.now_ms(), note="superseded before sending")
+                    continue
+                res = await self.gw.cancel_order(leg.symbol, it.client_id, True)
+                if res is None:
+                    res = await self.gw.fetch_order(leg.symbol, it.client_id, True)
+                    if res is None:
+                        I.mark_not_found(self.store, it.client_id, now_ms=self.now_ms(), note="gone at cancel")
+                        continue
+                I.mark_outcome(self.store, res, now_ms=self.now_ms())
+                if res.status is OrderStatus.FILLED:
+                    await self._apply_fills(it, res)
+
+    async def move_stop(self, leg_id: str, new_stop: float, reason: str) -> None:
+        leg = L.require_leg(self.store, leg_id)
+        if leg.state is not L.LegState.OPEN or leg.qty <= 0:
+            return
+        f = self._filters(leg.symbol)
+        new = self._stop_price(f, leg.direction, new_stop)
+        old = leg.stop_price
+        if old is not None and ((leg.direction is Direction.LONG and new <= old)
+                                or (leg.direction is Direction.SHORT and new >= old)):
+            self._journal("stop_move_refused", f"{leg_id}: {new} would not tighten the stop {old}", level="WARNING",
+                          strategy=leg.strategy, symbol=leg.symbol)
+            return
+        await self._replace_protection(leg, stop=new)
+        leg = self._refresh(leg_id)
+        self._alert("stop_moved", f"stop_moved:{leg_id}:{new}", reason, strategy=leg.strategy, symbol=leg.symbol,
+                    side=leg.direction.value, size=leg.qty, prices={"old stop": old or 0, "new stop": new})
+
+    async def _replace_protection(self, leg: L.Leg, stop: Decimal | None = None) -> None:
+        """New stop (and TP, for a resize) first, then cancel the old ones."""
+        keep: set[str] = set()
+        price = stop if stop is not None else leg.stop_price
+        try:
+            sl = await self._place_protective(leg, "stop_loss", price) if price is not None else None
+        except X.Fatal as e:
+            sl = None
+            self._journal("stop_replace_failed", f"{leg.leg_id}: new stop {price} refused ({e}); old stop kept",
+                          level="ERROR", strategy=leg.strategy, symbol=leg.symbol)
+            if stop is not None and "immediately trigger" in str(e):
+                await self._emergency_close(leg, f"new stop {price} is already crossed")
+            return
+        if sl is None:
+            return
+        keep.add(sl.client_id)
+        L.set_protection(self.store, leg.leg_id, now_ms=self.now_ms(), stop_price=price, sl_client_id=sl.client_id)
+        if stop is None and leg.take_profit is not None:
+            try:
+                tp = await self._place_protective(leg, "take_profit", leg.take_profit)
+            except X.Fatal:
+                tp = None
+            if tp is not None:
+                keep.add(tp.client_id)
+                L.set_protection(self.store, leg.leg_id, now_ms=self.now_ms(), tp_client_id=tp.client_id)
+        elif leg.tp_client_id:
+            keep.add(leg.tp_client_id)
+        await self._cancel_protective(leg, keep)
+
+    # ------------------------------------------------------------------ exits
+    async def exit(self, leg_id: str, fraction: float, tag: str, reason: str, candle_ts: int, k: int = 0) -> None:
+        leg = L.require_leg(self.store, leg_id)
+        if leg.state is not L.LegState.OPEN or leg.qty <= 0:
+            return
+        f = self._filters(leg.symbol)
+        if fraction >= 1.0:
+            qty = leg.qty
+        else:
+            qty = min(f.floor_qty(leg.qty_initial * D(fraction)), leg.qty)
+            if leg.qty - qty < f.min_qty:
+                qty = leg.qty  # never leave dust the exchange cannot close
+        if qty <= 0:
+            self._journal("exit_too_small", f"{leg_id}: {fraction:.0%} of {leg.qty_initial} rounds to 0 ({tag})",
+                          level="WARNING", strategy=leg.strategy, symbol=leg.symbol)
+            return
+        full = qty >= leg.qty
+        side, pside, ro = self._exit_shape(leg)
+        cid = make_client_id(self.account, leg.strategy, leg.symbol, candle_ts, "exit" if full else "reduce", k)
+        req = OrderRequest(cid, leg.symbol, side, OrderType.MARKET, qty, pside, reduce_only=ro)
+        intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy,
+                                 purpose="exit" if full else "reduce", candle_ts=candle_ts, now_ms=self.now_ms(),
+                                 leg_id=leg_id)
+        res = await self._send(intent)
+        if res is not None:
+            await self._apply_fills(intent, res)
+        if not full:
+            done = list(leg.partial_exits) + [tag]
+            self.store.execute("UPDATE legs SET partial_exits=?, updated_ms=? WHERE leg_id=?",
+                               (json.dumps(done), self.now_ms(), leg_id))
+        await self._after_reduce(leg_id, tag, reason)
+
+    async def _after_reduce(self, leg_id: str, tag: str, reason: str = "") -> None:
+        leg = self._refresh(leg_id)
+        if leg.state is L.LegState.CLOSED:
+            await self._cancel_protective(leg)
+            self._closed(leg, tag)
+        elif leg.state in (L.LegState.OPEN, L.LegState.CLOSING) and leg.qty > 0:
+            self._alert("partial_exit", f"partial_exit:{leg_id}:{tag}", reason or tag, strategy=leg.strategy,
+                        symbol=leg.symbol, side=leg.direction.value, size=leg.qty)
+            await self._replace_protection(leg)
+            self._refresh(leg_id)
+
+    def _closed(self, leg: L.Leg, reason: str) -> None:
+        pnl = leg.realized_pnl - leg.fees + leg.funding
+        tr = ClosedTrade(leg.leg_id, leg.strategy, leg.symbol, leg.direction, leg.qty_initial, leg.opened_ms,
+                         leg.closed_ms or self.now_ms(), leg.entry_price or Decimal(0), leg.exit_price or Decimal(0),
+                         pnl, leg.fees, leg.funding, reason)
+        self.stats.closed.append(tr)
+        self._journal("leg_closed", f"{leg.leg_id} closed ({reason}): PnL {pnl:.4f} USDT", strategy=leg.strategy,
+                      symbol=leg.symbol, data={"pnl": str(pnl), "reason": reason})
+        self._alert("leg_closed", f"leg_closed:{leg.leg_id}", f"closed ({reason})", strategy=leg.strategy,
+                    symbol=leg.symbol, side=leg.direction.value, size=leg.qty_initial,
+                    prices={"entry": leg.entry_price or 0, "exit": leg.exit_price or 0}, pnl=pnl)
+
+    # ------------------------------------------------------------------ sync with the exchange
+    async def sync_protective(self, symbols: Iterable[str] | None = None) -> int:
+        """Look up every live protective order of the open legs; a fired stop/TP closes (or reduces) its leg
+        with the realised PnL, and the sibling order is cancelled. Returns how many legs changed."""
+        changed = 0
+        for leg in list(self.open_legs()):
+            if symbols is not None and leg.symbol not in symbols:
+                continue
+            for cid, purpose in ((leg.sl_client_id, "stop_loss"), (leg.tp_client_id, "take_profit")):
+                if not cid:
+                    continue
+                it = I.get_intent(self.store, cid)
+                if it is None or it.state not in ("open", "sent", "unknown"):
+                    continue
+                res = await self.gw.fetch_order(leg.symbol, cid, True)
+                if res is None:
+                    I.mark_not_found(self.store, cid, now_ms=self.now_ms(), note="protective order vanished")
+                    continue
+                if res.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+                    continue
+                I.mark_outcome(self.store, res, now_ms=self.now_ms())
+                if res.status in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
+                    await self._apply_fills(it, res)
+                    after = self._refresh(leg.leg_id)
+                    kind = "stop_triggered" if purpose == "stop_loss" else "take_profit_hit"
+                    self._alert(kind, f"{kind}:{leg.leg_id}:{cid}", f"{purpose} fired at {res.avg_price}",
+                                strategy=leg.strategy, symbol=leg.symbol, side=leg.direction.value,
+                                size=res.filled_qty)
+                    if after.state is L.LegState.CLOSED:
+                        await self._cancel_protective(after)
+                        self._closed(after, purpose)
+                    changed += 1
+                    break
+        return changed
+
+    async def ensure_protection(self) -> int:
+        """Every open leg has exactly one live stop (start-up, after a restart or a lost order). Returns the
+        number of stops (re)placed."""
+        placed = 0
+        for leg in list(self.open_legs()):
+            cur = I.get_intent(self.store, leg.sl_client_id) if leg.sl_client_id else None
+            live = False
+            if cur is not None and cur.state in ("open", "sent", "unknown"):
+                res = await self.gw.fetch_order(leg.symbol, cur.client_id, True)
+                live = res is not None and res.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+                if res is not None and not live:
+                    I.mark_outcome(self.store, res, now_ms=self.now_ms())
+            if not live:
+                await self.protect(leg)
+                placed += 1
+            else:
+                await self._cancel_protective(leg, {cur.client_id} | ({leg.tp_client_id} if leg.tp_client_id else set()))
+        return placed
+
+    async def cancel_pending_entries(self) -> int:
+        """Shutdown step: cancel entry orders still working (protective orders stay)."""
+        n = 0
+        for r in self.store.query("SELECT client_id FROM order_intents WHERE account=? AND purpose='entry' AND"
+                                  " state IN ('open', 'sent', 'unknown')", (self.account,)):
+            it = I.get_intent(self.store, r["client_id"])
+            if it is None:
+                continue
+            res = await self.gw.cancel_order(it.symbol, it.client_id, False)
+            if res is not None:
+                I.mark_outcome(self.store, res, now_ms=self.now_ms())
+                n += 1
+        return n
