@@ -21,7 +21,7 @@ from albra.exchange.order_rules import order_params
 from albra.exchange.resilience import EventSink, Resilience, WeightLimiter
 from albra.exchange.types import Balance, ExchangePosition, IncomeRow, OrderRequest, OrderResult
 from albra.model import Candle, Fill, MarginMode, MarketFilters, PositionMode
-from albra.timefmt import Clock, SystemClock, timeframe_ms
+from albra.timefmt import timeframe_ms
 
 MARGIN_ALREADY_SET = -4046
 POSITION_MODE_ALREADY_SET = -4059
@@ -32,11 +32,9 @@ class CcxtGateway:
     """:class:`~albra.exchange.types.Gateway` over a configured ccxt ``binanceusdm`` (see ``client.py``)."""
 
     def __init__(self, account: str, client: Any, *, resilience: Resilience | None = None,
-                 on_event: EventSink | None = None, weight_file: str | None = None, clock: Clock | None = None,
-                 asset: str = "USDT") -> None:
+                 on_event: EventSink | None = None, weight_file: str | None = None, asset: str = "USDT") -> None:
         self.account = account
         self.client = client
-        self.clock = clock or SystemClock()
         self.asset = asset
         if resilience is None:
             timeout_s = float(getattr(client, "timeout", 10_000)) / 1000 + 2.0
@@ -47,6 +45,10 @@ class CcxtGateway:
         self._time_synced = False
 
     # -- plumbing ------------------------------------------------------------------------------------------------
+
+    def exchange_now(self) -> int:
+        """Exchange time estimated from the local clock and ccxt's last measured time difference."""
+        return int(self.client.milliseconds() - self.client.options.get("timeDifference", 0))
 
     def _headers(self) -> Any:
         return getattr(self.client, "last_response_headers", None)
@@ -103,7 +105,7 @@ class CcxtGateway:
 
     async def fetch_balance(self) -> Balance:
         return await self._call("fetch_balance", "fapiPrivateV3GetAccount", {},
-                                lambda raw: P.parse_balance(raw, self.asset, self.clock.now_ms()))
+                                lambda raw: P.parse_balance(raw, self.asset, self.exchange_now()))
 
     async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[ExchangePosition]:
         params = {"symbol": symbols[0]} if symbols is not None and len(symbols) == 1 else {}

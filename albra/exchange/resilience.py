@@ -159,7 +159,8 @@ class WeightLimiter:
     """Slows requests down before Binance's per-IP weight limit and honours Retry-After (see module doc)."""
 
     def __init__(self, limit: int = WEIGHT_LIMIT_1M, threshold: float = 0.7, shared_path: Path | str | None = None,
-                 wall_ms: Callable[[], int] = _wall_ms, default_429_s: float = 10.0) -> None:
+                 wall_ms: Callable[[], int] = _wall_ms, default_429_s: float = 10.0,
+                 default_418_s: float = 120.0) -> None:
         if limit <= 0:
             raise ValueError(f"weight limit must be positive, got {limit}")
         if not 0 < threshold < 1:
@@ -168,7 +169,8 @@ class WeightLimiter:
         self.threshold = threshold
         self.shared_path = Path(shared_path) if shared_path is not None else None
         self._wall_ms = wall_ms
-        self.default_429_s = default_429_s
+        self.default_429_s = default_429_s  # waits when Binance sends no Retry-After
+        self.default_418_s = default_418_s  # Binance's shortest ban is 2 minutes
         self._window = -1
         self._used = 0
         self._blocked_until_ms = 0
@@ -408,8 +410,9 @@ class Resilience:
         """Record rate-limit blocks and alerts; return the back-off before the next attempt."""
         assert self.limiter is not None
         if isinstance(err, RateLimited):
-            wait = err.retry_after_s if err.retry_after_s is not None else self.limiter.default_429_s
             banned = isinstance(err, IpBanned)
+            default = self.limiter.default_418_s if banned else self.limiter.default_429_s
+            wait = err.retry_after_s if err.retry_after_s is not None else default
             self.limiter.block_for(wait, banned=banned)
             self._emit("ip_banned" if banned else "rate_limited",
                        f"{op}: HTTP {err.status}; Binance asks to wait {wait:g}s", alert=True)
