@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from decimal import Decimal
 from pathlib import Path
 
-from albra.candles import bundled, load_candles, load_funding
+from albra.candles import CandleSeries, bundled, load_candles, load_funding
 from albra.model import PositionMode
 from albra.sim.exchange import Fees, SimExchange
 from albra.sim.feed import MarketReplay, SimClock
@@ -51,6 +52,17 @@ def parse_symbol_file(spec: str, what: str) -> tuple[str, Path]:
     return sym, Path(path)
 
 
+@lru_cache(maxsize=16)
+def _load(path: str, symbol: str, mtime: float) -> CandleSeries:
+    """Candle files are immutable inputs; tests start many servers, so parse each file once."""
+    return load_candles(path, symbol=symbol)
+
+
+def _series(path: Path, symbol: str) -> CandleSeries:
+    p = Path(path)
+    return _load(str(p.resolve()), symbol, p.stat().st_mtime if p.exists() else 0.0)
+
+
 def build_server(cfg: SimConfig) -> SimServer:
     """Load the data, create the exchange, accounts, replay and clock; nothing is listening yet."""
     if not cfg.accounts:
@@ -63,7 +75,7 @@ def build_server(cfg: SimConfig) -> SimServer:
     if unknown:
         raise ValueError(f"--hedge names unknown accounts: {sorted(unknown)}")
     data = cfg.data or {s: bundled(f) for s, f in DEFAULT_DATA.items()}
-    series = {s: load_candles(p, symbol=s) for s, p in data.items()}
+    series = {s: _series(p, s) for s, p in data.items()}
     funding = {}
     for s in series:
         path = cfg.funding.get(s) or (bundled(DEFAULT_FUNDING[s]) if s in DEFAULT_FUNDING else None)

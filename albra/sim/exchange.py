@@ -205,6 +205,8 @@ class SimExchange:
     # ------------------------------------------------------------------ path engine
     def _path(self, st: _Sym, to: Decimal, gap: bool) -> None:
         frm = self.last_price(st.symbol) if st.raw is not None else to
+        if gap:
+            st.raw = to  # a jump: whatever it triggers trades at the new price
         if st.mark_override is None:
             self._events(st, frm, to, frm, to, gap)
         else:
