@@ -4,6 +4,7 @@ CcxtGateway on a real ccxt client, with an injected sleep/monotonic clock so ret
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -29,9 +30,12 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
+DATA = {"BTCUSDT": str(Path(__file__).resolve().parents[1] / "data" / "exchange" / "BTCUSDT-15m-2024-01-01..03.csv")}
+
+
 @pytest.fixture
 async def sim():
-    async with run_sim_server(start="2024-01-02", speed=0) as handle:
+    async with run_sim_server(start="2024-01-02", speed=0, data=DATA) as handle:
         yield handle
         assert await handle.admin.requests(unknown=True) == [], "a request hit an unknown route"
 
