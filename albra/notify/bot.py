@@ -1,0 +1,368 @@
+"""The Telegram command bot (``albra bot``): one process for all accounts, reading the store and writing
+control flags to it — it never reaches into a runner.
+
+Every update passes one gate first (:meth:`AlbraBot._gate`, handler group -1): commands are journaled with
+who sent them (``bot_command``, actor ``telegram:<user id>``), and anything from a user or chat that is not
+configured is logged and dropped without a reply. Read-only users may query but not pause, resume or trigger
+the emergency. ``/emergency`` is two-step with a one-time code (:mod:`albra.notify.confirm`). Every reply is
+redacted. ``/audit`` and ``/emergency`` call injected functions, so the bot only offers what really exists.
+
+``run_bot`` runs python-telegram-bot's Application without ``run_polling`` (which would own the event
+loop and signals): ``async with app: await app.start(); await app.updater.start_polling(...)``, next to the
+alert sender in the same loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+
+from albra.notify import confirm, views
+from albra.notify.access import Access, Role
+from albra.notify.format import esc
+from albra.redact import redact
+from albra.store import flags, journal, runners
+from albra.store.db import Store
+from albra.timefmt import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from albra.config import Settings
+    from albra.notify.sender import AlertSender
+
+log = logging.getLogger("albra.bot")
+
+EMERGENCY_ACTION = "emergency_shutdown"
+MAX_MESSAGE = 4000
+EMERGENCY_PLAN = (
+    "This will, on EVERY account: turn the kill switch on (no new entries), stop the runners, cancel all "
+    "open and protective orders, close all positions reduce-only, verify flat, open an incident and "
+    "alert this chat.")
+
+
+class Verdict(Protocol):
+    """What ``audit_fn`` and ``emergency_fn`` return: ``ok`` and a human summary."""
+
+    ok: bool
+    summary: str
+
+
+AuditFn = Callable[[], Awaitable[Verdict]]
+EmergencyFn = Callable[[str], Awaitable[Verdict]]   # argument: the actor, "telegram:<user id>"
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    help: str
+    admin: bool
+
+
+class AlbraBot:
+    """Command handlers over the store. Build the Application with :meth:`build_application`."""
+
+    def __init__(self, settings: "Settings", store: Store, access: Access, *, audit_fn: AuditFn | None = None,
+                 emergency_fn: EmergencyFn | None = None, clock: Clock | None = None,
+                 confirm_ttl_s: int = 120) -> None:
+        self.settings = settings
+        self.store = store
+        self.access = access
+        self.audit_fn = audit_fn
+        self.emergency_fn = emergency_fn
+        self.clock: Clock = clock or SystemClock()
+        self.confirm_ttl_s = confirm_ttl_s
+        self._handlers: dict[str, Callable[[Any, Any, Role], Awaitable[None]]] = {
+            "status": self.cmd_status, "positions": self.cmd_positions, "balance": self.cmd_balance,
+            "pnl": self.cmd_pnl, "incidents": self.cmd_incidents, "pause": self.cmd_pause,
+            "resume": self.cmd_resume, "help": self.cmd_help, "start": self.cmd_help,
+        }
+        if audit_fn is not None:
+            self._handlers["audit"] = self.cmd_audit
+        if emergency_fn is not None:
+            self._handlers["emergency"] = self.cmd_emergency
+
+    # ------------------------------------------------------------------ command list
+    def commands(self) -> list[CommandSpec]:
+        """The commands this bot offers (``/audit`` and ``/emergency`` only when their function is wired)."""
+        specs = [
+            CommandSpec("status", "runners, equity, drawdown, flags, incidents", False),
+            CommandSpec("positions", "open legs per account and strategy", False),
+            CommandSpec("balance", "latest balances per account", False),
+            CommandSpec("pnl", "today's PnL (KST)", False),
+            CommandSpec("incidents", "latest incidents", False),
+        ]
+        if self.audit_fn is not None:
+            specs.append(CommandSpec("audit", "ledger vs exchange audit", False))
+        specs += [
+            CommandSpec("pause", "[account [strategy]] block new entries", True),
+            CommandSpec("resume", "[account [strategy]] allow new entries", True),
+        ]
+        if self.emergency_fn is not None:
+            specs.append(CommandSpec("emergency", "emergency shutdown (asks for a confirm code)", True))
+        specs.append(CommandSpec("help", "this list", False))
+        return specs
+
+    # ------------------------------------------------------------------ application
+    def build_application(self, token: str, base_url: str | None = None) -> Any:
+        """A python-telegram-bot Application with the gate and every command handler attached."""
+        from telegram import Update
+        from telegram.ext import Application, MessageHandler, TypeHandler, filters
+
+        builder = Application.builder().token(token)
+        if base_url:
+            builder = builder.base_url(base_url)
+        app = builder.build()
+        app.add_handler(TypeHandler(Update, self._gate), group=-1)
+        app.add_handler(MessageHandler(filters.COMMAND, self._dispatch), group=0)
+        app.add_error_handler(self._on_error)
+        return app
+
+    # ------------------------------------------------------------------ gate
+    async def _gate(self, update: Any, context: Any) -> None:
+        """Journal every command with its sender; drop (no reply) anything from an unlisted user or chat."""
+        from telegram.ext import ApplicationHandlerStop
+
+        msg, user, chat = update.effective_message, update.effective_user, update.effective_chat
+        if msg is None or user is None or chat is None:
+            raise ApplicationHandlerStop
+        role = self.access.role(user.id, chat.id, chat.type)
+        text = msg.text or ""
+        command, args = _parse_command(text)
+        if command is not None:
+            journal.append(
+                self.store, "bot_command",
+                f"/{command} from telegram user {user.id} in chat {chat.id}"
+                + ("" if role else " — ignored: not an allowed user/chat"),
+                level="INFO" if role else "WARNING", actor=f"telegram:{user.id}",
+                data={"command": command, "args": " ".join(args), "chat_id": chat.id, "chat_type": chat.type,
+                      "username": user.username or "", "role": role.value if role else None,
+                      "authorized": role is not None})
+        if role is None:
+            log.warning("ignored a message from telegram user %s (%s) in chat %s (%s): not allowed",
+                        user.id, user.username or "-", chat.id, chat.type)
+            raise ApplicationHandlerStop
+
+    async def _dispatch(self, update: Any, context: Any) -> None:
+        msg, user, chat = update.effective_message, update.effective_user, update.effective_chat
+        role = self.access.role(user.id, chat.id, chat.type)
+        if role is None:  # the gate already stopped these; checked again so no path bypasses it
+            return
+        command, _ = _parse_command(msg.text or "")
+        handler = self._handlers.get(command or "")
+        if handler is None:
+            await self.reply(update, f"unknown command /{esc(command)} — see /help")
+            return
+        try:
+            await handler(update, context, role)
+        except Exception as exc:
+            log.exception("bot command /%s failed", command)
+            await self.reply(update, f"❌ /{esc(command)} failed: {esc(type(exc).__name__)}: {esc(exc)}")
+
+    async def _on_error(self, update: object, context: Any) -> None:
+        log.error("telegram bot error: %s", redact(repr(context.error)))
+
+    async def reply(self, update: Any, html_text: str) -> None:
+        """Send ``html_text`` (redacted, split at line boundaries under Telegram's length limit)."""
+        for chunk in _chunks(redact(html_text)):
+            await update.effective_message.reply_text(chunk, parse_mode="HTML", do_quote=False)
+
+    def _refuse_readonly(self, role: Role) -> str | None:
+        return None if role is Role.ADMIN else "⛔ read-only users may query but not pause, resume or run an emergency"
+
+    # ------------------------------------------------------------------ queries
+    async def cmd_status(self, update: Any, context: Any, role: Role) -> None:
+        await self.reply(update, views.status_text(self.settings, self.store))
+
+    async def cmd_positions(self, update: Any, context: Any, role: Role) -> None:
+        await self.reply(update, views.positions_text(self.settings, self.store))
+
+    async def cmd_balance(self, update: Any, context: Any, role: Role) -> None:
+        await self.reply(update, views.balance_text(self.settings, self.store))
+
+    async def cmd_pnl(self, update: Any, context: Any, role: Role) -> None:
+        await self.reply(update, views.pnl_text(self.settings, self.store, self.clock.now_ms()))
+
+    async def cmd_incidents(self, update: Any, context: Any, role: Role) -> None:
+        await self.reply(update, views.incidents_text(self.store))
+
+    async def cmd_help(self, update: Any, context: Any, role: Role) -> None:
+        lines = [f"<b>albra bot</b> — you are <b>{role.value}</b>"]
+        for c in self.commands():
+            if c.admin and role is not Role.ADMIN:
+                continue
+            lines.append(f"/{c.name} — {esc(c.help)}")
+        if role is not Role.ADMIN:
+            lines.append("<i>pause, resume and emergency need an admin</i>")
+        await self.reply(update, "\n".join(lines))
+
+    async def cmd_audit(self, update: Any, context: Any, role: Role) -> None:
+        assert self.audit_fn is not None
+        await self.reply(update, "🔎 running the audit (ledger vs exchange)…")
+        verdict = await self.audit_fn()
+        head = "✅ audit OK" if verdict.ok else "❌ audit found differences"
+        await self.reply(update, f"<b>{head}</b>\n{esc(verdict.summary)}")
+
+    # ------------------------------------------------------------------ control
+    def _scope(self, args: list[str]) -> tuple[str, str] | str:
+        """(account, strategy) from the arguments, validated against the config; a str is an error to show."""
+        if len(args) > 2:
+            return "usage: /pause [account [strategy]] (the same for /resume)"
+        if not args:
+            return "", ""
+        accounts = self.settings.accounts
+        account = args[0]
+        if account not in accounts:
+            return f"unknown account {esc(account)}; configured: {esc(', '.join(sorted(accounts)) or 'none')}"
+        if len(args) == 1:
+            return account, ""
+        names = {s.name.upper(): s.name for s in accounts[account].strategies}
+        if args[1].upper() not in names:
+            return (f"account {esc(account)} runs no strategy {esc(args[1])}; it runs: "
+                    f"{esc(', '.join(sorted(names.values())) or 'none')}")
+        return account, names[args[1].upper()]
+
+    async def _flag(self, update: Any, role: Role, pause: bool) -> None:
+        refused = self._refuse_readonly(role)
+        if refused:
+            await self.reply(update, refused)
+            return
+        _, args = _parse_command(update.effective_message.text or "")
+        scope = self._scope(args)
+        if isinstance(scope, str):
+            await self.reply(update, scope)
+            return
+        account, strategy = scope
+        actor = f"telegram:{update.effective_user.id}"
+        fn = flags.pause if pause else flags.resume
+        flag = fn(self.store, account, strategy, reason=f"/{'pause' if pause else 'resume'} via Telegram",
+                  actor=actor, ts=self.clock.now_ms())
+        if pause:
+            await self.reply(update, f"⏸ <b>paused</b> new entries: {esc(flag.scope)}\n"
+                                     "exits and protective orders keep working.")
+            return
+        text = f"▶️ <b>resumed</b> new entries: {esc(flag.scope)}"
+        still = flags.entry_block(self.store, account, strategy) if account else flags.kill_switch(self.store)
+        if still is not None:
+            text += f"\nnote: still blocked by {esc(still.kind)} on {esc(still.scope)}"
+        await self.reply(update, text)
+
+    async def cmd_pause(self, update: Any, context: Any, role: Role) -> None:
+        await self._flag(update, role, True)
+
+    async def cmd_resume(self, update: Any, context: Any, role: Role) -> None:
+        await self._flag(update, role, False)
+
+    async def cmd_emergency(self, update: Any, context: Any, role: Role) -> None:
+        assert self.emergency_fn is not None
+        refused = self._refuse_readonly(role)
+        if refused:
+            await self.reply(update, refused)
+            return
+        user, chat = update.effective_user, update.effective_chat
+        _, args = _parse_command(update.effective_message.text or "")
+        now = self.clock.now_ms()
+        if not args:
+            code = confirm.issue(self.store, EMERGENCY_ACTION, chat.id, user.id, now, self.confirm_ttl_s)
+            journal.append(self.store, "emergency_requested", f"emergency shutdown requested by telegram user "
+                           f"{user.id}; confirm code issued (valid {self.confirm_ttl_s} s)", level="WARNING",
+                           actor=f"telegram:{user.id}", ts=now)
+            await self.reply(update, f"🚨 <b>Emergency shutdown</b>\n{esc(EMERGENCY_PLAN)}\n\nTo go ahead within "
+                                     f"{self.confirm_ttl_s} s send:\n<code>/emergency CONFIRM {code}</code>")
+            return
+        if len(args) != 2 or args[0].upper() != "CONFIRM":
+            await self.reply(update, "usage: /emergency, then /emergency CONFIRM &lt;code&gt;")
+            return
+        outcome = confirm.redeem(self.store, args[1], EMERGENCY_ACTION, chat.id, user.id, now)
+        if outcome is not confirm.Redeem.OK:
+            why = {confirm.Redeem.WRONG: "wrong code", confirm.Redeem.EXPIRED: "code expired",
+                   confirm.Redeem.USED: "code already used"}[outcome]
+            journal.append(self.store, "emergency_refused", f"emergency confirm refused: {why}", level="WARNING",
+                           actor=f"telegram:{user.id}", ts=now)
+            await self.reply(update, f"⛔ refused: {why}. Nothing was done. Send /emergency for a new code.")
+            return
+        actor = f"telegram:{user.id}"
+        journal.append(self.store, "emergency_confirmed", f"emergency shutdown confirmed by telegram user {user.id}",
+                       level="CRITICAL", actor=actor, ts=now)
+        await self.reply(update, "🚨 confirmed — running the emergency shutdown now…")
+        verdict = await self.emergency_fn(actor)
+        head = "✅ emergency shutdown done" if verdict.ok else "❌ emergency shutdown did NOT complete"
+        await self.reply(update, f"<b>{head}</b>\n{esc(verdict.summary)}")
+
+
+def _parse_command(text: str) -> tuple[str | None, list[str]]:
+    """(command without slash or @botname, arguments) or (None, []) for a non-command."""
+    if not text.startswith("/"):
+        return None, []
+    parts = text.split()
+    return parts[0][1:].split("@", 1)[0].lower(), parts[1:]
+
+
+def _chunks(text: str) -> list[str]:
+    if len(text) <= MAX_MESSAGE:
+        return [text]
+    out, buf = [], ""
+    for line in text.split("\n"):
+        while len(line) > MAX_MESSAGE:
+            if buf:
+                out.append(buf)
+                buf = ""
+            out.append(line[:MAX_MESSAGE])
+            line = line[MAX_MESSAGE:]
+        if len(buf) + len(line) + 1 > MAX_MESSAGE:
+            out.append(buf)
+            buf = line
+        else:
+            buf = f"{buf}\n{line}" if buf else line
+    if buf:
+        out.append(buf)
+    return out
+
+
+async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
+                  sender_factory: Callable[[Any], "AlertSender"] | None = None,
+                  stop: asyncio.Event | None = None, poll_interval: float = 0.0, poll_timeout: int = 10,
+                  heartbeat_s: float = 10.0, ready: asyncio.Event | None = None) -> None:
+    """Run the bot until ``stop`` is set (or the task is cancelled).
+
+    ``sender_factory(app_bot)`` builds the :class:`AlertSender` that drains the outbox through the same
+    ``telegram.Bot`` (pass None to leave alerts to the runners). ``ready`` is set once polling runs.
+    """
+    from telegram import BotCommand
+
+    stop = stop or asyncio.Event()
+    app = bot.build_application(token, base_url)
+    sender_task: asyncio.Task[None] | None = None
+    sender = None
+    started = bot.clock.now_ms()
+    async with app:
+        await app.bot.set_my_commands([BotCommand(c.name, c.help[:256]) for c in bot.commands()])
+        await app.start()
+        await app.updater.start_polling(poll_interval=poll_interval, timeout=poll_timeout,
+                                        drop_pending_updates=True, allowed_updates=["message"])
+        try:
+            if sender_factory is not None:
+                sender = sender_factory(app.bot)
+                sender_task = asyncio.create_task(sender.run(), name="bot-alert-sender")
+            runners.beat(bot.store, "bot", "running", {"commands": [c.name for c in bot.commands()]},
+                         ts=bot.clock.now_ms(), started_ms=started)
+            journal.append(bot.store, "bot_started", "telegram bot started", actor="bot")
+            if ready is not None:
+                ready.set()
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), heartbeat_s)
+                except asyncio.TimeoutError:
+                    runners.beat(bot.store, "bot", "running", ts=bot.clock.now_ms())
+        finally:
+            if sender is not None:
+                sender.stop()
+            if sender_task is not None:
+                try:
+                    await asyncio.wait_for(sender_task, 5)
+                except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                    sender_task.cancel()
+            await app.updater.stop()
+            await app.stop()
+            runners.beat(bot.store, "bot", "stopped", ts=bot.clock.now_ms())
+            journal.append(bot.store, "bot_stopped", "telegram bot stopped", actor="bot")
