@@ -25,6 +25,7 @@ _MODULES: list[str] = [
     "control",
     "status",
     "session_log",
+    "bot",
     "service",
     "sim",
 ]
