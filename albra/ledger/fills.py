@@ -280,8 +280,8 @@ def allocate_funding(store: Store, account: str, rows: Sequence[IncomeRow], *, n
                           (_s(leg.funding + share), now_ms, leg_id))
                 daily_pnl.add(c, account, leg.strategy, ts, share, now_ms)
             left = total - sum(shares.values(), Decimal(0))
-            if left != 0:
-                journal.append(store, "funding_unallocated", f"funding {left} on {symbol} not allocated to a leg: "
+            if left != 0 or (note and not shares):
+                journal.append(store, "funding_unallocated", f"funding {left} (of {len(group)} row(s)) on {symbol} not allocated to a leg: "
                                f"{note}", level="WARNING", account=account, symbol=symbol,
                                data={"ts": ts, "amount": str(left)}, ts=now_ms, conn=c)
             out.append(FundingAllocation(symbol, ts, total, shares, left, note))
