@@ -1,0 +1,503 @@
+"""``albra run --account NAME``: the trading loop of one account (ADR 0001: one process per account).
+
+Start-up, in this order: store → heartbeat row → gateway → position mode, margin mode and leverage → markets →
+resolve EVERY unresolved order intent by client id (before anything can send) → leg cache, protection check
+(every open leg has a live stop) and a first sync → systemd READY → loop.
+
+Loop (one turn ≤ 1 s of wall time): control flags and heartbeat; closed candles due per the scheduler
+(exchange time; caught up in order after a stall; never the forming candle) → strategy → executor → mark;
+position sync (60 s: stops/TPs that fired close their legs), reconciliation (300 s: differences are journaled
+and alerted, never overwritten), equity snapshot + MDD/daily anchors (60 s), health checks. The systemd watchdog
+is fed only when a turn completed and health checks pass.
+
+Modes: ``live``/``testnet`` (ccxt; a ``base_url`` points it at e.g. ``albra sim serve``) evaluate each due candle
+with ``Strategy.evaluate`` on candles fetched from the exchange. ``paper`` runs the simulated exchange in-process
+over the account's replay files (default: the bundled BTCUSDT 15m) on the replay clock; there the strategy's
+features are prepared once over the replay file and ``decide`` is called per closed candle, which equals
+``evaluate`` on the closed prefix (the strategies' no-look-ahead property, tested in tests/strategies) and makes a
+6-month replay take seconds. ``replay_speed`` 0 steps the clock candle by candle as fast as the loop turns; > 0
+runs it at that many times real time. When the replay data is exhausted the run prints a summary and exits 0.
+
+Shutdown on SIGTERM/SIGINT: stop new entries → cancel working entry orders (protective orders stay) → finish the
+current turn (bounded by 30 s) → persist (heartbeat ``stopped``) → close the gateway → exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+from albra.engine.entry_gate import EntryGate, update_equity
+from albra.engine.executor import Executor, StrategySlot
+from albra.engine.health import Health
+from albra.engine.scheduler import CandleScheduler, Due, Track
+from albra.exchange import errors as X
+from albra.model import PositionMode
+from albra.store import journal, runners
+from albra.store.db import Store
+
+log = logging.getLogger("albra.engine.runner")
+
+SYNC_EVERY_S = 60.0
+RECONCILE_EVERY_S = 300.0
+EQUITY_EVERY_S = 60.0
+SHUTDOWN_BUDGET_S = 30.0
+
+
+class RunnerError(RuntimeError):
+    """The runner cannot start (bad configuration for this account, unknown strategy, missing data)."""
+
+
+@dataclass
+class ReplayCtx:
+    """The in-process exchange of a paper account and the replay that drives it."""
+
+    ex: Any
+    replay: Any
+    clock: Any
+    series: dict[str, Any]
+    speed: float
+    end_ms: int | None
+
+
+@dataclass
+class RunSummary:
+    account: str
+    candles: int = 0
+    evaluations: int = 0
+    trades: int = 0
+    wins: int = 0
+    pnl: Decimal = Decimal(0)
+    equity: Decimal | None = None
+    open_legs: int = 0
+    refusals: int = 0
+    exhausted: bool = False
+    stopped_by: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account": self.account, "candles": self.candles, "evaluations": self.evaluations,
+                "trades": self.trades, "wins": self.wins, "pnl": format(self.pnl, "f"),
+                "equity": None if self.equity is None else format(self.equity, "f"), "open_legs": self.open_legs,
+                "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by}
+
+
+def _bundled_or(path: Any, symbol: str) -> Any:
+    from albra.candles import bundled
+
+    return path if path is not None else bundled(f"{symbol}-15m.csv.gz")
+
+
+def build_paper(settings: Any, account: str) -> tuple[Any, ReplayCtx]:
+    """SimExchange + MarketReplay + SimClock for a paper account, and the gateway over it."""
+    from albra.candles import CandleFileError, bundled, load_candles, load_funding
+    from albra.engine.sim_gateway import SimGateway
+    from albra.sim.exchange import SimExchange
+    from albra.sim.feed import MarketReplay, SimClock
+    from albra.timefmt import parse_time
+
+    acc = settings.account(account)
+    series = {}
+    funding = {}
+    for sym in acc.symbols():
+        path = _bundled_or(acc.replay.get(sym), sym)
+        try:
+            series[sym] = load_candles(path, symbol=sym)
+        except CandleFileError as e:
+            raise RunnerError(f"account {account}: replay data for {sym}: {e}") from None
+        fp = bundled(f"{sym}-funding.csv")
+        if fp.is_file():
+            funding[sym] = load_funding(fp)
+    if not series:
+        raise RunnerError(f"account {account} has no enabled strategy with a symbol")
+    start = parse_time(acc.replay_start) if acc.replay_start else min(int(s.ts[0]) for s in series.values())
+    end = parse_time(acc.replay_end) if acc.replay_end else None
+    ex = SimExchange(funding=funding, now_ms=start)
+    ex.add_account(account, acc.paper_balance, PositionMode.ONE_WAY)
+    replay = MarketReplay(ex, series)
+    clock = SimClock(start, speed=float(acc.replay_speed))
+    replay.sync(start)
+    return SimGateway(ex, account), ReplayCtx(ex, replay, clock, series, float(acc.replay_speed), end)
+
+
+def build_live(settings: Any, account: str) -> Any:
+    """CcxtGateway for live/testnet (or a local base_url such as ``albra sim serve``)."""
+    from albra.exchange.ccxt_gateway import CcxtGateway
+    from albra.exchange.client import LOCAL, make_ccxt_client
+
+    acc = settings.account(account)
+    secrets = settings.require_secrets(account)
+    key = secrets.api_key.reveal() if secrets is not None else None
+    sec = secrets.api_secret.reveal() if secrets is not None else None
+    mode = acc.mode.value
+    if acc.base_url and acc.base_url.startswith("http://127.0.0.1"):
+        mode = LOCAL
+    client = make_ccxt_client(mode, key, sec, acc.base_url, test_mode=mode == LOCAL)
+    return CcxtGateway(account, client, weight_file=str(settings.paths.state_dir / "weight.json"))
+
+
+class Runner:
+    """One account's trading loop."""
+
+    def __init__(self, settings: Any, account: str, *, gateway: Any = None, replay: ReplayCtx | None = None,
+                 store: Store | None = None, notifier: Any = None, max_candles: int | None = None,
+                 until_ms: int | None = None, wall: Callable[[], float] = time.monotonic) -> None:
+        from albra.systemd import Notifier
+        from strategies import registry
+
+        self.settings = settings
+        self.account = account
+        self.acc = settings.account(account)
+        self.gw = gateway
+        self.replay = replay
+        self.store = store
+        self.notifier = notifier or Notifier()
+        self.max_candles = max_candles
+        self.until_ms = until_ms
+        self.wall = wall
+        self.health = Health(monotonic=wall)
+        self.stop = asyncio.Event()
+        self.stopped_by = ""
+        self.summary = RunSummary(account)
+        self.strategies: dict[str, Any] = {}
+        self.entries: dict[str, Any] = {}
+        for st in self.acc.strategies:
+            if not st.enabled:
+                continue
+            cls = registry.get(st.name)
+            if cls.timeframes[0] != st.timeframe:
+                raise RunnerError(f"accounts.{account}: strategy {st.name} runs on {cls.timeframes[0]} candles, "
+                                  f"the config says timeframe = {st.timeframe!r}")
+            self.strategies[cls.name] = cls(st.params)
+            self.entries[cls.name] = st
+        if not self.strategies:
+            raise RunnerError(f"account {account} has no enabled strategy")
+        self.tracks = [Track(name, sym, self.entries[name].timeframe)
+                       for name in self.strategies for sym in self.entries[name].symbols]
+        self._features: dict[tuple[str, str], tuple[Any, dict[int, int]]] = {}
+        self._last_entry: dict[tuple[str, str], int | None] = {}
+        self.executor: Executor | None = None
+        self.scheduler: CandleScheduler | None = None
+        self._t_sync = self._t_rec = self._t_eq = self._t_beat = -1e18
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def name(self) -> str:
+        return f"run:{self.account}"
+
+    def now_ms(self) -> int:
+        if self.replay is not None:
+            return int(self.replay.ex.now)
+        now = getattr(self.gw, "exchange_now", None)
+        return int(now()) if now is not None else int(time.time() * 1000)
+
+    def _journal(self, kind: str, msg: str, level: str = "INFO", **data: Any) -> None:
+        journal.append(self.store, kind, msg, level=level, account=self.account, data=data, ts=self.now_ms(),
+                       actor=self.name)
+
+    async def _timed(self, coro: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            out = await coro
+        except X.ExchangeError:
+            self.health.record(False, (time.perf_counter() - t) * 1000)
+            raise
+        self.health.record(True, (time.perf_counter() - t) * 1000)
+        return out
+
+    # ------------------------------------------------------------------ start-up
+    async def start(self) -> None:
+        from albra.ledger.intents import resolve_unresolved
+
+        if self.store is None:
+            self.store = Store.open(self.settings.db_path)
+        started = int(time.time() * 1000)
+        runners.beat(self.store, self.name, "starting", {"mode": self.acc.mode.value}, started_ms=started)
+        if self.gw is None:
+            if self.acc.mode.value == "paper":
+                self.gw, self.replay = build_paper(self.settings, self.account)
+            else:
+                self.gw = build_live(self.settings, self.account)
+        mode = PositionMode(self.acc.position_mode)
+        await self._timed(self.gw.set_position_mode(mode))
+        lev: dict[str, int] = {}
+        for name, st in self.entries.items():
+            for sym in st.symbols:
+                if sym in lev and lev[sym] != st.leverage:
+                    self._journal("leverage_conflict", f"{sym}: {name} wants {st.leverage}x, {lev[sym]}x already "
+                                  f"set by another strategy (Binance has one leverage per symbol)", "WARNING")
+                    continue
+                lev[sym] = st.leverage
+        for sym, lv in lev.items():
+            await self._timed(self.gw.setup_symbol(sym, lv, self.acc.margin_mode))
+        filters = await self._timed(self.gw.load_markets())
+        resolved = await resolve_unresolved(self.store, self.gw, self.account, now_ms=self.now_ms())
+        if resolved:
+            self._journal("intents_resolved", f"{len(resolved)} unresolved intent(s) resolved at start-up",
+                          "WARNING", ids=[r.client_id for r in resolved])
+        slots = [StrategySlot(n, e.size_pct, e.leverage) for n, e in self.entries.items()]
+        gate = EntryGate(self.store, lambda s: self.settings.effective_risk(self.account, self.entries[s]))
+        self.executor = Executor(self.store, self.gw, self.account, mode, filters, slots, gate, self.now_ms)
+        self.scheduler = CandleScheduler(self.store, self.account, self.tracks)
+        await self.executor.sync_protective()
+        self.executor.reload_legs()
+        placed = await self.executor.ensure_protection()
+        if placed:
+            self._journal("protection_restored", f"{placed} open leg(s) had no live stop; placed", "WARNING")
+        if self.replay is not None:
+            self._prepare_replay_features()
+        await self._periodic(force=True)
+        runners.beat(self.store, self.name, "running", {"mode": self.acc.mode.value})
+        self._journal("runner_started", f"runner {self.account} started ({self.acc.mode.value}, "
+                      f"{self.acc.position_mode.value}, {len(self.tracks)} track(s))")
+        self.notifier.ready(f"trading {self.account}")
+
+    def _prepare_replay_features(self) -> None:
+        from albra.engine.backtest import frames_for
+
+        assert self.replay is not None
+        for tr in self.tracks:
+            strat = self.strategies[tr.strategy]
+            frames = frames_for(type(strat), [self.replay.series[tr.symbol]])
+            feats = strat.prepare(frames)
+            self._features[(tr.strategy, tr.symbol)] = (feats, {ts: i for i, ts in enumerate(feats.ts)})
+
+    def last_entry(self, strategy: str, symbol: str) -> int | None:
+        key = (strategy, symbol)
+        if key not in self._last_entry:
+            r = self.store.query_one(
+                "SELECT MAX(entry_ts) AS t FROM legs WHERE account=? AND strategy=? AND symbol=? AND state IN"
+                " ('open', 'closing', 'closed')", (self.account, strategy, symbol))
+            self._last_entry[key] = None if r is None or r["t"] is None else int(r["t"])
+        return self._last_entry[key]
+
+    # ------------------------------------------------------------------ candles
+    async def _decisions(self, due: Due, cache: dict) -> tuple[list, float] | None:
+        """The strategy's decisions on the closed candle ``due`` (None: the exchange does not have it yet)."""
+        strat = self.strategies[due.track.strategy]
+        legs = self.executor.views(due.track.strategy, due.track.symbol)
+        last = self.last_entry(due.track.strategy, due.track.symbol)
+        if self.replay is not None:
+            feats, idx = self._features[(due.track.strategy, due.track.symbol)]
+            i = idx.get(due.ts)
+            if i is None:
+                return None
+            return strat.decide(feats, i, legs, last), feats.cols["close"][i] if "close" in feats.cols else 0.0
+        from albra.candles import CandleSeries
+        from strategies.base import closed_candles
+        import numpy as np
+
+        frames = {}
+        hist = strat.history_by_timeframe()
+        for tf in strat.timeframes:
+            key = (due.track.symbol, tf)
+            if key not in cache:
+                rows = await self._timed(self.gw.fetch_candles(due.track.symbol, tf, limit=min(1500, hist[tf] + 50)))
+                rows = [c for c in rows if c.closed]
+                cache[key] = CandleSeries(due.track.symbol, tf, np.array([c.ts for c in rows], dtype=np.int64),
+                                          *(np.array([getattr(c, f) for c in rows], dtype=np.float64)
+                                            for f in ("open", "high", "low", "close", "volume")))
+            frames[tf] = closed_candles(cache[key], due.close_ms)
+        prim = frames[strat.timeframes[0]]
+        if len(prim) == 0 or int(prim.ts[-1]) != due.ts:
+            return None
+        return strat.evaluate(frames, legs, last), float(prim.close[-1])
+
+    async def evaluate_due(self) -> int:
+        """Evaluate every closed candle not evaluated yet, oldest first; returns how many were evaluated."""
+        now = self.now_ms()
+        dues = self.scheduler.due(now)
+        if not dues:
+            return 0
+        cache: dict = {}
+        n = 0
+        blocked: set[tuple[str, str]] = set()
+        for due in dues:
+            key = (due.track.strategy, due.track.symbol)
+            if key in blocked:
+                continue
+            got = await self._decisions(due, cache)
+            if got is None:  # not available yet: retry next turn, never skip
+                blocked.add(key)
+                continue
+            decisions, price = got
+            if decisions:
+                entered = await self.executor.handle(due.track.strategy, due.track.symbol, due.ts, decisions, price)
+                if entered:
+                    self._last_entry[key] = due.ts
+            self.scheduler.mark(due, now)
+            n += 1
+        self.summary.evaluations += n
+        return n
+
+    # ------------------------------------------------------------------ periodic work
+    async def _periodic(self, force: bool = False) -> None:
+        t = self.wall()
+        if self.replay is not None and self.replay.speed == 0:
+            t = self.now_ms() / 1000.0  # replay time drives the cadence when the clock is stepped
+        if force or t - self._t_sync >= SYNC_EVERY_S:
+            self._t_sync = t
+            if self.executor.has_open_legs():
+                await self.executor.sync_protective()
+        if force or t - self._t_eq >= EQUITY_EVERY_S:
+            self._t_eq = t
+            bal = await self._timed(self.gw.fetch_balance())
+            now = self.now_ms()
+            update_equity(self.store, self.account, bal.equity, now)
+            self.store.execute("INSERT OR REPLACE INTO equity_snapshots(account, ts, wallet, unrealized, equity,"
+                               " available) VALUES (?,?,?,?,?,?)",
+                               (self.account, now, format(bal.wallet, "f"), format(bal.unrealized, "f"),
+                                format(bal.equity, "f"), format(bal.available, "f")))
+        if force or t - self._t_rec >= RECONCILE_EVERY_S:
+            self._t_rec = t
+            await self.reconcile()
+
+    async def reconcile(self) -> list[dict]:
+        """Legs per (symbol, position side) against the exchange's positions. Differences are journaled and
+        alerted — never written over the ledger (``albra reconcile --apply`` adopts them explicitly)."""
+        from albra.ledger import legs as L
+
+        positions = await self._timed(self.gw.fetch_positions())
+        ex: dict[tuple[str, str], Decimal] = {}
+        for p in positions:
+            ex[(p.symbol, p.position_side.value)] = ex.get((p.symbol, p.position_side.value), Decimal(0)) + p.qty
+        led: dict[tuple[str, str], Decimal] = {}
+        for g in L.live_legs(self.store, self.account):
+            if g.qty > 0:
+                k = (g.symbol, g.position_side.value)
+                led[k] = led.get(k, Decimal(0)) + g.signed_qty
+        diffs = []
+        for k in sorted(set(ex) | set(led)):
+            a, b = led.get(k, Decimal(0)), ex.get(k, Decimal(0))
+            if a != b:
+                diffs.append({"symbol": k[0], "position_side": k[1], "ledger": str(a), "exchange": str(b)})
+        if diffs:
+            self._journal("reconcile_difference", f"ledger differs from exchange on {len(diffs)} position(s)",
+                          "ERROR", diffs=diffs)
+            self.executor._alert("reconcile_difference", f"reconcile_difference:{self.account}:{self.now_ms()}",
+                                 "; ".join(f"{d['symbol']} {d['position_side']}: ledger {d['ledger']}, exchange "
+                                           f"{d['exchange']}" for d in diffs))
+        return diffs
+
+    def _heartbeat(self, force: bool = False) -> None:
+        t = self.wall()
+        if not force and t - self._t_beat < 1.0:
+            return
+        self._t_beat = t
+        from albra.store import flags
+
+        blk = flags.kill_switch(self.store)
+        problems = self.health.check()
+        runners.beat(self.store, self.name, "running", {"kill_switch": blk is not None, "health": problems,
+                                                        "candles": self.summary.candles})
+        if self.health.may_feed_watchdog():
+            self.notifier.watchdog()
+
+    # ------------------------------------------------------------------ loop
+    async def loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                if self.replay is not None and self.replay.speed == 0:
+                    nxt = self.replay.replay.step_to_next_close(self.replay.clock)
+                    if nxt is None or (self.replay.end_ms is not None and nxt > self.replay.end_ms) or (
+                            self.until_ms is not None and nxt > self.until_ms):
+                        self.summary.exhausted = True
+                        self.stopped_by = "replay exhausted"
+                        break
+                    self.summary.candles += 1
+                    await self.evaluate_due()
+                    if self.executor.has_open_legs():
+                        await self.executor.sync_protective()
+                    await self._periodic()
+                    if self.max_candles is not None and self.summary.candles >= self.max_candles:
+                        self.stopped_by = "max candles"
+                        break
+                    self.health.turned()
+                    self._heartbeat()
+                    if self.summary.candles % 64 == 0:
+                        await asyncio.sleep(0)  # let signals in
+                    continue
+                if self.replay is not None:
+                    self.replay.replay.sync(self.replay.clock.now_ms())
+                await self.evaluate_due()
+                await self._periodic()
+                self.health.turned()
+            except X.ExchangeError as e:
+                self._journal("loop_error", f"exchange error in the loop: {e}", "ERROR", error=type(e).__name__)
+            self._heartbeat()
+            if self.until_ms is not None and self.now_ms() >= self.until_ms:
+                self.stopped_by = "until"
+                break
+            try:
+                await asyncio.wait_for(self.stop.wait(), timeout=self._sleep_s())
+            except asyncio.TimeoutError:
+                pass
+
+    def _sleep_s(self) -> float:
+        if self.replay is not None:
+            return 0.05
+        now = self.now_ms()
+        nxt = self.scheduler.next_close_ms(now)
+        return max(0.05, min(1.0, (nxt - now) / 1000 + 0.05))
+
+    async def shutdown(self) -> None:
+        """Stop entries → cancel working entry orders → persist → close."""
+        self.notifier.stopping(f"stopping {self.account}")
+        if self.store is not None:
+            runners.beat(self.store, self.name, "stopping", {"reason": self.stopped_by})
+        if self.executor is not None:
+            self.executor.entries_blocked = True
+            try:
+                n = await asyncio.wait_for(self.executor.cancel_pending_entries(), timeout=SHUTDOWN_BUDGET_S)
+                if n:
+                    self._journal("entries_cancelled", f"{n} working entry order(s) cancelled at shutdown")
+            except (X.ExchangeError, asyncio.TimeoutError) as e:
+                self._journal("shutdown_error", f"cancelling entry orders failed: {e}", "ERROR")
+            await self._fill_summary()
+        if self.store is not None:
+            self._journal("runner_stopped", f"runner {self.account} stopped ({self.stopped_by or 'signal'})")
+            runners.beat(self.store, self.name, "stopped", {"reason": self.stopped_by})
+            self.store.checkpoint()
+        if self.gw is not None:
+            await self.gw.close()
+
+    async def _fill_summary(self) -> None:
+        from albra.ledger import legs as L
+
+        closed = L.legs_of(self.store, self.account, states=[L.LegState.CLOSED])
+        s = self.summary
+        s.trades = len(closed)
+        pnls = [g.realized_pnl - g.fees + g.funding for g in closed]
+        s.wins = sum(1 for p in pnls if p > 0)
+        s.pnl = sum(pnls, Decimal(0))
+        s.open_legs = len(self.executor.open_legs())
+        s.refusals = self.executor.stats.refusals
+        s.stopped_by = self.stopped_by or "signal"
+        try:
+            s.equity = (await self.gw.fetch_balance()).equity
+        except X.ExchangeError:
+            s.equity = None
+
+    async def run(self) -> RunSummary:
+        loop = asyncio.get_running_loop()
+
+        def on_signal(sig: int) -> None:
+            self.stopped_by = signal.Signals(sig).name
+            self.stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+        try:
+            await self.start()
+            await self.loop()
+        finally:
+            await self.shutdown()
+        return self.summary

@@ -1,0 +1,139 @@
+"""``albra backtest``: replay candle files through the live pipeline (strategy → risk → execution → ledger)
+against the simulated exchange, and print a summary per strategy and in total.
+
+Usable without a config file. ``--config`` only supplies risk limits (``[risk]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import typer
+
+from commands import EXIT_USAGE
+from commands._common import ConfigOption, JsonOption, emit_json, fail
+
+
+def _parse_data(specs: list[str]) -> dict[str, list[Any]]:
+    from albra.candles import CandleFileError, load_candles
+
+    out: dict[str, list[Any]] = {}
+    for spec in specs:
+        if "=" not in spec:
+            fail(f"--data {spec!r}: expected SYMBOL=FILE, e.g. BTCUSDT=data/BTCUSDT-15m.csv.gz")
+        sym, path = spec.split("=", 1)
+        sym = sym.strip().upper()
+        try:
+            out.setdefault(sym, []).append(load_candles(path.strip(), symbol=sym))
+        except CandleFileError as e:
+            fail(str(e))
+    return out
+
+
+def _render(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console(highlight=False)
+    t = Table(title="Backtest", title_justify="left")
+    for col in ("strategy", "trades", "win rate", "PnL (USDT)", "fees", "funding"):
+        t.add_column(col, justify="right" if col != "strategy" else "left")
+    for name, b in summary["strategies"].items():
+        t.add_row(name, str(b["trades"]), f"{b['win_rate'] * 100:.1f}%", b["pnl"], b["fees"], b["funding"])
+    tot = summary["total"]
+    t.add_row("[bold]total[/]", str(tot["trades"]), f"{tot['win_rate'] * 100:.1f}%", tot["pnl"], tot["fees"],
+              tot["funding"])
+    c.print(t)
+    c.print(f"equity {tot['start_balance']} → {tot['end_equity']} USDT · max drawdown {tot['max_drawdown_pct']}% · "
+            f"exposure {tot['exposure_pct']}% of candles · {tot['candles']} candles · "
+            f"open legs at the end {tot['open_legs_at_end']}")
+
+
+def backtest(
+    strategy: List[str] = typer.Option(..., "--strategy", "-s", help="Strategy name (repeat for several)."),
+    symbol: List[str] = typer.Option(..., "--symbol", help="Symbol to trade (repeat for several)."),
+    data: List[str] = typer.Option(..., "--data", help="SYMBOL=FILE candle file (repeat; several timeframes ok)."),
+    start: Optional[str] = typer.Option(None, "--start", help="First candle (YYYY-MM-DD, ISO, epoch ms; UTC)."),
+    end: Optional[str] = typer.Option(None, "--end", help="End of the window (exclusive)."),
+    balance: float = typer.Option(10_000.0, "--balance", help="Starting balance in USDT."),
+    leverage: int = typer.Option(10, "--leverage", min=1, max=125, help="Leverage (margin only)."),
+    size_pct: float = typer.Option(24.0, "--size-pct", help="Leg notional as % of equity."),
+    position_mode: str = typer.Option("hedge", "--position-mode", help="hedge or one_way."),
+    funding: Optional[List[str]] = typer.Option(None, "--funding", help="SYMBOL=FILE funding rates (default: bundled)."),
+    trades_csv: Optional[str] = typer.Option(None, "--trades-csv", help="Write the trades to this CSV file."),
+    json_out: bool = JsonOption,
+    config: Optional[str] = ConfigOption,
+) -> None:
+    """Replay candles through the same strategy → risk → execution → ledger path as `albra run`."""
+    from decimal import Decimal
+    from pathlib import Path
+
+    from albra.candles import CandleFileError
+    from albra.engine.backtest import BacktestError, BacktestSetup, StrategySpec, funding_for, run_backtest
+    from albra.model import PositionMode
+    from albra.timefmt import parse_time
+    from strategies.registry import RegistryError
+
+    if not 0 < size_pct <= 100:
+        fail(f"--size-pct must be in (0, 100], got {size_pct}")
+    if balance <= 0:
+        fail(f"--balance must be positive, got {balance}")
+    try:
+        mode = PositionMode(position_mode)
+    except ValueError:
+        fail(f"--position-mode must be hedge or one_way, got {position_mode!r}")
+    try:
+        start_ms = parse_time(start) if start else None
+        end_ms = parse_time(end) if end else None
+    except ValueError as e:
+        fail(str(e))
+    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
+        fail(f"--start ({start}) must be before --end ({end})")
+    series = _parse_data(list(data))
+    symbols = [s.strip().upper() for s in symbol]
+    missing = [s for s in symbols if s not in series]
+    if missing:
+        fail(f"no --data for {', '.join(missing)} (give --data {missing[0]}=FILE)")
+    risk = None
+    if config:
+        from commands._common import load
+
+        risk = load(config).risk
+    explicit = {}
+    for spec in funding or []:
+        if "=" not in spec:
+            fail(f"--funding {spec!r}: expected SYMBOL=FILE")
+        k, v = spec.split("=", 1)
+        explicit[k.strip().upper()] = Path(v.strip())
+    try:
+        fund = {s: f for s in symbols if (f := funding_for(s, explicit.get(s))) is not None}
+        setup = BacktestSetup([StrategySpec(n, {}, size_pct, leverage) for n in strategy],
+                              {s: series[s] for s in symbols}, start_ms, end_ms, Decimal(str(balance)), mode, fund,
+                              risk)
+        if json_out:
+            res = run_backtest(setup)
+        else:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as prog:
+                task = prog.add_task("replaying candles", total=None)
+                res = run_backtest(setup, lambda n, tot: prog.update(task, completed=n, total=tot))
+    except (BacktestError, RegistryError, CandleFileError, ValueError) as e:
+        fail(str(e), EXIT_USAGE)
+    if trades_csv:
+        import csv
+
+        cols = ["strategy", "symbol", "side", "quantity", "entry_time", "exit_time", "entry_price", "exit_price",
+                "pnl", "fees", "funding", "exit_reason"]
+        with open(trades_csv, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows(res.trades)
+    if json_out:
+        emit_json({"summary": res.summary, "trades": res.trades})
+    else:
+        _render(res.summary)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest)

@@ -1,0 +1,70 @@
+"""``albra run --account NAME``: the trading loop for one account (systemd unit ``albra@NAME``).
+
+Exit codes: 0 stopped cleanly (signal, replay exhausted, --until/--max-candles), 2 configuration error,
+3 exchange unreachable at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from commands import EXIT_UNREACHABLE, EXIT_USAGE
+from commands._common import ConfigOption, JsonOption, emit_json, fail, load
+
+
+def run(
+    account: str = typer.Option(..., "--account", "-a", help="Account to trade (one process per account)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Stop at this exchange time (YYYY-MM-DD, ISO, ms)."),
+    max_candles: Optional[int] = typer.Option(None, "--max-candles", min=1,
+                                              help="Paper replay: stop after this many candles."),
+    json_out: bool = JsonOption,
+    config: Optional[str] = ConfigOption,
+) -> None:
+    """Run the trading loop of ACCOUNT until SIGTERM/SIGINT (paper replay: until the data ends)."""
+    import asyncio
+
+    from albra.config import ConfigError
+    from albra.timefmt import parse_time
+
+    settings = load(config)
+    try:
+        settings.account(account)
+    except ConfigError as e:
+        fail(str(e))
+    try:
+        until_ms = parse_time(until) if until else None
+    except ValueError as e:
+        fail(str(e))
+    from albra.engine.runner import Runner, RunnerError
+    from albra.exchange.errors import ExchangeError
+    from albra.log import setup_logging
+
+    try:
+        setup_logging(settings, f"run-{account}")
+    except Exception as e:  # logging must not be the reason a runner cannot start; say why
+        typer.echo(f"warning: file logging unavailable: {e}", err=True)
+    try:
+        runner = Runner(settings, account, max_candles=max_candles, until_ms=until_ms)
+        summary = asyncio.run(runner.run())
+    except RunnerError as e:
+        fail(str(e), EXIT_USAGE)
+    except ConfigError as e:
+        fail(str(e), EXIT_USAGE)
+    except ExchangeError as e:
+        fail(f"exchange error: {e}", EXIT_UNREACHABLE)
+    if json_out:
+        emit_json(summary.as_dict())
+        return
+    from rich.console import Console
+
+    s = summary.as_dict()
+    Console(highlight=False).print(
+        f"[bold]albra run {account}[/] stopped ({s['stopped_by']}): {s['candles']} candles, {s['evaluations']} "
+        f"evaluations, {s['trades']} closed trades ({s['wins']} won), PnL {float(summary.pnl):.2f} USDT, equity "
+        f"{s['equity'] or '-'} USDT, open legs {s['open_legs']}, refusals {s['refusals']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
