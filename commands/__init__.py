@@ -28,6 +28,8 @@ _MODULES: list[str] = [
     "bot",
     "service",
     "sim",
+    "run",
+    "backtest",
 ]
 
 
