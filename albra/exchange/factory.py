@@ -1,0 +1,99 @@
+"""Choosing and building an account's gateway from its settings: ccxt (live, testnet, or a local ``base_url``)
+or paper (the in-process simulator fed by replay files).
+
+Kept thin on purpose: it reads the few fields of ``AccountSettings`` that decide the gateway (``mode``,
+``base_url``, ``paper_*``, ``replay*``, ``position_mode``) and leaves everything else to the engine. The heavy
+imports (ccxt, the simulator) happen inside, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from albra.exchange.resilience import EventSink
+from albra.exchange.types import Gateway
+from albra.timefmt import Clock, parse_time
+
+WEIGHT_FILE = "weight.json"
+
+
+@dataclass
+class PaperMarket:
+    """The simulator pieces behind a paper gateway (the engine's backtest/paper loop drives ``replay``/``clock``)."""
+
+    exchange: Any
+    replay: Any
+    clock: Any
+
+
+def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: str | Path | None = None,
+                on_event: EventSink | None = None, timeout_ms: int = 10_000, test_mode: bool = False,
+                paper_clock: Clock | None = None) -> Gateway:
+    """The gateway for ``account`` (``settings`` is its ``AccountSettings``; ``secrets`` its ``AccountSecrets``,
+    required for live/testnet). ``state_dir`` holds the shared request-weight file (``weight.json``) every runner
+    on the host reads and writes. ``paper_clock`` overrides the replay clock of a paper account."""
+    mode = str(getattr(settings, "mode", ""))
+    if mode == "paper":
+        return paper_gateway(account, settings, clock=paper_clock)
+    if mode not in ("live", "testnet"):
+        raise ValueError(f"account {account}: unknown mode {mode!r} (expected live, testnet or paper)")
+    if secrets is None:
+        raise ValueError(f"account {account} ({mode}) needs its API key and secret")
+    from albra.exchange.ccxt_gateway import CcxtGateway
+    from albra.exchange.client import make_ccxt_client
+
+    # a base_url (the local server in drills, a proxy) overrides the live/testnet URLs
+    client = make_ccxt_client(mode, secrets.api_key.reveal(), secrets.api_secret.reveal(),
+                              base_url=getattr(settings, "base_url", None), timeout_ms=timeout_ms,
+                              test_mode=test_mode)
+    weight_file = str(Path(state_dir) / WEIGHT_FILE) if state_dir is not None else None
+    return CcxtGateway(account, client, on_event=on_event, weight_file=weight_file)
+
+
+def paper_market(account: str, settings: Any, clock: Clock | None = None) -> PaperMarket:
+    """A simulated exchange with ``account`` in it, its replay (the account's ``replay`` files, or the bundled
+    BTCUSDT/ETHUSDT data for the symbols its strategies trade) and a clock at ``replay_start``."""
+    from albra.candles import bundled, load_candles, load_funding
+    from albra.model import PositionMode
+    from albra.sim.build import DEFAULT_DATA, DEFAULT_FUNDING
+    from albra.sim.exchange import SimExchange
+    from albra.sim.feed import MarketReplay, SimClock
+    from albra.sim.markets import DEFAULT_MARKETS
+
+    if getattr(settings, "paper_feed", "replay") != "replay":
+        raise ValueError(f"account {account}: paper_feed {settings.paper_feed!r} — this factory builds replay-fed "
+                         f"paper accounts; a live-fed paper account is driven by the engine's market-data loop")
+    files: dict[str, Path] = {s.upper(): Path(p) for s, p in (getattr(settings, "replay", None) or {}).items()}
+    if not files:
+        wanted = settings.symbols() if hasattr(settings, "symbols") else []
+        missing = [s for s in wanted if s not in DEFAULT_DATA]
+        if missing:
+            raise ValueError(f"account {account}: no replay file for {', '.join(missing)} and no bundled data; set "
+                             f"accounts.{account}.replay.<SYMBOL> = FILE")
+        files = {s: bundled(DEFAULT_DATA[s]) for s in (wanted or DEFAULT_DATA)}
+    unknown = [s for s in files if s not in DEFAULT_MARKETS]
+    if unknown:
+        raise ValueError(f"account {account}: {', '.join(unknown)} not simulated; known: {', '.join(DEFAULT_MARKETS)}")
+    series = {s: load_candles(p, symbol=s) for s, p in files.items()}
+    funding = {s: load_funding(bundled(DEFAULT_FUNDING[s])) for s in series
+               if s in DEFAULT_FUNDING and bundled(DEFAULT_FUNDING[s]).is_file()}
+    start_s = getattr(settings, "replay_start", None)
+    start = parse_time(start_s) if start_s else max(int(v.ts[0]) for v in series.values())
+    ex = SimExchange({s: DEFAULT_MARKETS[s] for s in series}, funding=funding, now_ms=start)
+    hedge = PositionMode(getattr(settings, "position_mode", PositionMode.ONE_WAY)) is PositionMode.HEDGE
+    ex.add_account(account, Decimal(str(getattr(settings, "paper_balance", "10000"))),
+                   PositionMode.HEDGE if hedge else PositionMode.ONE_WAY)
+    sim_clock = clock or SimClock(start, float(getattr(settings, "replay_speed", 0.0) or 0.0))
+    replay = MarketReplay(ex, series)
+    replay.sync(start)
+    return PaperMarket(ex, replay, sim_clock)
+
+
+def paper_gateway(account: str, settings: Any, clock: Clock | None = None) -> Gateway:
+    from albra.exchange.paper import PaperGateway
+
+    m = paper_market(account, settings, clock)
+    return PaperGateway(account, m.exchange, replay=m.replay, clock=m.clock)

@@ -1,0 +1,217 @@
+"""The paper gateway: the same :class:`~albra.exchange.types.Gateway` over the in-process simulated exchange
+(``albra.sim.exchange.SimExchange``), with no HTTP in between.
+
+Why it goes through Binance's JSON shapes: every answer is built with the simulator's own Binance payload
+builders (``albra.sim.payloads``, the same ones ``albra sim serve`` sends) and read back with the same validating
+parsers the ccxt gateway uses (``binance_parse``), and orders are built by the same ``order_rules.order_params``.
+So a paper account behaves exactly like a ccxt client against the local server — quantisation, hedge-mode rules,
+error classes — and engine code cannot tell them apart. The cost is per *call* (microseconds), never per candle:
+a backtest feeds candles to the core directly and the gateway does nothing until the engine asks something.
+
+Time: with a ``clock`` (paper trading, replay at a speed) each call first brings the replay up to the clock's
+time, as the server does per request; without one the exchange's own time is used, i.e. whatever the backtest
+driver last fed it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Callable, Sequence
+
+from albra.exchange import binance_parse as P
+from albra.exchange.errors import (
+    BadSymbol,
+    ExchangeError,
+    OutcomeUnknown,
+    Rejected,
+    UnknownOrder,
+    from_binance_code,
+)
+from albra.exchange.order_rules import order_params
+from albra.exchange.types import Balance, ExchangePosition, IncomeRow, OrderRequest, OrderResult
+from albra.model import Candle, Fill, MarginMode, MarketFilters, PositionMode
+from albra.timefmt import Clock, timeframe_ms
+
+MARGIN_ALREADY_SET = -4046
+POSITION_MODE_ALREADY_SET = -4059
+
+
+class PaperGateway:
+    """:class:`Gateway` over a ``SimExchange`` account. ``replay`` (a ``MarketReplay``) serves candles and, with
+    ``clock``, moves the market to the clock's time before every call."""
+
+    def __init__(self, account: str, exchange: Any, *, replay: Any = None, clock: Clock | None = None) -> None:
+        from albra.sim import payloads
+        from albra.sim.errors import SimError
+
+        self.account = account
+        self.ex = exchange
+        self.replay = replay
+        self.clock = clock
+        self._payloads = payloads
+        self._sim_error = SimError
+        exchange.account(account)  # unknown account: ValueError now, not on the first order
+        self._markets: dict[str, MarketFilters] | None = None
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        if self.clock is None:
+            return int(self.ex.now)
+        now = self.clock.now_ms()
+        if self.replay is not None:
+            self.replay.sync(now)
+        else:
+            self.ex.set_time(now)
+        return now
+
+    def _run(self, fn: Callable[[], Any], placement: bool = False) -> Any:
+        try:
+            return fn()
+        except self._sim_error as e:
+            err = from_binance_code(e.code, e.msg, during_placement=placement)
+            if isinstance(err, OutcomeUnknown):  # in-process and synchronous: an error means nothing happened
+                err = Rejected(str(err), code=e.code)
+            raise err from e
+
+    # -- reads ---------------------------------------------------------------------------------------------------
+
+    async def server_time(self) -> int:
+        return self._now()
+
+    async def load_markets(self, reload: bool = False) -> dict[str, MarketFilters]:
+        if self._markets is None or reload:
+            self._markets = P.parse_markets(self._payloads.exchange_info(self.ex, self._now()))
+        return dict(self._markets)
+
+    async def filters(self, symbol: str) -> MarketFilters:
+        markets = self._markets if self._markets is not None else await self.load_markets()
+        try:
+            return markets[symbol]
+        except KeyError:
+            raise BadSymbol(f"{symbol} is not simulated (known: {', '.join(sorted(markets))})") from None
+
+    async def fetch_candles(self, symbol: str, timeframe: str, since: int | None = None,
+                            limit: int = 500) -> list[Candle]:
+        tf_ms = timeframe_ms(timeframe)
+        if not 1 <= limit <= 1500:
+            raise ValueError(f"candle limit must be in 1..1500, got {limit}")
+        if self.replay is None or symbol not in self.replay.series:
+            raise BadSymbol(f"paper account {self.account}: no candle data for {symbol} (the replay has "
+                            f"{', '.join(sorted(self.replay.series)) if self.replay else 'no replay at all'})")
+        now = self._now()
+        try:
+            rows = self.replay.klines(symbol, timeframe, now, limit, since)
+        except ValueError as e:
+            raise Rejected(f"paper klines {symbol} {timeframe}: {e}") from None
+        return P.parse_klines(rows, symbol, tf_ms, now)
+
+    async def fetch_balance(self) -> Balance:
+        now = self._now()
+        raw = self._run(lambda: self._payloads.account(self.ex, self.ex.account(self.account), now))
+        return P.parse_balance(raw, self.ex.account(self.account).asset, now)
+
+    async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[ExchangePosition]:
+        self._now()
+        acct = self.ex.account(self.account)
+        rows = self._run(lambda: [self._payloads.position_row(self.ex, acct, p) for p in acct.live_positions()])
+        return P.parse_positions(rows, symbols)
+
+    async def fetch_position_mode(self) -> PositionMode:
+        return self.ex.account(self.account).mode
+
+    async def fetch_order(self, symbol: str, client_id: str, is_algo: bool) -> OrderResult | None:
+        self._now()
+        try:
+            if is_algo:
+                a = self._run(lambda: self.ex.get_algo(self.account, None, client_id))
+                return P.parse_algo(self._payloads.algo(a))
+            o = self._run(lambda: self.ex.get_order(self.account, symbol, None, client_id))
+            return P.parse_order(self._payloads.order(o))
+        except UnknownOrder:
+            return None
+
+    async def fetch_open_orders(self, symbol: str | None = None, algo: bool = False) -> list[OrderResult]:
+        self._now()
+        if algo:
+            return [P.parse_algo(self._payloads.algo(a))
+                    for a in self._run(lambda: self.ex.open_algos(self.account, symbol))]
+        return [P.parse_order(self._payloads.order(o))
+                for o in self._run(lambda: self.ex.open_orders(self.account, symbol))]
+
+    async def fetch_trades(self, symbol: str, since: int | None = None, limit: int = 1000) -> list[Fill]:
+        self._now()
+        self._run(lambda: self.ex.spec(symbol))
+        rows = [t for t in self.ex.account(self.account).trades
+                if t["symbol"] == symbol and (since is None or t["time"] >= since)]
+        rows = rows[:limit] if since is not None else rows[-limit:]
+        return P.parse_trades([self._payloads.trade(t) for t in rows], symbol)
+
+    async def fetch_income(self, since: int | None = None, income_type: str | None = None,
+                           limit: int = 1000) -> list[IncomeRow]:
+        self._now()
+        rows = [r for r in self.ex.account(self.account).income
+                if (income_type is None or r["incomeType"] == income_type) and (since is None or r["time"] >= since)]
+        rows = rows[:limit] if since is not None else rows[-limit:]
+        return P.parse_income([self._payloads.income(r) for r in rows])
+
+    # -- set-up --------------------------------------------------------------------------------------------------
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        self._now()
+        try:
+            self._run(lambda: self.ex.set_position_mode(self.account, PositionMode(mode) is PositionMode.HEDGE))
+        except ExchangeError as e:
+            if e.code != POSITION_MODE_ALREADY_SET:
+                raise
+
+    async def setup_symbol(self, symbol: str, leverage: int, margin_mode: MarginMode) -> None:
+        if not 1 <= leverage <= 125:
+            raise ValueError(f"leverage for {symbol} must be 1..125, got {leverage}")
+        await self.filters(symbol)
+        self._now()
+        try:
+            self._run(lambda: self.ex.set_margin_mode(self.account, symbol, MarginMode(margin_mode).value))
+        except ExchangeError as e:
+            if e.code != MARGIN_ALREADY_SET:
+                raise
+        self._run(lambda: self.ex.set_leverage(self.account, symbol, int(leverage)))
+
+    # -- orders --------------------------------------------------------------------------------------------------
+
+    async def place_order(self, req: OrderRequest) -> OrderResult:
+        p = order_params(req, await self.filters(req.symbol))
+        self._now()
+        qty = Decimal(p["quantity"]) if "quantity" in p else None
+        reduce_only = True if p.get("reduceOnly") == "true" else None
+        if req.is_algo:
+            a = self._run(lambda: self.ex.place_algo(
+                self.account, req.symbol, p["side"], p["type"], Decimal(p["triggerPrice"]), qty,
+                client_algo_id=req.client_id, position_side=p.get("positionSide"), reduce_only=reduce_only,
+                close_position=p.get("closePosition") == "true", working_type=p["workingType"]), placement=True)
+            return P.parse_algo(self._payloads.algo(a))
+        o = self._run(lambda: self.ex.place_order(
+            self.account, req.symbol, p["side"], p["type"], qty, Decimal(p["price"]) if "price" in p else None,
+            client_id=req.client_id, position_side=p.get("positionSide"), reduce_only=reduce_only,
+            time_in_force=p.get("timeInForce")), placement=True)
+        return P.parse_order(self._payloads.order(o))
+
+    async def cancel_order(self, symbol: str, client_id: str, is_algo: bool) -> OrderResult | None:
+        self._now()
+        try:
+            if is_algo:
+                a = self._run(lambda: self.ex.cancel_algo(self.account, None, client_id))
+                return P.parse_algo(self._payloads.algo(a))
+            o = self._run(lambda: self.ex.cancel_order(self.account, symbol, None, client_id))
+            return P.parse_order(self._payloads.order(o))
+        except UnknownOrder:
+            return None
+
+    async def cancel_all(self, symbol: str) -> None:
+        await self.filters(symbol)
+        self._now()
+        self._run(lambda: self.ex.cancel_all(self.account, symbol))
+        self._run(lambda: self.ex.cancel_all_algos(self.account, symbol))
+
+    async def close(self) -> None:
+        return None
