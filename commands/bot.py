@@ -40,7 +40,7 @@ def bot_functions(settings: "Settings") -> tuple[Any, Any]:
     return audit_fn, emergency_fn
 
 
-def _run(config: str | None, send_alerts: bool) -> None:
+def _run(config: str | None, send_alerts: bool, poll_timeout: int = 10) -> None:
     import asyncio
     import signal
 
@@ -63,22 +63,19 @@ def _run(config: str | None, send_alerts: bool) -> None:
 
     from albra.log import setup_logging
     from albra.notify.bot import AlbraBot, run_bot
-    from albra.notify.kinds import Routing
     from albra.notify.sender import AlertSender
     from albra.notify.transport import TelegramTransport
+    from albra.notify.wiring import alert_chats, bot_api_base_url, routing_from_settings
 
     setup_logging(settings, "bot")
     store = open_store(settings)
     audit_fn, emergency_fn = bot_functions(settings)
     bot = AlbraBot(settings, store, access, audit_fn=audit_fn, emergency_fn=emergency_fn)
-    routing = Routing.from_settings(tg.alerts)
-    base_url = None
-    if tg.api_base_url:  # a local Bot API server: requests go to <base_url><token>/<method>
-        root = tg.api_base_url.rstrip("/")
-        base_url = root if root.endswith("/bot") else root + "/bot"
+    routing = routing_from_settings(settings)
+    base_url = bot_api_base_url(settings)
 
     def sender_factory(app_bot: Any) -> AlertSender:
-        return AlertSender(store, TelegramTransport(app_bot), access.alert_chats(), routing=routing)
+        return AlertSender(store, TelegramTransport(app_bot), alert_chats(settings), routing=routing)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -86,7 +83,8 @@ def _run(config: str | None, send_alerts: bool) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await run_bot(bot, token.reveal(), base_url=base_url,
-                      sender_factory=sender_factory if send_alerts else None, stop=stop)
+                      sender_factory=sender_factory if send_alerts else None, stop=stop,
+                      poll_timeout=poll_timeout)
 
     try:
         asyncio.run(main())
@@ -99,6 +97,8 @@ def register(app: typer.Typer) -> None:
     def bot_cmd(
         config: Optional[str] = ConfigOption,
         no_alerts: bool = typer.Option(False, "--no-alerts", help="Do not send queued alerts from this process."),
+        poll_timeout: int = typer.Option(10, "--poll-timeout", min=0, max=50,
+                                         help="Long-poll seconds per getUpdates (stop waits for one poll)."),
     ) -> None:
         """Run the Telegram command bot (all accounts) and send queued alerts. Answers only configured users."""
-        _run(config, not no_alerts)
+        _run(config, not no_alerts, poll_timeout)

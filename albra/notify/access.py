@@ -64,7 +64,3 @@ class Access:
         if chat_id in self.chat_ids or (chat_type == "private" and chat_id == user_id):
             return role
         return None
-
-    def alert_chats(self) -> tuple[int, ...]:
-        """Where alerts go: the configured chats, else the private chats of the admins."""
-        return tuple(sorted(self.chat_ids)) or tuple(sorted(self.admin_user_ids))

@@ -89,6 +89,11 @@ def _rows(cur: Any) -> list[dict[str, Any]]:
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
+def has_queued(store: Store) -> bool:
+    """Cheap read (partial index): is any row waiting? Senders skip their write transactions when not."""
+    return store.query_one("SELECT 1 AS x FROM alerts WHERE status='queued' LIMIT 1") is not None
+
+
 def build_digest(store: Store, routing: Routing, now_ms: int) -> str | None:
     """Fold queued digest-level rows into one digest alert once the oldest has waited ``digest_interval_s``.
 

@@ -116,9 +116,11 @@ class AlertSender:
     def _poll_once(self) -> None:
         assert self._queue is not None
         now = self.clock.now_ms()
-        outbox.build_digest(self.store, self.routing, now)
         lease_ms = int(self.policy.lease_s * 1000)
         outbox.renew(self.store, self.name, self._held, now + lease_ms)
+        if not outbox.has_queued(self.store):
+            return
+        outbox.build_digest(self.store, self.routing, now)
         free = self._queue.maxsize - self._queue.qsize()
         for row in outbox.claim(self.store, self.name, self.routing, now, lease_ms, free):
             self._held.add(row.event_id)

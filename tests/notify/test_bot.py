@@ -18,6 +18,7 @@ from albra.notify.bot import AlbraBot, run_bot
 from albra.notify.sender import AlertSender
 from albra.notify.testing import FakeBotApi, FakeTime
 from albra.notify.transport import TelegramTransport
+from albra.notify.wiring import alert_chats, bot_api_base_url, sender_from_settings
 from albra.redact import REDACTOR, register_secret
 from albra.store import Store, flags, incidents, journal, runners
 
@@ -252,7 +253,7 @@ async def test_bot_heartbeat_and_alerts_through_the_same_process(settings, api) 
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run_bot(
         bot, api.token, base_url=api.base_url, stop=stop, ready=ready, poll_interval=0.02, poll_timeout=0,
-        sender_factory=lambda b: AlertSender(store, TelegramTransport(b), access.alert_chats())))
+        sender_factory=lambda b: AlertSender(store, TelegramTransport(b), alert_chats(settings))))
     await asyncio.wait_for(ready.wait(), 10)
     try:
         sent = await api.wait_sent(1)
@@ -274,4 +275,61 @@ def test_access_fails_closed() -> None:
     a = Access.of(admin_user_ids=[1], readonly_user_ids=[2], chat_ids=[-5])
     assert a.role(1, 1, "private") == "admin" and a.role(2, -5, "group") == "readonly"
     assert a.role(3, -5, "group") is None and a.role(1, -6, "group") is None and a.role(1, 2, "private") is None
-    assert a.alert_chats() == (-5,) and Access.of(admin_user_ids=[7]).alert_chats() == (7,)
+
+
+async def test_sender_from_settings_uses_the_configured_server_and_chats(tmp_path: Path, api, monkeypatch) -> None:
+    (tmp_path / "config").mkdir()
+    toml = CONFIG.replace("chat_ids = [-100500]", f'chat_ids = [-100500]\napi_base_url = "{api.base_url[:-4]}"')
+    (tmp_path / "config" / "albra.toml").write_text(toml)
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    s = load_settings(tmp_path / "config" / "albra.toml")
+    assert bot_api_base_url(s) == api.base_url
+    store = Store.open(s.db_path)
+    try:
+        assert sender_from_settings(s, store) is None          # no token: alerts stay queued, not dropped
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", api.token)
+        sender = sender_from_settings(s, store)
+        assert sender is not None and sender.chat_ids == (GROUP,)
+        emit(store, AlertEvent("leg_opened:L-9", "leg_opened", account="master", symbol="BTCUSDT"))
+        assert await sender.drain() == 1
+        assert api.sent_to(GROUP) and "Leg opened" in api.sent_to(GROUP)[0]
+        await sender.transport.close()
+    finally:
+        store.close()
+
+
+async def test_albra_bot_process_end_to_end(tmp_path: Path, api) -> None:
+    """The real command in its own process: answers /status, sends a queued alert, stops cleanly on SIGTERM."""
+    import os
+    import signal
+    import sys
+
+    (tmp_path / "config").mkdir()
+    toml = CONFIG.replace("chat_ids = [-100500]", f'chat_ids = [-100500]\napi_base_url = "{api.base_url[:-4]}"')
+    (tmp_path / "config" / "albra.toml").write_text(toml)
+    s = load_settings(tmp_path / "config" / "albra.toml")
+    with Store.open(s.db_path) as store:
+        emit(store, AlertEvent("kill_switch:e2e", "kill_switch", message="drill"))
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys, typer, commands.bot\napp = typer.Typer()\napp.callback()(lambda: None)\n"
+            "commands.bot.register(app)\nsys.argv = ['albra'] + sys.argv[1:]\napp()")
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": api.token, "PYTHONPATH": str(root)}
+    env.pop("TELEGRAM_CHAT_ID", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, "bot", "--config", str(tmp_path / "config" / "albra.toml"), "--poll-timeout", "1",
+        cwd=str(root), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        sent = await api.wait_sent(1, timeout=30)
+        assert sent[0]["chat_id"] == GROUP and "drill" in sent[0]["text"]
+        api.command("/status", user_id=ADMIN)
+        sent = await api.wait_sent(2, timeout=30)
+        assert sent[1]["chat_id"] == ADMIN and "albra status" in sent[1]["text"]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert api.token not in out.decode() + err.decode()
+    assert (tmp_path / "logs" / "bot.log").exists()
+    with Store.open(s.db_path) as store:
+        assert [r.state for r in runners.get_all(store) if r.name == "bot"] == ["stopped"]
