@@ -24,6 +24,8 @@ _MODULES: list[str] = [
     "config_cmd",
     "control",
     "status",
+    "emergency",
+    "incident",
     "session_log",
     "bot",
     "service",

@@ -1,0 +1,160 @@
+"""A runbook drill on loopback: the local Binance server, two accounts (``main`` one-way, ``sub1`` hedge), a
+config pointing at it, a store with legs opened the way the engine opens them (write-ahead entry intent → real
+order through the real ccxt gateway → fill applied → per-leg stop placed), and ``albra`` run as a real process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from albra.exchange.ccxt_gateway import CcxtGateway
+from albra.exchange.client import make_ccxt_client
+from albra.exchange.client_ids import make_client_id
+from albra.exchange.types import OrderRequest
+from albra.ledger import intents as I
+from albra.ledger import legs as L
+from albra.ledger.fills import apply_fill
+from albra.ledger.protection import protect_leg
+from albra.model import Direction, OrderType, PositionMode
+from albra.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = {"main": ("main-key", "main-secret"), "sub1": ("sub1-key", "sub1-secret")}
+SIM_START = "2024-03-01"
+
+CONFIG = """
+[paths]
+state_dir = "state"
+log_dir = "logs"
+
+[telegram]
+enabled = false
+
+[accounts.main]
+mode = "live"
+base_url = "{url}"
+api_key_env = "DRILL_MAIN_KEY"
+api_secret_env = "DRILL_MAIN_SECRET"
+position_mode = "one_way"
+
+[accounts.sub1]
+mode = "live"
+base_url = "{url}"
+api_key_env = "DRILL_SUB1_KEY"
+api_secret_env = "DRILL_SUB1_SECRET"
+position_mode = "hedge"
+"""
+
+
+@dataclass
+class Drill:
+    """Paths and environment of one drill; ``env`` is what the ``albra`` subprocesses get."""
+
+    root: Path
+    url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config" / "albra.toml"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def db(self) -> Path:
+        return self.state / "albra.db"
+
+    def store(self) -> Store:
+        return Store.open(self.db)
+
+    def gateway(self, account: str) -> CcxtGateway:
+        k, s = KEYS[account]
+        return CcxtGateway(account, make_ccxt_client("local", k, s, self.url, test_mode=True))
+
+    async def albra(self, *args: str, timeout: float = 60.0) -> tuple[int, str, str]:
+        """Run ``python -m albra ARGS --config …`` as a real process; (exit code, stdout, stderr)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "albra", *args, "--config", str(self.config), cwd=str(ROOT), env=self.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    async def albra_json(self, *args: str) -> tuple[int, Any, str]:
+        code, out, err = await self.albra(*args, "--json")
+        try:
+            return code, json.loads(out), err
+        except json.JSONDecodeError:
+            raise AssertionError(f"not JSON (exit {code}): {out!r} {err!r}") from None
+
+
+def make_drill(tmp: Path, url: str, wrong_keys: set[str] = frozenset()) -> Drill:
+    (tmp / "config").mkdir(parents=True, exist_ok=True)
+    (tmp / "config" / "albra.toml").write_text(CONFIG.format(url=url))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALBRA_")}
+    env.update(ALBRA_EXCHANGE_TEST_MODE="1", PYTHONUNBUFFERED="1")
+    for acct, (k, s) in KEYS.items():
+        stem = acct.upper()
+        env[f"DRILL_{stem}_KEY"] = k
+        env[f"DRILL_{stem}_SECRET"] = "wrong-secret" if acct in wrong_keys else s
+    d = Drill(tmp, url, env)
+    Store.open(d.db).close()
+    return d
+
+
+async def open_leg(store: Store, gw: CcxtGateway, strategy: str, symbol: str, direction: Direction, qty: str,
+                   stop: str | None, mode: PositionMode, now_ms: int, candle_ts: int) -> L.Leg:
+    """Open a leg exactly as the engine does: write-ahead entry → market order → fill applied → stop placed."""
+    cid = make_client_id(gw.account, strategy, symbol, candle_ts, "entry")
+    pside = L.position_side_for(direction, mode)
+    req = OrderRequest(cid, symbol, direction.entry_side, OrderType.MARKET, Decimal(qty), pside)
+    intent, leg = I.record_entry(store, req, account=gw.account, strategy=strategy, direction=direction,
+                                 position_mode=mode, candle_ts=candle_ts, now_ms=now_ms,
+                                 stop_price=Decimal(stop) if stop else None)
+    I.mark_sent(store, cid, now_ms=now_ms)
+    res = await gw.place_order(req)
+    I.mark_outcome(store, res, now_ms=now_ms)
+    for t in await gw.fetch_trades(symbol):
+        if t.order_id == res.exchange_id:
+            apply_fill(store, gw.account, t, now_ms=now_ms)
+    if stop:
+        await protect_leg(store, gw, leg.leg_id, await gw.filters(symbol), now_ms=now_ms)
+    got = L.get_leg(store, leg.leg_id)
+    assert got is not None and got.state is L.LegState.OPEN, got
+    return got
+
+
+#: (account, strategy, symbol, direction, qty, stop) — several strategies per account, two on one symbol,
+#: opposite directions on one symbol in hedge mode.
+BOOK = [
+    ("main", "TFPE", "BTCUSDT", Direction.LONG, "0.010", "55000"),
+    ("main", "MOMENTUM", "BTCUSDT", Direction.LONG, "0.005", "54000"),
+    ("main", "ZLMACD_ICHIMOKU", "ETHUSDT", Direction.SHORT, "0.20", "4000"),
+    ("sub1", "ZLHMA_EMA_CROSS", "BTCUSDT", Direction.LONG, "0.004", "52000"),
+    ("sub1", "TFPE", "BTCUSDT", Direction.SHORT, "0.003", "70000"),
+    ("sub1", "MOMENTUM", "ETHUSDT", Direction.LONG, "0.30", "2500"),
+]
+MODES = {"main": PositionMode.ONE_WAY, "sub1": PositionMode.HEDGE}
+
+
+async def seed_book(drill: Drill, now_ms: int, book: list = BOOK) -> list[L.Leg]:
+    """Every leg of ``book`` opened on the sim and in the store (candle ts spaced so client ids differ)."""
+    out = []
+    gws = {a: drill.gateway(a) for a in KEYS}
+    try:
+        with drill.store() as store:
+            for i, (acct, strat, sym, direction, qty, stop) in enumerate(book):
+                out.append(await open_leg(store, gws[acct], strat, sym, direction, qty, stop, MODES[acct], now_ms,
+                                          candle_ts=now_ms - 3_600_000 * (i + 1)))
+    finally:
+        for g in gws.values():
+            await g.close()
+    return out
