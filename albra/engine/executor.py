@@ -318,7 +318,7 @@ class Executor:
         if res is not None:
             await self._apply_fills(intent, res)
         leg = self._refresh(leg_id)
-        if leg.state is L.LegState.OPEN and leg.qty > 0:
+        if leg.state is L.LegState.OPEN and leg.qty > 0 and leg.sl_client_id is None:
             self._alert("leg_opened", f"leg_opened:{leg_id}", d.reason, strategy=strategy, symbol=symbol,
                         side=leg.direction.value, size=leg.qty,
                         prices={"entry": leg.entry_price or 0, "stop": leg.stop_price or 0,

@@ -1,0 +1,174 @@
+"""Executor against the simulated exchange: write-ahead intents and no duplicate orders (invariant 1),
+protective reduce-only algo orders sized to each leg (invariant 3), legs per strategy in hedge and one-way
+mode (invariant 4), risk refusals journaled, flags blocking entries while exits keep working."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from albra.config import RiskLimits
+from albra.engine.entry_gate import EntryGate
+from albra.engine.executor import Executor, StrategySlot
+from albra.engine.sim_gateway import SimGateway
+from albra.engine.syncrun import run_sync
+from albra.exchange import errors as X
+from albra.ledger import legs as L
+from albra.model import Direction, PositionMode
+from albra.store import flags, journal
+from strategies.base import Enter, Exit, MoveStop
+
+from engine_helpers import make_sim
+
+C0 = 1_704_067_200_000
+
+
+def _executor(store, gw, ex, mode, gate=None):
+    gate = gate or EntryGate(store, lambda _s: RiskLimits())
+    filters = run_sync(gw.load_markets())
+    return Executor(store, gw, "acct", mode, filters,
+                    [StrategySlot("TFPE", 24.0, 10), StrategySlot("ZLMACD_ICHIMOKU", 24.0, 10)], gate,
+                    lambda: ex.now, alerts=True)
+
+
+def _client_ids(ex):
+    acct = ex.account("acct")
+    return [o.client_id for o in acct.orders.values() if o.source == "api"] + [a.client_algo_id for a in acct.algos.values()]
+
+
+def test_entry_places_stop_and_tp_sized_to_the_leg(store):
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    e = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    entered = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, 65000.0, "test")], 60000.0))
+    leg = L.require_leg(store, entered[0])
+    assert leg.state is L.LegState.OPEN and leg.qty == Decimal("0.040")  # 24 % of 10000 at 60000, step 0.001
+    algos = ex.open_algos("acct", "BTCUSDT")
+    assert sorted((a.order_type.value, a.qty, a.trigger_price, a.reduce_only) for a in algos) == [
+        ("STOP_MARKET", leg.qty, Decimal("58000.0"), True), ("TAKE_PROFIT_MARKET", leg.qty, Decimal("65000.0"), True)]
+
+
+def test_hedge_mode_two_strategies_opposite_legs_each_protected(store):
+    ex, gw = make_sim(PositionMode.HEDGE)
+    e = _executor(store, gw, ex, PositionMode.HEDGE)
+    run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))
+    run_sync(e.handle("ZLMACD_ICHIMOKU", "BTCUSDT", C0, [Enter(Direction.SHORT, 62000.0, None, "b")], 60000.0))
+    pos = {p.position_side.value: p.qty for p in run_sync(gw.fetch_positions())}
+    legs = {g.strategy: g for g in L.live_legs(store, "acct")}
+    assert pos == {"LONG": legs["TFPE"].qty, "SHORT": -legs["ZLMACD_ICHIMOKU"].qty}  # legs sum to the exchange
+    assert pos["LONG"] > 0 > pos["SHORT"]
+    algos = {a.position_side.value: a for a in ex.open_algos("acct")}
+    assert algos["LONG"].side.value == "SELL" and algos["SHORT"].side.value == "BUY"
+    # the long's stop fires: only that leg closes; the short keeps its stop
+    ex.now += 60_000
+    ex.on_candle("BTCUSDT", ex.now, 60000.0, 60100.0, 57900.0, 58500.0)
+    run_sync(e.sync_protective())
+    legs = {g.strategy: g for g in L.legs_of(store, "acct")}
+    assert legs["TFPE"].state is L.LegState.CLOSED and legs["TFPE"].close_reason == "stop_loss"
+    assert legs["TFPE"].realized_pnl < 0
+    assert legs["ZLMACD_ICHIMOKU"].state is L.LegState.OPEN
+    assert [a.position_side.value for a in ex.open_algos("acct")] == ["SHORT"]
+
+
+def test_one_way_opposite_entry_refused_with_journaled_reason(store):
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    e = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))
+    got = run_sync(e.handle("ZLMACD_ICHIMOKU", "BTCUSDT", C0, [Enter(Direction.SHORT, 62000.0, None, "b")], 60000.0))
+    assert got == []
+    refused = journal.entries(store, kinds=("risk_refused",))
+    assert len(refused) == 1 and "one-way mode" in refused[0].message and refused[0].data["rule"] == "opposite_leg"
+    assert len(ex.account("acct").live_positions()) == 1
+
+
+def test_same_candle_replayed_after_crash_sends_nothing_twice(store):
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    e = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    d = [Enter(Direction.LONG, 58000.0, 65000.0, "a")]
+    run_sync(e.handle("TFPE", "BTCUSDT", C0, d, 60000.0))
+    before = _client_ids(ex)
+    # a restarted runner re-evaluates the same candle: same deterministic ids, nothing new on the wire
+    e2 = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    run_sync(e2.handle("TFPE", "BTCUSDT", C0, d, 60000.0))
+    run_sync(e2.ensure_protection())
+    after = _client_ids(ex)
+    assert after == before
+    assert len(after) == len(set(after))
+
+
+class _LostResponse(SimGateway):
+    """Places the order, then loses the answer (a timeout after the exchange accepted it)."""
+
+    async def place_order(self, req):
+        await super().place_order(req)
+        raise X.OutcomeUnknown("read timeout", client_id=req.client_id)
+
+
+def test_outcome_unknown_is_resolved_by_client_id_not_resent(store):
+    ex, _ = make_sim(PositionMode.ONE_WAY)
+    gw = _LostResponse(ex, "acct")
+    e = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    entered = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))
+    leg = L.require_leg(store, entered[0])
+    assert leg.state is L.LegState.OPEN and leg.qty > 0
+    ids = _client_ids(ex)
+    assert len(ids) == len(set(ids)) == 2  # one entry, one stop: each sent once
+
+
+def test_move_stop_replaces_safely_and_partial_exit_resizes(store):
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    e = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    leg_id = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, 65000.0, "a")], 60000.0))[0]
+    run_sync(e.handle("TFPE", "BTCUSDT", C0 + 900_000, [MoveStop(leg_id, 59000.0, "trail")], 60000.0))
+    stops = [a for a in ex.open_algos("acct") if a.order_type.value == "STOP_MARKET"]
+    assert len(stops) == 1 and stops[0].trigger_price == Decimal("59000.0")
+    # loosening is refused
+    run_sync(e.handle("TFPE", "BTCUSDT", C0 + 1_800_000, [MoveStop(leg_id, 58500.0, "loose")], 60000.0))
+    assert [a.trigger_price for a in ex.open_algos("acct") if a.order_type.value == "STOP_MARKET"] == [Decimal("59000.0")]
+    run_sync(e.handle("TFPE", "BTCUSDT", C0 + 2_700_000, [Exit(leg_id, 0.25, "p", "partial_5")], 60000.0))
+    leg = L.require_leg(store, leg_id)
+    assert leg.qty == Decimal("0.030") and "partial_5" in leg.partial_exits
+    assert sorted(a.qty for a in ex.open_algos("acct")) == [leg.qty, leg.qty]
+    run_sync(e.handle("TFPE", "BTCUSDT", C0 + 3_600_000, [Exit(leg_id, 1.0, "all", "signal")], 60000.0))
+    assert L.require_leg(store, leg_id).state is L.LegState.CLOSED
+    assert ex.open_algos("acct") == [] and ex.account("acct").live_positions() == []
+
+
+def test_kill_switch_and_pause_block_entries_but_exits_work(store):
+    ex, gw = make_sim(PositionMode.HEDGE)
+    e = _executor(store, gw, ex, PositionMode.HEDGE)
+    leg_id = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))[0]
+    flags.set_kill_switch(store, True, reason="drill")
+    assert run_sync(e.handle("ZLMACD_ICHIMOKU", "BTCUSDT", C0, [Enter(Direction.SHORT, 62000.0, None, "b")], 60000.0)) == []
+    run_sync(e.handle("TFPE", "BTCUSDT", C0 + 900_000, [Exit(leg_id, 1.0, "x", "signal")], 60000.0))
+    assert L.require_leg(store, leg_id).state is L.LegState.CLOSED
+    flags.set_kill_switch(store, False)
+    flags.pause(store, "acct", "ZLMACD_ICHIMOKU")
+    assert run_sync(e.handle("ZLMACD_ICHIMOKU", "BTCUSDT", C0 + 900_000,
+                             [Enter(Direction.SHORT, 62000.0, None, "b")], 60000.0)) == []
+    assert run_sync(e.handle("TFPE", "BTCUSDT", C0 + 900_000, [Enter(Direction.LONG, 58000.0, None, "c")], 60000.0))
+    rules = [j.data["rule"] for j in journal.entries(store, kinds=("risk_refused",))]
+    assert rules == ["kill_switch", "paused"]
+
+
+def test_mdd_and_daily_anchor_survive_reopen(tmp_path):
+    from albra.engine.entry_gate import EntryRequest, update_equity
+    from albra.store import Store
+
+    p = tmp_path / "albra.db"
+    st = Store.open(p)
+    update_equity(st, "acct", Decimal("10000"), C0)
+    st.close()
+    st = Store.open(p)  # a restarted runner
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    f = run_sync(gw.load_markets())["BTCUSDT"]
+    gate = EntryGate(st, lambda _s: RiskLimits(daily_loss_pct=90.0), use_flags=False)
+    req = EntryRequest("acct", "TFPE", "BTCUSDT", Direction.LONG, Decimal("60000"), 24.0, Decimal("3900"),
+                       PositionMode.ONE_WAY, f, [], C0 + 1000)
+    dec = gate.evaluate(req)
+    assert not dec.allowed and dec.rule == "mdd_halt"  # 61 % below the peak persisted before the restart
+    gate = EntryGate(st, lambda _s: RiskLimits(), use_flags=False)
+    dec = gate.evaluate(EntryRequest("acct", "TFPE", "BTCUSDT", Direction.LONG, Decimal("60000"), 24.0,
+                                     Decimal("9600"), PositionMode.ONE_WAY, f, [], C0 + 2000))
+    assert not dec.allowed and dec.rule == "daily_loss"  # 4 % down since the persisted day-start anchor
+    st.close()
