@@ -1,9 +1,9 @@
 """``albra bot``: the Telegram command bot, one process for all accounts; it also sends queued alerts.
 
 It refuses to start (exit 2) when no allowed Telegram user is configured — it never answers everyone —
-and when the token is missing. ``/audit`` and ``/emergency`` are offered only when the runbook provides
-them (``albra.runbook.audit.bot_audit(settings)`` and ``albra.runbook.emergency.bot_emergency(settings,
-actor)``, each an async function returning an object with ``ok`` and ``summary``).
+and when the token is missing. ``/emergency`` runs the runbook's emergency shutdown on every account;
+``/audit`` is offered only once the runbook provides ``albra.runbook.audit.bot_audit`` (see
+:func:`bot_functions`): the bot never offers a command it cannot really run.
 Heavy imports (telegram, the bot) happen inside the functions so ``albra --help`` stays fast.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
@@ -31,12 +32,44 @@ def _runbook_hook(module: str, attr: str) -> Callable[..., Any] | None:
     return fn if callable(fn) else None
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What the bot shows for /audit and /emergency."""
+
+    ok: bool
+    summary: str
+
+
+def emergency_verdict(rep: Any) -> Verdict:
+    """A phone-sized summary of an ``albra.runbook.emergency.EmergencyReport``."""
+    lines = [f"kill switch: {rep.kill_switch}"]
+    for a in rep.accounts:
+        lines.append(f"{a.account}: {a.status}" + (f" ({a.reason})" if a.reason else "")
+                     + (f", {len(a.errors)} error(s)" if a.errors else ""))
+    bad_runners = [r for r in rep.runners if not r.get("ok")]
+    lines.append(f"runners stopped: {len(rep.runners) - len(bad_runners)}/{len(rep.runners)}")
+    if rep.incident_id:
+        lines.append(f"incident {rep.incident_id}")
+    if rep.store_error:
+        lines.append(f"store error: {rep.store_error}")
+    lines.append(f"took {rep.seconds:.1f} s; exit code {rep.exit_code}")
+    return Verdict(rep.exit_code == 0, "\n".join(lines))
+
+
 def bot_functions(settings: "Settings") -> tuple[Any, Any]:
-    """(audit_fn, emergency_fn) wired to the runbook, each None while the runbook does not provide it."""
+    """(audit_fn, emergency_fn) wired to the runbook; each None while the runbook does not provide it.
+
+    /emergency runs ``albra.runbook.emergency.emergency_shutdown`` on every configured account (positions
+    closed). /audit uses ``albra.runbook.audit.bot_audit(settings)`` once that exists (async, returning an
+    object with ``ok`` and ``summary``)."""
     audit = _runbook_hook("audit", "bot_audit")
-    emergency = _runbook_hook("emergency", "bot_emergency")
+    shutdown = _runbook_hook("emergency", "emergency_shutdown")
     audit_fn = (lambda: audit(settings)) if audit else None
-    emergency_fn = (lambda actor: emergency(settings, actor)) if emergency else None
+    emergency_fn = None
+    if shutdown is not None:
+        async def emergency_fn(actor: str) -> Verdict:
+            rep = await shutdown(settings, sorted(settings.accounts), actor=actor)
+            return emergency_verdict(rep)
     return audit_fn, emergency_fn
 
 

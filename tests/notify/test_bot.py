@@ -324,6 +324,15 @@ async def test_albra_bot_process_end_to_end(tmp_path: Path, api) -> None:
         api.command("/status", user_id=ADMIN)
         sent = await api.wait_sent(2, timeout=30)
         assert sent[1]["chat_id"] == ADMIN and "albra status" in sent[1]["text"]
+        # the real emergency shutdown (paper accounts: no exchange to flatten, no runner to stop)
+        api.command("/emergency", user_id=ADMIN)
+        sent = await api.wait_sent(3, timeout=30)
+        code = sent[2]["text"].split("/emergency CONFIRM ")[1].split("<")[0].strip()
+        api.command(f"/emergency CONFIRM {code}", user_id=ADMIN)
+        sent = await api.wait_sent(6, timeout=60)    # "confirmed", the verdict, and the CRITICAL alert
+        texts = [m["text"] for m in sent[3:]]
+        assert any("emergency shutdown done" in t and "INC-" in t and "master: skipped" in t for t in texts), texts
+        assert any(m["chat_id"] == GROUP and "Emergency shutdown" in m["text"] for m in sent[3:]), texts
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -333,3 +342,5 @@ async def test_albra_bot_process_end_to_end(tmp_path: Path, api) -> None:
     assert (tmp_path / "logs" / "bot.log").exists()
     with Store.open(s.db_path) as store:
         assert [r.state for r in runners.get_all(store) if r.name == "bot"] == ["stopped"]
+        assert flags.kill_switch(store) is not None and flags.kill_switch(store).actor == f"telegram:{ADMIN}"
+        assert [i.kind for i in incidents.list_incidents(store)] == ["emergency_shutdown"]
