@@ -10,7 +10,7 @@ the trade history. Nothing here overwrites a leg's size to make numbers agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Sequence
 

@@ -1,5 +1,5 @@
 """Protective orders per leg, the stop replacement protocol, and start-up resolution of intents — driven through
-albra's simulated exchange core (see tests/ledger/simgw.py for why that adapter exists)."""
+the paper gateway over albra's simulated exchange (tests/ledger/simgw.py adds call recording and lost responses)."""
 
 from __future__ import annotations
 
