@@ -1,8 +1,9 @@
 """Alerts and the Telegram bot.
 
 Writers (runners, commands) call :func:`emit` with an :class:`AlertEvent`; it is a local store insert
-that never touches the network. :class:`albra.notify.sender.AlertSender` drains the outbox to Telegram;
-:mod:`albra.notify.bot` is the command bot. This package's top level stays light (no telegram import) so
+that never touches the network. :class:`albra.notify.sender.AlertSender` drains the outbox to Telegram
+(build one from the config with :func:`albra.notify.wiring.sender_from_settings`); :mod:`albra.notify.bot`
+is the command bot; :mod:`albra.notify.testing` is a local Bot API server for tests. This package's top level stays light (no telegram import) so
 runners and commands may import it freely.
 """
 

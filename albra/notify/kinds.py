@@ -48,6 +48,7 @@ KINDS: dict[str, KindSpec] = {
     "runner_crashed": KindSpec(Level.CRITICAL, "Runner crashed"),
     "store_error": KindSpec(Level.CRITICAL, "Store error"),
     "incident_opened": KindSpec(Level.CRITICAL, "Incident opened"),
+    "runner_stop_failed": KindSpec(Level.CRITICAL, "Runner would not stop"),
     # -- HIGH: sent immediately; the operator should know
     "kill_switch_cleared": KindSpec(Level.HIGH, "Kill switch cleared"),
     "mdd_level_change": KindSpec(Level.HIGH, "MDD level changed"),
@@ -75,12 +76,17 @@ KINDS: dict[str, KindSpec] = {
     "order_retried": KindSpec(Level.MEDIUM, "Order request retried"),
     "candles_caught_up": KindSpec(Level.MEDIUM, "Late candles caught up"),
     "bot_started": KindSpec(Level.MEDIUM, "Telegram bot started"),
+    "weight_throttle": KindSpec(Level.MEDIUM, "Request weight throttled"),
     # the digest message itself: stored at MEDIUM, always sent once built (see outbox.claim)
     DIGEST: KindSpec(Level.MEDIUM, "Digest"),
     # -- LOW: log only
     "heartbeat": KindSpec(Level.LOW, "Heartbeat"),
     "reconcile_clean": KindSpec(Level.LOW, "Ledger matches exchange"),
     "signal_none": KindSpec(Level.LOW, "No signal"),
+    # albra.exchange.resilience events that are not alerts by themselves (alert=False), if forwarded
+    "breaker_half_open": KindSpec(Level.LOW, "Circuit breaker probing"),
+    "time_resync": KindSpec(Level.LOW, "Exchange time re-synced"),
+    "retry": KindSpec(Level.LOW, "Exchange request retried"),
 }
 
 
