@@ -1,0 +1,58 @@
+"""Backtest throughput, whole pipeline (strategy.prepare + decide per bar → entry gate → executor → ledger
+(SQLite) → simulated exchange with fees, funding and intrabar stops), in candles per second.
+
+Data: /work/shared/data/candles/binance-futures (2023–2025) when present, else the bundled 6 months.
+Run: ``.venv/bin/python bench/bench_backtest.py [--profile]``. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+from albra.candles import bundled, load_candles, load_funding
+from albra.engine.backtest import BacktestSetup, StrategySpec, run_backtest
+from strategies import registry
+
+SHARED = Path("/work/shared/data")
+
+
+def data():
+    p = SHARED / "candles" / "binance-futures"
+    if (p / "BTCUSDT-15m.csv.gz").is_file():
+        s15 = load_candles(p / "BTCUSDT-15m.csv.gz")
+        s1h = load_candles(p / "BTCUSDT-1h.csv.gz")
+        f = SHARED / "funding" / "BTCUSDT-funding.csv"
+        fund = load_funding(f) if f.is_file() else load_funding(bundled("BTCUSDT-funding.csv"))
+        return s15, s1h, fund, "shared 2023-2025"
+    s15 = load_candles(bundled("BTCUSDT-15m.csv.gz"))
+    return s15, s15.resample("1h"), load_funding(bundled("BTCUSDT-funding.csv")), "bundled 2024-01..06"
+
+
+def main() -> None:
+    registry.names()  # import every strategy once, outside the timing
+    s15, s1h, fund, label = data()
+    print(f"data: {label}; 15m candles {len(s15)}, 1h candles {len(s1h)}")
+    cases = [("TFPE", [s15]), ("ZLMACD_ICHIMOKU", [s1h]), ("ZLMACD_ICHIMOKU", [s15])]
+    for name, series in cases:
+        setup = BacktestSetup([StrategySpec(name)], {"BTCUSDT": series}, funding={"BTCUSDT": fund})
+        run_backtest(setup)  # warm
+        t = time.perf_counter()
+        r = run_backtest(setup)
+        dt = time.perf_counter() - t
+        print(f"{name:<16} base {series[0].timeframe:>3}: {r.candles:>7} candles in {dt:6.2f} s = "
+              f"{r.candles / dt:>8.0f} candles/s; {r.summary['total']['trades']} trades "
+              f"({dt / max(1, r.summary['total']['trades']) * 1000:.2f} ms of wall time per trade incl. candles)")
+        if "--profile" in sys.argv:
+            pr = cProfile.Profile()
+            pr.enable()
+            run_backtest(setup)
+            pr.disable()
+            pstats.Stats(pr).sort_stats("tottime").print_stats(12)
+
+
+if __name__ == "__main__":
+    main()
