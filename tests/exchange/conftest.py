@@ -41,6 +41,12 @@ async def sim():
 
 
 @pytest.fixture
+def start_sim():
+    """``start_sim()``: an extra local server (async context manager) with the same data as ``sim``."""
+    return lambda: run_sim_server(start="2024-01-02", speed=0, data=DATA)
+
+
+@pytest.fixture
 def fake_time() -> FakeTime:
     return FakeTime()
 

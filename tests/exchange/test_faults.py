@@ -15,9 +15,6 @@ from albra.exchange.client_ids import make_client_id
 from albra.exchange.resolve import resolve_unknown
 from albra.exchange.types import OrderRequest
 from albra.model import OrderStatus, OrderType, Side
-from albra.sim.testing import run_sim_server
-
-from conftest import DATA  # noqa: E402  (tests/exchange/conftest.py)
 
 pytestmark = pytest.mark.anyio
 BTC = "BTCUSDT"
@@ -243,8 +240,8 @@ async def test_lost_response_on_read_is_retried(sim, make_gw):
 
 # --- connection refused -------------------------------------------------------------------------------------------
 
-async def test_connection_refused_opens_breaker_then_recovers(make_gw, fake_time, events):
-    async with run_sim_server(start="2024-01-02", speed=0, data=DATA) as first:
+async def test_connection_refused_opens_breaker_then_recovers(make_gw, start_sim, fake_time, events):
+    async with start_sim() as first:
         gw = make_gw(first.url, *first.accounts["main"], threshold=3, cooldown_s=30)
         await prime(gw)
     # the server is gone: each call retries within its budget, then fails; three failures open the breaker
@@ -256,7 +253,7 @@ async def test_connection_refused_opens_breaker_then_recovers(make_gw, fake_time
         await gw.fetch_positions()
     with pytest.raises(E.CircuitOpen):  # placements are refused too, before anything is sent
         await gw.place_order(market())
-    async with run_sim_server(start="2024-01-02", speed=0, data=DATA) as second:
+    async with start_sim() as second:
         point_at(gw.client, second.url)
         with pytest.raises(E.CircuitOpen):  # still cooling down
             await gw.fetch_balance()
