@@ -30,6 +30,7 @@ _MODULES: list[str] = [
     "bot",
     "service",
     "sim",
+    "dashboard",
     "run",
     "backtest",
 ]
