@@ -115,13 +115,17 @@ def _page(name: str, content_type: str) -> Handler:
     return handler
 
 
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location}, text="")
+
+
 async def _login(request: web.Request) -> web.Response:
     token: Secret | None = request.app[_TOKEN]  # type: ignore[assignment]
     if token is None:
-        raise web.HTTPSeeOther("/")
+        return _see_other("/")
     if not token_matches(token, request.query.get("token")):
         return _error(401, "wrong or missing token", {"WWW-Authenticate": 'Bearer realm="albra-dashboard"'})
-    resp = web.HTTPSeeOther("/")
+    resp = _see_other("/")
     resp.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="Strict", path="/")
     return resp
 

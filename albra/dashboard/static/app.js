@@ -292,7 +292,7 @@
     if (!list.length) { root.replaceChildren(empty("no incidents")); return; }
     root.replaceChildren(table(["id", "status", "kind", "title", "opened"], list.map((i) => el("tr", {
       data: { incidentId: i.id } }, [
-      el("td", { text: i.id }),
+      el("td", { cls: "nowrap", text: i.id }),
       el("td", {}, [el("span", { cls: i.status === "open" ? "badge bad" : "badge", text: i.status })]),
       el("td", { text: i.kind }), el("td", { text: i.title }), el("td", { text: i.opened }),
     ]))));
@@ -303,7 +303,7 @@
     if (!list.length) { root.replaceChildren(empty("the journal is empty")); return; }
     root.replaceChildren(table(["time", "level", "kind", "scope", "message"], list.map((e) => el("tr", {
       data: { seq: String(e.seq) } }, [
-      el("td", { cls: "small", text: e.time }), el("td", { cls: "lvl-" + e.level, text: e.level }),
+      el("td", { cls: "small nowrap", text: e.time }), el("td", { cls: "lvl-" + e.level, text: e.level }),
       el("td", { text: e.kind }),
       el("td", { text: [e.account, e.strategy, e.symbol].filter(Boolean).join(" / ") || "-" }),
       el("td", { text: e.message + (e.incident_id ? " [" + e.incident_id + "]" : "") }),
