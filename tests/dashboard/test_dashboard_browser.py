@@ -95,7 +95,7 @@ def test_page_shows_the_store(env: Env, server: ServerThread, browser_ctx: Any, 
 
 def test_page_refreshes_itself(env: Env, server: ServerThread, browser_ctx: Any) -> None:
     problems: list[str] = []
-    page = _open(browser_ctx, server.url + "/", problems)
+    page = _open(browser_ctx, server.url + "/?refresh=1", problems)
     try:
         with Store.open(env.db) as s:
             s.execute("INSERT INTO equity_snapshots VALUES ('master', ?, '10300', '1.01', '10301.01', '9000')",
@@ -113,7 +113,7 @@ def test_page_refreshes_itself(env: Env, server: ServerThread, browser_ctx: Any)
 
 def test_page_shows_a_store_error_instead_of_blanks(env: Env, server: ServerThread, browser_ctx: Any) -> None:
     problems: list[str] = []
-    page = _open(browser_ctx, server.url + "/", problems)
+    page = _open(browser_ctx, server.url + "/?refresh=1", problems)
     try:
         with Store.open(env.db) as s:
             s.execute("UPDATE equity_snapshots SET equity='NaN' WHERE account='sub1'")

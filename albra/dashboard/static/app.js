@@ -3,7 +3,9 @@
 // inserted with textContent, never as HTML, so a journal message cannot inject markup.
 "use strict";
 (function () {
-  const SUMMARY_EVERY_MS = 5000;
+  // ?refresh=N (seconds, 1..300) changes how often the page polls; 5 s unless asked.
+  const asked = parseInt(new URLSearchParams(window.location.search).get("refresh") || "", 10);
+  const SUMMARY_EVERY_MS = (asked >= 1 && asked <= 300 ? asked : 5) * 1000;
   const CURVE_EVERY_MS = 30000;
   const CURVE_HOURS = 168;
   const SVGNS = "http://www.w3.org/2000/svg";
