@@ -132,9 +132,12 @@ def call(port: int, method: str, path: str, headers: dict[str, str] | None = Non
         conn.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Debian's Chromium under Playwright, with a fresh profile. Fails (not skips) when either is missing."""
+    """Debian's Chromium under Playwright, with a fresh profile. Fails (not skips) when either is missing.
+
+    Module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread while it
+    is open, which would break every async test collected after the dashboard tests."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not found: {INSTALL_HINT}", pytrace=False)
     try:
