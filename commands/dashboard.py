@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Anything but loopback needs "
                                  "ALBRA_DASHBOARD_TOKEN set."),
         port: int = typer.Option(8787, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
+        exchange: bool = typer.Option(False, "--exchange", help="Also allow live balance/position reads from the "
+                                      "exchange (open the page with ?exchange=1); loads the live/testnet API keys."),
         config: Optional[str] = ConfigOption,
     ) -> None:
         """Serve the read-only dashboard: equity, drawdown, legs with their stops, runners, flags, incidents."""
@@ -43,14 +45,14 @@ def register(app: typer.Typer) -> None:
         except StoreError as e:
             fail(str(e))
         try:
-            asyncio.run(_serve(settings, store, host, port, token))
+            asyncio.run(_serve(settings, store, host, port, token, exchange))
         except OSError as e:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
         finally:
             store.close()
 
 
-async def _serve(settings, store, host: str, port: int, token) -> None:  # type: ignore[no-untyped-def]
+async def _serve(settings, store, host: str, port: int, token, exchange: bool) -> None:  # type: ignore[no-untyped-def]
     """Run until SIGINT or SIGTERM (systemd stop), then close the listener cleanly."""
     import asyncio
     import signal
@@ -59,7 +61,7 @@ async def _serve(settings, store, host: str, port: int, token) -> None:  # type:
 
     from albra.dashboard.server import start
 
-    running: Running = await start(settings, store, host, port, token)
+    running: Running = await start(settings, store, host, port, token, exchange=exchange)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -72,6 +74,8 @@ async def _serve(settings, store, host: str, port: int, token) -> None:  # type:
     else:
         c.print("loopback only: from your machine use ssh -L "
                 f"{running.port}:127.0.0.1:{running.port} <server>, then open http://127.0.0.1:{running.port}/")
+    if exchange:
+        c.print(f"exchange view on: open {running.url}?exchange=1 for live balances and positions (read-only calls)")
     c.print("Ctrl-C stops it.")
     try:
         await stop.wait()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from albra.dashboard import snapshot
+from albra.dashboard.exchange_view import ExchangeView, ExchangeViewError
 from albra.dashboard.policy import (
     COOKIE_NAME,
     check_bind,
@@ -62,6 +63,7 @@ _STORE = web.AppKey("store", Store)
 _TOKEN = web.AppKey("token", object)
 _CLOCK = web.AppKey("clock", object)
 _FILES = web.AppKey("files", dict)
+_EXCHANGE = web.AppKey("exchange", object)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -141,6 +143,7 @@ async def _api_summary(request: web.Request) -> web.Response:
         data = await asyncio.to_thread(snapshot.summary, settings, store)  # type: ignore[arg-type]
     except (StoreError, ValueError, OSError) as e:
         return _error(500, f"cannot read the store: {e}")
+    data["exchange_view"] = request.app[_EXCHANGE] is not None
     return _json(data)
 
 
@@ -165,13 +168,36 @@ async def _api_equity(request: web.Request) -> web.Response:
     return _json(data)
 
 
-def make_app(settings: "Settings", store: Store, token: Secret | None, clock: Clock | None = None) -> web.Application:
-    """The dashboard application over an open store. ``token`` None means loopback-only (see :func:`serve`)."""
+async def _api_exchange(request: web.Request) -> web.Response:
+    view: ExchangeView | None = request.app[_EXCHANGE]  # type: ignore[assignment]
+    if view is None:
+        return _error(404, "the exchange view is off: start `albra dashboard --exchange` to allow live reads")
+    settings: Settings = request.app[_SETTINGS]  # type: ignore[assignment]
+    account = request.query.get("account", "")
+    if account not in settings.accounts:
+        known = ", ".join(sorted(settings.accounts)) or "none"
+        return _error(404, f"unknown account {account!r} (configured: {known})")
+    try:
+        return _json(await view.read(account))
+    except ExchangeViewError as e:
+        return _error(e.status, str(e))
+
+
+def make_app(settings: "Settings", store: Store, token: Secret | None, clock: Clock | None = None,
+             exchange: bool = False) -> web.Application:
+    """The dashboard application over an open store. ``token`` None means loopback-only (see :func:`start`);
+    ``exchange`` enables the live balance/positions view (:mod:`albra.dashboard.exchange_view`)."""
     app = web.Application(middlewares=[_guard])
     app[_SETTINGS] = settings
     app[_STORE] = store
     app[_TOKEN] = token
     app[_CLOCK] = clock or SystemClock()
+    view = ExchangeView(settings, store, app[_CLOCK]) if exchange else None  # type: ignore[arg-type]
+    app[_EXCHANGE] = view
+    if view is not None:
+        async def _close_gateways(_app: web.Application) -> None:
+            await view.close()
+        app.on_cleanup.append(_close_gateways)
     app[_FILES] = _read_static()
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/", _page("index.html", "text/html"))
@@ -180,6 +206,7 @@ def make_app(settings: "Settings", store: Store, token: Secret | None, clock: Cl
     app.router.add_get("/login", _login)
     app.router.add_get("/api/summary", _api_summary)
     app.router.add_get("/api/equity", _api_equity)
+    app.router.add_get("/api/exchange", _api_exchange)
     return app
 
 
@@ -201,11 +228,11 @@ class Running:
 
 
 async def start(settings: "Settings", store: Store, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                token: Secret | None = None, clock: Clock | None = None) -> Running:
+                token: Secret | None = None, clock: Clock | None = None, exchange: bool = False) -> Running:
     """Check the bind policy, then listen. Raises :class:`~albra.dashboard.policy.DashboardRefused` before
     opening any socket when ``host`` is not loopback and no token is given. ``port=0`` picks a free port."""
     check_bind(host, token)
-    runner = web.AppRunner(make_app(settings, store, token, clock), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(settings, store, token, clock, exchange), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -141,3 +141,18 @@ def test_token_login_in_the_browser(env: Env, browser_ctx: Any, monkeypatch: pyt
         page.close()
         browser_ctx.clear_cookies()
         srv.close()
+
+
+def test_exchange_param_without_the_view_says_it_is_off(env: Env, server: ServerThread, browser_ctx: Any) -> None:
+    problems: list[str] = []
+    page = _open(browser_ctx, server.url + "/?exchange=1", problems)
+    try:
+        for acct in ("master", "sub1"):
+            page.wait_for_function(
+                f"() => document.querySelector('[data-testid=\"exchange-{acct}\"]').textContent.includes('view is off')",
+                timeout=WAIT_MS)
+        assert page.locator('tr[data-leg-id="L-m1"] td[data-col="unrealized"]').inner_text() == "-"
+        assert _text(page, '[data-testid="equity-master"]') == env.seeded.equity["master"]
+        assert problems == []
+    finally:
+        page.close()

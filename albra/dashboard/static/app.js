@@ -8,6 +8,11 @@
   const SUMMARY_EVERY_MS = (asked >= 1 && asked <= 300 ? asked : 5) * 1000;
   const CURVE_EVERY_MS = 30000;
   const CURVE_HOURS = 168;
+  const EXCHANGE_EVERY_MS = 15000;
+  // ?exchange=1 asks for live balances/positions (only if the server was started with --exchange).
+  const WANT_EXCHANGE = new URLSearchParams(window.location.search).get("exchange") === "1";
+  const exch = {};       // account -> {data} or {error}
+  let lastExchangeFetch = 0;
   const SVGNS = "http://www.w3.org/2000/svg";
   const cards = {};      // account -> {card, body, chart}
   const curves = {};     // account -> last /api/equity answer
@@ -98,8 +103,11 @@
       if (!c) {
         const body = el("div");
         const chart = el("div", { cls: "chart-holder", data: { testid: "chart-" + a.account } });
-        const card = el("div", { cls: "card", data: { account: a.account } }, [body, chart]);
-        c = cards[a.account] = { card: card, body: body, chart: chart };
+        const live = el("div", { cls: "exchange-line", data: { testid: "exchange-" + a.account } });
+        live.hidden = !WANT_EXCHANGE;
+        const card = el("div", { cls: "card", data: { account: a.account } }, [body, live, chart]);
+        c = cards[a.account] = { card: card, body: body, chart: chart, live: live };
+        renderExchange(a.account);
         drawChart(c.chart, curves[a.account]);
       }
       const runner = a.runner.alive
@@ -221,6 +229,45 @@
     }));
   }
 
+  function renderExchange(account) {
+    const c = cards[account];
+    if (!c || !WANT_EXCHANGE) return;
+    const x = exch[account];
+    if (!x) { c.live.replaceChildren(el("span", { cls: "muted", text: "exchange: reading…" })); return; }
+    if (x.error) {
+      c.live.replaceChildren(el("span", { cls: "muted", text: "exchange: " + x.error, data: { testid: "exchange-error" } }));
+      return;
+    }
+    const d = x.data;
+    const parts = [
+      el("span", { cls: "k", text: "on the exchange" }),
+      el("span", { text: "equity " }), el("b", { text: d.balance.equity, data: { testid: "exchange-equity" } }),
+      el("span", { text: " · unrealised " }), el("span", { cls: signCls(d.balance.unrealized), text: d.balance.unrealized }),
+      el("span", { text: " · " + d.positions.length + " position(s) · read " + d.read_at }),
+    ];
+    const pos = d.positions.map((p) => el("div", { cls: "small", data: { symbol: p.symbol, side: p.position_side } }, [
+      el("span", { text: p.symbol + " " + p.position_side + " " + p.qty + " @ " + p.entry + " mark " + p.mark + " " }),
+      el("span", { cls: signCls(p.unrealized), text: p.unrealized }),
+    ]));
+    c.live.replaceChildren(el("div", {}, parts), ...pos);
+  }
+
+  async function refreshExchange(data) {
+    if (!WANT_EXCHANGE) return;
+    if (!data.exchange_view) {
+      for (const a of data.accounts) exch[a.account] = { error: "the view is off (start albra dashboard --exchange)" };
+    } else {
+      await Promise.all(data.accounts.map(async (a) => {
+        try {
+          exch[a.account] = { data: await getJSON("/api/exchange?account=" + encodeURIComponent(a.account)) };
+        } catch (e) {
+          exch[a.account] = { error: e.message };
+        }
+      }));
+    }
+    for (const a of data.accounts) renderExchange(a.account);
+  }
+
   // ---------------------------------------------------------------- legs, runners, flags, incidents, journal
   function protectionCell(leg) {
     const cls = leg.stop_status === "protected" ? "badge ok" : leg.stop_status === "pending" ? "badge warn" : "badge bad";
@@ -243,7 +290,7 @@
           const n = a.legs.filter((l) => l.strategy === strategy).length;
           rows.push(el("tr", { cls: "group", data: { group: a.account + "/" + strategy } },
                        [el("td", { text: a.account + " · " + strategy + " (" + n + ")" })]));
-          rows[rows.length - 1].firstChild.colSpan = 12;
+          rows[rows.length - 1].firstChild.colSpan = WANT_EXCHANGE ? 13 : 12;
         }
         const cell = (col, text, cls) => el("td", { cls: cls || "", text: text, data: { col: col } });
         const n = (col, text) => { const td = num(text); td.dataset.col = col; return td; };
@@ -254,14 +301,18 @@
           n("qty", leg.qty), n("entry", leg.entry), n("stop", leg.stop), n("take_profit", leg.take_profit),
           n("pnl_at_stop", leg.pnl_at_stop), n("pnl_at_take_profit", leg.pnl_at_take_profit),
           n("realized_pnl", leg.realized_pnl),
+          WANT_EXCHANGE ? n("unrealized", (exch[a.account] && exch[a.account].data &&
+                                           exch[a.account].data.leg_unrealized[leg.leg_id]) || "-") : null,
           protectionCell(leg),
           cell("opened", leg.opened, "muted small"),
         ]));
       }
     }
     if (!rows.length) { root.replaceChildren(empty("no open legs")); return; }
-    root.replaceChildren(table(["symbol", "side", "state", "qty", "entry", "stop", "take profit", "PnL at stop",
-                                "PnL at target", "realised", "protection", "opened"], rows));
+    const headers = ["symbol", "side", "state", "qty", "entry", "stop", "take profit", "PnL at stop",
+                     "PnL at target", "realised"];
+    if (WANT_EXCHANGE) headers.push("unrealised (mark)");
+    root.replaceChildren(table(headers.concat(["protection", "opened"]), rows));
   }
 
   function renderRunners(list) {
@@ -319,6 +370,10 @@
       document.getElementById("as-of").textContent = "as of " + data.as_of;
       renderFlags(data);
       renderAccounts(data.accounts);
+      if (WANT_EXCHANGE && Date.now() - lastExchangeFetch >= EXCHANGE_EVERY_MS) {
+        lastExchangeFetch = Date.now();
+        await refreshExchange(data);
+      }
       renderLegs(data.accounts);
       renderRunners(data.runners);
       renderIncidents(data.incidents);
