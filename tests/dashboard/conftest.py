@@ -51,8 +51,8 @@ def env(tmp_path: Path) -> Env:
 class ServerThread:
     """The dashboard on its own event loop in a daemon thread; ``start`` re-raises what the server raised."""
 
-    def __init__(self, settings: Settings, host: str, token: Secret | None) -> None:
-        self.settings, self.host, self.token = settings, host, token
+    def __init__(self, settings: Settings, host: str, token: Secret | None, exchange: bool = False) -> None:
+        self.settings, self.host, self.token, self.exchange = settings, host, token, exchange
         self.loop = asyncio.new_event_loop()
         self.store: Store | None = None
         self.running: Running | None = None
@@ -64,7 +64,8 @@ class ServerThread:
         asyncio.set_event_loop(self.loop)
         try:
             self.store = Store.open(self.settings.db_path, create=False, migrate=False)
-            self.running = self.loop.run_until_complete(start(self.settings, self.store, self.host, 0, self.token))
+            self.running = self.loop.run_until_complete(start(self.settings, self.store, self.host, 0, self.token,
+                                                                   exchange=self.exchange))
         except BaseException as e:  # handed to the test thread
             self.error = e
             self._ready.set()
@@ -99,6 +100,23 @@ class ServerThread:
             self.store.close()
         if not self.loop.is_closed() and not self.loop.is_running():
             self.loop.close()
+
+
+class LoopThread:
+    """An event loop in a daemon thread, for async servers a sync (Playwright) test needs beside it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+        self.loop.close()
 
 
 @pytest.fixture

@@ -156,3 +156,65 @@ def test_exchange_param_without_the_view_says_it_is_off(env: Env, server: Server
         assert problems == []
     finally:
         page.close()
+
+
+def test_exchange_view_in_the_page(tmp_path: Path, browser_ctx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live balance, positions and a leg's unrealised PnL from the local Binance server, as the API gives them."""
+    from albra.config import load_settings
+    from albra.exchange.factory import gateway_for
+    from albra.exchange.types import OrderRequest
+    from albra.model import OrderType, Side
+    from albra.sim.testing import run_sim_server
+    from tests.dashboard.conftest import LoopThread
+    from tests.dashboard.test_dashboard_exchange import CONFIG, DATA
+
+    bg = LoopThread()
+    sim_cm = run_sim_server(start="2024-01-02", speed=0, data=DATA)
+    sim = bg.run(sim_cm.__aenter__())
+    srv = None
+    try:
+        key, secret = sim.accounts["main"]
+        monkeypatch.setenv("DASH_LIVE1_KEY", key)
+        monkeypatch.setenv("DASH_LIVE1_SECRET", secret)
+        cfg = tmp_path / "albra.toml"
+        cfg.write_text(CONFIG.format(state=tmp_path / "state", logs=tmp_path / "logs", url=sim.url), encoding="utf-8")
+        settings = load_settings(cfg)
+
+        async def enter() -> Decimal:
+            gw = gateway_for("live1", settings.accounts["live1"], settings.require_secrets("live1"))
+            try:
+                r = await gw.place_order(OrderRequest("dash-page-entry-1", "BTCUSDT", Side.BUY, OrderType.MARKET,
+                                                      Decimal("0.020")))
+            finally:
+                await gw.close()
+            return r.avg_price
+
+        entry = bg.run(enter())
+        with Store.open(settings.db_path) as s:
+            s.execute("INSERT INTO legs(leg_id, account, symbol, strategy, direction, position_side, state, qty,"
+                      " qty_initial, entry_price, stop_price, opened_ms, updated_ms) VALUES ('L-x1', 'live1',"
+                      " 'BTCUSDT', 'TFPE', 'LONG', 'BOTH', 'open', '0.020', '0.020', ?, '40000', 1, 1)",
+                      (format(entry, "f"),))
+        srv = ServerThread(settings, "127.0.0.1", None, exchange=True).start()
+        problems: list[str] = []
+        page = browser_ctx.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(srv.url + "/?exchange=1")
+        page.wait_for_selector('[data-testid="exchange-live1"] [data-testid="exchange-equity"]', timeout=WAIT_MS)
+        api = json.loads(call(srv.port, "GET", "/api/exchange?account=live1").body)  # cached: the same reading
+        assert _text(page, '[data-testid="exchange-live1"] [data-testid="exchange-equity"]') == api["balance"]["equity"]
+        assert "0.02 @ " + api["positions"][0]["entry"] in _text(page, '[data-testid="exchange-live1"]')
+        page.wait_for_function("() => document.querySelector('tr[data-leg-id=\"L-x1\"] td[data-col=\"unrealized\"]')"
+                               ".textContent !== '-'", timeout=WAIT_MS)
+        assert page.locator('tr[data-leg-id="L-x1"] td[data-col="unrealized"]').inner_text() == \
+            api["leg_unrealized"]["L-x1"]
+        assert "paper account" in _text(page, '[data-testid="exchange-demo"]')
+        assert all("409" in p for p in problems), problems  # only the paper account's 409, which Chromium logs
+        page.screenshot(path=str(tmp_path / "dashboard-exchange.png"), full_page=True)
+        page.close()
+    finally:
+        if srv is not None:
+            srv.close()
+        bg.run(sim_cm.__aexit__(None, None, None))
+        bg.close()

@@ -35,9 +35,9 @@
     return e;
   }
   function signCls(s) {
-    if (typeof s !== "string" || s.length < 2) return "";
-    if (/^\+0\.00%?$/.test(s)) return "";
-    return s[0] === "+" ? "pos" : s[0] === "-" ? "neg" : "";
+    // only signed figures ("+12.30", "-4.05%") get a colour; "-" alone (missing) and "+0.00" stay plain
+    if (typeof s !== "string" || /^\+0\.00%?$/.test(s)) return "";
+    return /^\+\d/.test(s) ? "pos" : /^-\d/.test(s) ? "neg" : "";
   }
   function num(text, testid, extraCls) {
     const opts = { cls: ["num", signCls(text), extraCls || ""].join(" ").trim(), text: text };
