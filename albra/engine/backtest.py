@@ -109,7 +109,6 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     """Replay the setup's candles through the pipeline; returns the summary and the closed trades."""
     import time as _time
 
-    from albra.config import RiskLimits
     from albra.sim.exchange import SimExchange
     from albra.store import Store
     from strategies import registry
@@ -128,114 +127,126 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     with store._lock:  # a throwaway file: durability buys nothing here, commits are the ledger's main cost
         store._conn.execute("PRAGMA synchronous = OFF")
     try:
-        base: dict[str, CandleSeries] = {}
-        tracks: list[_Track] = []
-        slots = []
-        for spec in setup.strategies:
-            cls = registry.get(spec.name)
-            strat = cls(dict(spec.params))
-            slots.append(StrategySlot(cls.name, spec.size_pct, spec.leverage))
-            for sym, series in setup.data.items():
-                if not series:
-                    raise BacktestError(f"no candles for {sym}")
-                frames = frames_for(cls, series)
-                end = setup.end_ms
-                if end is not None:
-                    frames = {tf: s.slice(None, end) for tf, s in frames.items()}
-                feats = strat.prepare(frames)
-                tracks.append(_Track(strat, sym, feats, timeframe_ms(cls.timeframes[0])))
-                finest = min(series, key=lambda s: s.interval_ms)
-                base[sym] = finest.slice(setup.start_ms, setup.end_ms)
-                if len(base[sym]) == 0:
-                    raise BacktestError(f"{sym}: no candles in the requested window")
-                ex.spec(sym)
-                ex.set_leverage(ACCOUNT, sym, spec.leverage)
-        risk = setup.risk or RiskLimits()
-        gate = EntryGate(store, lambda _s: risk, use_flags=False)
-        gw = SimGateway(ex, ACCOUNT)
-        filters = run_sync(gw.load_markets())
-        execu = Executor(store, gw, ACCOUNT, setup.position_mode, filters, slots, gate, lambda: ex.now,
-                         alerts=False, journal_decisions=False)
-        fired = [False]
-
-        def listen(kind: str, obj: object) -> None:
-            if kind == "liquidation" or (kind == "algo" and getattr(obj, "status", "") != "NEW"
-                                         and getattr(obj, "status", "") != "CANCELED"):
-                fired[0] = True
-
-        ex.listeners.append(listen)
-        # one timeline over every symbol's base candles
-        events: list[tuple[int, str, int]] = []
-        for sym, s in base.items():
-            events.extend((int(t), sym, j) for j, t in enumerate(s.ts.tolist()))
-        events.sort()
-        cols = {sym: (s.open.tolist(), s.high.tolist(), s.low.tolist(), s.close.tolist(), s.interval_ms)
-                for sym, s in base.items()}
-        by_sym: dict[str, list[_Track]] = {}
-        for tr in tracks:
-            by_sym.setdefault(tr.symbol, []).append(tr)
-        acct = ex.account(ACCOUNT)
-        wallet0 = float(setup.balance)
-        peak = wallet0
-        max_dd = 0.0
-        exposed = 0
-        total = len(events)
-        legs_cache: list[tuple[str, float, float]] = []
-        legs_key = None
-        on_candle = ex.on_candle
-        n = 0
-        for ts, sym, j in events:
-            o, h, lo, c, step = cols[sym]
-            close = c[j]
-            ex.now = ts
-            on_candle(sym, ts, o[j], h[j], lo[j], close)
-            ex.now = ts + step  # decisions happen at the candle's close
-            if fired[0]:
-                fired[0] = False
-                run_sync(execu.sync_protective([sym]))
-            close_ms = ts + step
-            for tr in by_sym[sym]:
-                i = tr.close_to_i.get(close_ms)
-                if i is None:
-                    continue
-                views = execu.views(tr.strategy.name, sym)
-                decisions = tr.decide(tr.feats, i, views, tr.last_entry)
-                if decisions:
-                    entered = run_sync(execu.handle(tr.strategy.name, sym, tr.feats.ts[i], decisions, close))
-                    if entered:
-                        tr.last_entry = tr.feats.ts[i]
-                    if fired[0]:
-                        fired[0] = False
-                        run_sync(execu.sync_protective([sym]))
-            # equity curve (floats: statistics only, never orders)
-            if execu.has_open_legs():
-                exposed += 1
-                key = id(execu._legs), tuple((g.leg_id, g.qty) for g in execu.open_legs())
-                if key != legs_key:
-                    legs_key = key
-                    legs_cache = [(g.symbol, float(g.qty) * g.direction.sign, float(g.entry_price or 0))
-                                  for g in execu.open_legs()]
-                eq = float(acct.wallet) + sum(q * ((close if s == sym else float(ex.last_price(s))) - e)
-                                              for s, q, e in legs_cache)
-            else:
-                eq = float(acct.wallet)
-            if eq > peak:
-                peak = eq
-            elif peak > 0:
-                dd = (peak - eq) / peak
-                if dd > max_dd:
-                    max_dd = dd
-            n += 1
-            if progress is not None and (n & 4095) == 0:
-                progress(n, total)
-        if progress is not None:
-            progress(total, total)
-        result = _collect(store, ex, gw, setup, names, max_dd, exposed, total, execu)
-        result.seconds = _time.perf_counter() - t0
-        return result
+        with store.batch():  # one commit for the whole run; every ledger tx() stays all-or-nothing (a savepoint)
+            return _run(setup, store, ex, names, progress, t0)
     finally:
         store.close()
         tmp.cleanup()
+
+
+def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
+         progress: Callable[[int, int], None] | None, t0: float) -> BacktestResult:
+    """The replay loop proper (inside the store batch that :func:`run_backtest` opened)."""
+    import time as _time
+
+    from albra.config import RiskLimits
+    from strategies import registry
+
+    base: dict[str, CandleSeries] = {}
+    tracks: list[_Track] = []
+    slots = []
+    for spec in setup.strategies:
+        cls = registry.get(spec.name)
+        strat = cls(dict(spec.params))
+        slots.append(StrategySlot(cls.name, spec.size_pct, spec.leverage))
+        for sym, series in setup.data.items():
+            if not series:
+                raise BacktestError(f"no candles for {sym}")
+            frames = frames_for(cls, series)
+            end = setup.end_ms
+            if end is not None:
+                frames = {tf: s.slice(None, end) for tf, s in frames.items()}
+            feats = strat.prepare(frames)
+            tracks.append(_Track(strat, sym, feats, timeframe_ms(cls.timeframes[0])))
+            finest = min(series, key=lambda s: s.interval_ms)
+            base[sym] = finest.slice(setup.start_ms, setup.end_ms)
+            if len(base[sym]) == 0:
+                raise BacktestError(f"{sym}: no candles in the requested window")
+            ex.spec(sym)
+            ex.set_leverage(ACCOUNT, sym, spec.leverage)
+    risk = setup.risk or RiskLimits()
+    gate = EntryGate(store, lambda _s: risk, use_flags=False)
+    gw = SimGateway(ex, ACCOUNT)
+    filters = run_sync(gw.load_markets())
+    execu = Executor(store, gw, ACCOUNT, setup.position_mode, filters, slots, gate, lambda: ex.now,
+                     alerts=False, journal_decisions=False)
+    fired = [False]
+
+    def listen(kind: str, obj: object) -> None:
+        if kind == "liquidation" or (kind == "algo" and getattr(obj, "status", "") != "NEW"
+                                     and getattr(obj, "status", "") != "CANCELED"):
+            fired[0] = True
+
+    ex.listeners.append(listen)
+    # one timeline over every symbol's base candles
+    events: list[tuple[int, str, int]] = []
+    for sym, s in base.items():
+        events.extend((int(t), sym, j) for j, t in enumerate(s.ts.tolist()))
+    events.sort()
+    cols = {sym: (s.open.tolist(), s.high.tolist(), s.low.tolist(), s.close.tolist(), s.interval_ms)
+            for sym, s in base.items()}
+    by_sym: dict[str, list[_Track]] = {}
+    for tr in tracks:
+        by_sym.setdefault(tr.symbol, []).append(tr)
+    acct = ex.account(ACCOUNT)
+    wallet0 = float(setup.balance)
+    peak = wallet0
+    max_dd = 0.0
+    exposed = 0
+    total = len(events)
+    legs_cache: list[tuple[str, float, float]] = []
+    legs_key = None
+    on_candle = ex.on_candle
+    n = 0
+    for ts, sym, j in events:
+        o, h, lo, c, step = cols[sym]
+        close = c[j]
+        ex.now = ts
+        on_candle(sym, ts, o[j], h[j], lo[j], close)
+        ex.now = ts + step  # decisions happen at the candle's close
+        if fired[0]:
+            fired[0] = False
+            run_sync(execu.sync_protective([sym]))
+        close_ms = ts + step
+        for tr in by_sym[sym]:
+            i = tr.close_to_i.get(close_ms)
+            if i is None:
+                continue
+            views = execu.views(tr.strategy.name, sym)
+            decisions = tr.decide(tr.feats, i, views, tr.last_entry)
+            if decisions:
+                entered = run_sync(execu.handle(tr.strategy.name, sym, tr.feats.ts[i], decisions, close))
+                if entered:
+                    tr.last_entry = tr.feats.ts[i]
+                if fired[0]:
+                    fired[0] = False
+                    run_sync(execu.sync_protective([sym]))
+        # equity curve (floats: statistics only, never orders)
+        if execu.has_open_legs():
+            exposed += 1
+            key = id(execu._legs), tuple((g.leg_id, g.qty) for g in execu.open_legs())
+            if key != legs_key:
+                legs_key = key
+                legs_cache = [(g.symbol, float(g.qty) * g.direction.sign, float(g.entry_price or 0))
+                              for g in execu.open_legs()]
+            eq = float(acct.wallet) + sum(q * ((close if s == sym else float(ex.last_price(s))) - e)
+                                          for s, q, e in legs_cache)
+        else:
+            eq = float(acct.wallet)
+        if eq > peak:
+            peak = eq
+        elif peak > 0:
+            dd = (peak - eq) / peak
+            if dd > max_dd:
+                max_dd = dd
+        n += 1
+        if progress is not None and (n & 4095) == 0:
+            progress(n, total)
+    if progress is not None:
+        progress(total, total)
+    result = _collect(store, ex, gw, setup, names, max_dd, exposed, total, execu)
+    result.seconds = _time.perf_counter() - t0
+    return result
 
 
 def _collect(store: Any, ex: Any, gw: SimGateway, setup: BacktestSetup, names: list[str], max_dd: float,

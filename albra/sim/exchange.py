@@ -30,7 +30,7 @@ from typing import Callable
 from albra.model import D, MarginMode, OrderType, PositionMode, PositionSide, Side, WorkingType
 from albra.sim import errors as E
 from albra.sim.errors import SimError
-from albra.sim.markets import DEFAULT_MARKETS, MarketSpec, market_spec
+from albra.sim.markets import DEFAULT_MARKETS, Bracket, MarketSpec, market_spec
 from albra.sim.state import ZERO, Account, AlgoOrder, Order, Position
 
 FUNDING_INTERVAL_MS = 8 * 3_600_000
@@ -93,6 +93,7 @@ class SimExchange:
         self.all_algos: list[AlgoOrder] = []
         self.rejections: list[dict] = []
         self.listeners: list[Callable[[str, object], None]] = []
+        self._slow_candles = 0  # candles that needed the full path walk (benches and tests read it)
         for sym, rows in (funding or {}).items():
             self.set_funding(sym, rows)
 
@@ -154,10 +155,11 @@ class SimExchange:
         st = self._syms.get(symbol)
         if st is None:
             raise E.bad_symbol(symbol)
-        if not st.active:
+        if not st.active or self._quiet(st, ts, o, h, l, c):
             st.raw = c
             st.prev_ts = ts
             return
+        self._slow_candles += 1
         self.open_at(symbol, ts, o)
         if abs(h - o) <= abs(o - l):
             self.move(symbol, h)
@@ -166,6 +168,53 @@ class SimExchange:
             self.move(symbol, l)
             self.move(symbol, h)
         self.move(symbol, c)
+
+    def _quiet(self, st: _Sym, ts: int, o: float, h: float, l: float, c: float) -> bool:
+        """True when the whole candle provably triggers nothing, so walking its path would change nothing but the
+        last price: no funding time inside it, no forced mark, and every limit price, trigger price and
+        liquidation price lies strictly outside the price range the path covers (previous price, O, H, L, C) on
+        the side from which it cannot fire. Anything less certain returns False and takes the exact path walk.
+
+        Why it is exact: along the path every move's endpoints lie in [lo, hi]; an order that fires at or below
+        its level never fires when level < lo, one that fires at or above never fires when level > hi. The
+        liquidation price only depends on the mark through the maintenance bracket, so it is constant over the
+        candle when the bracket is the same at both ends of the range and no other position of the account on
+        this symbol (hedge mode's other side) moves with the same mark; then it is the same number the walk would
+        compute at every step. Prices are compared as the same Decimals the walk would use."""
+        prev = st.prev_ts
+        if prev is None or st.mark_override is not None or st.raw is None:
+            return False
+        if (prev // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS <= ts:
+            return False  # a funding settlement moves the wallet inside this candle
+        r = st.raw
+        last = r if isinstance(r, Decimal) else _dec(r)
+        lo = min(last, _dec(min(o, h, l, c)))  # _dec keeps float order, so this is the walk's lowest Decimal
+        hi = max(last, _dec(max(o, h, l, c)))
+        for od in st.orders.values():
+            if od.type is OrderType.LIMIT:
+                if (od.price >= lo) if od.side is Side.BUY else (od.price <= hi):
+                    return False
+        for a in st.algos.values():
+            down = (a.order_type is OrderType.STOP_MARKET) == (a.side is Side.SELL)
+            if (a.trigger_price >= lo) if down else (a.trigger_price <= hi):
+                return False
+        sym = st.symbol
+        for acct in self.accounts.values():
+            live = acct.live_positions(sym)
+            if not live:
+                continue
+            if len(live) > 1:
+                return False
+            pos = live[0]
+            n = abs(pos.amt)
+            spec = self.spec(sym)
+            b = spec.bracket_for(n * lo)
+            if spec.bracket_for(n * hi) is not b:
+                return False
+            lp = self._liq(acct, pos, b)
+            if lp is not None and ((lp >= lo) if pos.amt > 0 else (lp <= hi)):
+                return False
+        return True
 
     def open_at(self, symbol: str, ts: int, price: float | Decimal) -> None:
         """A new candle opens at ``ts``: jump (gap) to its open, then settle funding if a funding
@@ -838,7 +887,12 @@ class SimExchange:
             mark = self.mark_price(pos.symbol)
         except SimError:
             mark = pos.entry
-        b = self.spec(pos.symbol).bracket_for(n * mark)
+        return self._liq(acct, pos, self.spec(pos.symbol).bracket_for(n * mark))
+
+    def _liq(self, acct: Account, pos: Position, b: Bracket) -> Decimal | None:
+        """The liquidation price of a non-empty position once its maintenance bracket is known."""
+        n = abs(pos.amt)
+        s = _sgn(pos.amt)
         if acct.mm(pos.symbol) is MarginMode.ISOLATED:
             wb = pos.isolated_margin
         else:

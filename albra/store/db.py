@@ -101,6 +101,7 @@ class Store:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()
+        self._batch: _Batch | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -209,9 +210,36 @@ class Store:
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): all or nothing, serialised across processes."""
+        """A write transaction (``BEGIN IMMEDIATE``): all or nothing, serialised across processes.
+
+        Inside :meth:`batch` it is a SAVEPOINT instead: a failure rolls back only this transaction's writes (and
+        the exception still propagates); its writes become durable when the batch commits.
+        """
         with self._lock:
             c = self._conn
+            b = self._batch
+            if b is not None:
+                b.depth += 1
+                name = f"albra_tx_{b.depth}"
+                c.execute(f"SAVEPOINT {name}")
+                try:
+                    yield c
+                except BaseException:
+                    c.execute(f"ROLLBACK TO {name}")
+                    c.execute(f"RELEASE {name}")
+                    raise
+                else:
+                    c.execute(f"RELEASE {name}")
+                finally:
+                    b.depth -= 1
+                if b.depth == 0:
+                    b.done += 1
+                    if b.commit_every and b.done >= b.commit_every:
+                        c.execute("COMMIT")
+                        c.execute("BEGIN IMMEDIATE")
+                        b.done = 0
+                        b.commits += 1
+                return
             c.execute("BEGIN IMMEDIATE")
             try:
                 yield c
@@ -220,6 +248,41 @@ class Store:
                 raise
             else:
                 c.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def batch(self, commit_every: int | None = None) -> Iterator["_Batch"]:
+        """Group many :meth:`tx` calls into one outer transaction (backtests and other throwaway stores).
+
+        Why: a backtest makes ~20 small transactions per trade, and the commits, not the statements, are most of
+        their cost. Inside the batch every ``tx()`` becomes a SAVEPOINT, so its all-or-nothing meaning is kept
+        (an inner failure rolls back to its savepoint only, the exception propagates, earlier work stays) and
+        reads on this store see every write made so far. The batch commits when the block ends (and, with
+        ``commit_every=N``, after every N outermost ``tx()`` calls); an exception escaping the block rolls back
+        whatever the batch has not committed yet.
+
+        The price is durability: a crash before the batch commits loses everything written since its last commit,
+        and the batch holds the database's write lock (other processes' writers wait on the busy timeout) and
+        this handle's lock (other threads wait) for its whole length. So live runners never batch: they keep one
+        durable commit per ``tx()``. Batches do not nest.
+        """
+        if commit_every is not None and commit_every < 1:
+            raise ValueError(f"commit_every must be ≥ 1 (or None for one commit at the end), got {commit_every}")
+        with self._lock:
+            if self._batch is not None:
+                raise StoreError("a store batch is already open on this handle (batches do not nest)")
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            b = self._batch = _Batch(commit_every)
+            try:
+                yield b
+            except BaseException:
+                self._batch = None
+                c.execute("ROLLBACK")
+                raise
+            else:
+                self._batch = None
+                c.execute("COMMIT")
+                b.commits += 1
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """Read rows (dict-like) outside any write transaction."""
@@ -266,6 +329,17 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class _Batch:
+    """State of an open :meth:`Store.batch`: savepoint depth, outermost ``tx()`` calls since the last commit,
+    and commits made so far (for tests and benches)."""
+
+    commit_every: int | None
+    depth: int = 0
+    done: int = 0
+    commits: int = 0
 
 
 class _Row(dict):

@@ -1,0 +1,116 @@
+"""The quiet-candle shortcut of SimExchange.on_candle must be invisible: an exchange that walks every candle's path
+gives exactly the same trades, income, wallet, positions and order states over real candles, with stops, take
+profits, resting limits, liquidations, hedge legs, funding and isolated margin, including levels placed exactly on
+a candle's high or low (the boundary where a shortcut would most easily differ)."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal as Dec
+
+import pytest
+
+from albra.candles import bundled, load_candles, load_funding
+from albra.model import MarginMode, PositionMode
+from albra.sim.exchange import SimExchange
+from albra.sim.errors import SimError
+
+
+class WalkEveryCandle(SimExchange):
+    """The reference: never takes the shortcut."""
+
+    def _quiet(self, st, ts, o, h, l, c) -> bool:  # noqa: E741 - the candle's low
+        return False
+
+
+def _rows(n: int) -> list[tuple[int, float, float, float, float]]:
+    s = load_candles(bundled("BTCUSDT-15m.csv.gz"))
+    return list(zip(s.ts.tolist(), s.open.tolist(), s.high.tolist(), s.low.tolist(), s.close.tolist()))[:n]
+
+
+def _snapshot(ex: SimExchange) -> dict:
+    out = {}
+    for name, a in ex.accounts.items():
+        out[name] = {
+            "wallet": a.wallet, "trades": a.trades, "income": a.income,
+            "positions": {k: (p.amt, p.entry, p.isolated_margin) for k, p in a.positions.items()},
+            "orders": {k: (o.status, o.executed_qty, o.avg_price) for k, o in a.orders.items()},
+            "algos": {k: (g.status, g.actual_price, g.reason) for k, g in a.algos.items()},
+        }
+    out["last"] = ex.last_price("BTCUSDT")
+    return out
+
+
+def _drive(ex: SimExchange, rows, seed: int, mode: PositionMode, isolated: bool, leverage: int) -> None:
+    """Trade randomly along real candles: entries, stops/take profits on the candle's own high/low or near it,
+    resting limits, occasional exits. Both exchanges see the same calls because the choices only use the seed
+    and the candles."""
+    rnd = random.Random(seed)
+    ex.add_account("a", Dec("2000"), mode)
+    ex.set_leverage("a", "BTCUSDT", leverage)
+    if isolated:
+        ex.set_margin_mode("a", "BTCUSDT", MarginMode.ISOLATED)
+    n_ord = 0
+    for i, (ts, o, h, l, c) in enumerate(rows):
+        ex.set_time(ts)
+        ex.on_candle("BTCUSDT", ts, o, h, l, c)
+        ex.set_time(ts + 900_000)
+        if rnd.random() > 0.08:
+            continue
+        n_ord += 1
+        last = ex.last_price("BTCUSDT")
+        long = rnd.random() < 0.5
+        pside = ("LONG" if long else "SHORT") if mode is PositionMode.HEDGE else None
+        try:
+            ex.place_order("a", "BTCUSDT", "BUY" if long else "SELL", "MARKET", Dec("0.05"),
+                           position_side=pside, client_id=f"e{n_ord}")
+            nxt = rows[min(i + 1, len(rows) - 1)]
+            # a stop exactly on the next candle's extreme (boundary), or a little beyond it
+            edge = Dec(repr(nxt[3] if long else nxt[2]))
+            stop = edge if rnd.random() < 0.5 else (edge - 50 if long else edge + 50)
+            kw = {"position_side": pside} if pside else {"close_position": True}
+            ex.place_algo("a", "BTCUSDT", "SELL" if long else "BUY", "STOP_MARKET", stop, client_algo_id=f"s{n_ord}",
+                          quantity=Dec("0.05") if pside else None, **kw)
+            tp = (last + 300) if long else (last - 300)
+            ex.place_algo("a", "BTCUSDT", "SELL" if long else "BUY", "TAKE_PROFIT_MARKET", tp,
+                          client_algo_id=f"t{n_ord}", quantity=Dec("0.05") if pside else None, **kw)
+            if rnd.random() < 0.4:
+                lim = (last - 120).quantize(Dec("0.1"))
+                ex.place_order("a", "BTCUSDT", "BUY", "LIMIT", Dec("0.01"), price=lim, time_in_force="GTC",
+                               position_side="LONG" if pside else None, client_id=f"l{n_ord}")
+        except SimError:
+            pass  # margin refusals are part of the scenario; both exchanges refuse alike
+
+
+@pytest.mark.parametrize("mode,isolated,leverage,seed", [
+    (PositionMode.ONE_WAY, False, 10, 1),
+    (PositionMode.HEDGE, False, 20, 2),
+    (PositionMode.ONE_WAY, True, 50, 3),     # isolated, high leverage: liquidations happen
+    (PositionMode.HEDGE, True, 100, 4),
+])
+def test_shortcut_matches_the_full_walk(mode, isolated, leverage, seed):
+    rows = _rows(3000)
+    funding = {"BTCUSDT": load_funding(bundled("BTCUSDT-funding.csv"))}
+    fast, ref = SimExchange(funding=funding), WalkEveryCandle(funding=funding)
+    for ex in (fast, ref):
+        _drive(ex, rows, seed, mode, isolated, leverage)
+    assert _snapshot(fast) == _snapshot(ref)
+    algos = ref.account("a").algos.values()
+    assert any(g.status == "FINISHED" and g.order_type.value == "STOP_MARKET" for g in algos)
+    assert any(g.status == "FINISHED" and g.order_type.value == "TAKE_PROFIT_MARKET" for g in algos)
+    assert fast._slow_candles < ref._slow_candles  # the shortcut really was taken
+
+
+def test_liquidation_inside_a_quiet_looking_range_is_not_skipped():
+    """A 100x long whose liquidation price sits inside the next candle's range must be liquidated there."""
+    for cls in (SimExchange, WalkEveryCandle):
+        ex = cls()
+        ex.add_account("a", Dec("100"))
+        ex.set_leverage("a", "BTCUSDT", 100)
+        ex.on_candle("BTCUSDT", 0, 40000.0, 40000.0, 40000.0, 40000.0)
+        ex.place_order("a", "BTCUSDT", "BUY", "MARKET", Dec("0.1"))
+        acct = ex.account("a")
+        lp = ex.liquidation_price(acct, acct.position("BTCUSDT", next(iter(acct.positions))[1]))
+        assert lp is not None and lp > 39000
+        ex.on_candle("BTCUSDT", 900_000, 40000.0, 40010.0, float(lp) - 1, 39990.0)
+        assert acct.income and any(t["clientOrderId"].startswith("autoclose-") for t in acct.trades), cls
