@@ -24,6 +24,8 @@ _MODULES: list[str] = [
     "config_cmd",
     "control",
     "status",
+    "audit",
+    "reconcile",
     "emergency",
     "incident",
     "session_log",

@@ -39,8 +39,14 @@ def test_mode() -> bool:
     return os.environ.get(TEST_MODE_ENV, "") in ("1", "true", "yes")
 
 
-def open_gateway(settings: "Settings", account: str) -> "Gateway | Unreachable":
-    """A ccxt gateway for ``account`` (nothing is sent yet), or why there cannot be one."""
+#: the emergency gateway's breaker: a failing route must not lock the shutdown out for the default 30 s; it
+#: still sheds load for a moment between rounds.
+URGENT_BREAKER_COOLDOWN_S = 1.0
+
+
+def open_gateway(settings: "Settings", account: str, urgent: bool = False) -> "Gateway | Unreachable":
+    """A ccxt gateway for ``account`` (nothing is sent yet), or why there cannot be one. ``urgent`` (the emergency
+    path) shortens the circuit breaker's cool-down."""
     from albra.config import AccountMode, ConfigError
     from albra.exchange.ccxt_gateway import CcxtGateway
     from albra.exchange.client import make_ccxt_client
@@ -61,7 +67,14 @@ def open_gateway(settings: "Settings", account: str) -> "Gateway | Unreachable":
     except ValueError as e:
         return Unreachable(account, "config", str(e))
     weight_file = str(settings.paths.state_dir / "weight.json") if settings.paths.state_dir.is_dir() else None
-    return CcxtGateway(account, client, weight_file=weight_file)
+    resilience = None
+    if urgent:
+        from albra.exchange.resilience import CircuitBreaker, Resilience, WeightLimiter
+
+        resilience = Resilience(account, breaker=CircuitBreaker(account, cooldown_s=URGENT_BREAKER_COOLDOWN_S),
+                                limiter=WeightLimiter(shared_path=weight_file),
+                                attempt_timeout_s=float(getattr(client, "timeout", 10_000)) / 1000 + 2.0)
+    return CcxtGateway(account, client, resilience=resilience, weight_file=weight_file)
 
 
 def classify_failure(account: str, exc: BaseException) -> Unreachable:

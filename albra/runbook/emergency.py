@@ -171,7 +171,10 @@ class _AccountWork:
 
                     self.out.status, self.out.reason = "unreachable", classify_failure(self.account, e).reason
                     break
-                await asyncio.sleep(self.pause_s * rnd)
+                from albra.exchange.errors import CircuitOpen
+
+                wait = e.retry_in_s if isinstance(e, CircuitOpen) else 0.0
+                await asyncio.sleep(max(self.pause_s * rnd, wait))
                 continue
             last_read = (positions, regular, algo)
             if first_read:
@@ -410,7 +413,7 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
             f"NOT SET — {guard.error}; continuing on the exchange"
     rep.runners = await asyncio.to_thread(stop_runners, settings, accounts, guard, stop_timeout_s)
 
-    opener = gateway_for or (lambda a: open_gateway(settings, a))
+    opener = gateway_for or (lambda a: open_gateway(settings, a, urgent=True))
     gws: dict[str, Any] = {a: opener(a) for a in accounts}
 
     async def one(a: str) -> AccountOutcome:

@@ -14,10 +14,12 @@ from tests.runbook.drill import KEYS, SIM_START, Drill, make_drill
 async def sim() -> AsyncIterator:
     from albra.sim.testing import run_sim_server
 
-    async with run_sim_server(start=SIM_START, speed=0, accounts=dict(KEYS), hedge={"sub1"}) as handle:
+    async with run_sim_server(start=SIM_START, speed=0, accounts=dict(KEYS), hedge={"sub1"}, weight_limit=0) as handle:
         yield handle
 
 
 @pytest.fixture
 async def drill(sim, tmp_path: Path) -> Drill:
-    return make_drill(tmp_path, sim.url)
+    d = make_drill(tmp_path, sim.url)
+    d.before_command = lambda: sim.admin.weights(reset=True)
+    return d

@@ -60,6 +60,9 @@ class Drill:
     root: Path
     url: str
     env: dict[str, str] = field(default_factory=dict)
+    #: called before each command: the drill runs many commands within one minute, far more request weight than an
+    #: operator's commands minutes apart, so the per-minute weight window is restarted (the bench measures weight).
+    before_command: Any = None
 
     @property
     def config(self) -> Path:
@@ -82,10 +85,18 @@ class Drill:
 
     async def albra(self, *args: str, timeout: float = 60.0) -> tuple[int, str, str]:
         """Run ``python -m albra ARGS --config …`` as a real process; (exit code, stdout, stderr)."""
+        if self.before_command is not None:
+            await self.before_command()
+        (self.state / "weight.json").unlink(missing_ok=True)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "albra", *args, "--config", str(self.config), cwd=str(ROOT), env=self.env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        import time as _t
+
+        t0 = _t.monotonic()
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        if os.environ.get("DRILL_TIMES"):
+            print(f"albra {' '.join(args)}: {_t.monotonic() - t0:.2f}s", file=sys.stderr)
         return proc.returncode or 0, out.decode(), err.decode()
 
     async def albra_json(self, *args: str) -> tuple[int, Any, str]:

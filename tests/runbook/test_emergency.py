@@ -7,6 +7,7 @@ failing half the time, an account with wrong keys, --keep-positions.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -104,7 +105,7 @@ async def test_route_failing_half_the_time_is_retried_to_flat(sim, drill) -> Non
         await sim.admin.fault(method, path, "status", status=503, body='{"code":-1001,"msg":"Internal error"}',
                               count=None, probability=0.5)
     code, out, err = await drill.albra_json("emergency-shutdown", "--yes", "--rounds", "12")
-    assert code == 0, (out, err)
+    assert code == 0, json.dumps(out["accounts"], indent=1)[:6000]
     await sim.admin.clear_faults()
     for a in KEYS:
         assert await _exchange_state(sim, a) == ([], 0)
@@ -117,6 +118,7 @@ async def test_route_failing_half_the_time_is_retried_to_flat(sim, drill) -> Non
 
 async def test_wrong_keys_exit_3_for_that_account_others_still_flattened(sim, tmp_path) -> None:
     drill = make_drill(tmp_path, sim.url, wrong_keys={"sub1"})
+    drill.before_command = lambda: sim.admin.weights(reset=True)
     now = await sim.admin.clock()
     good = make_drill(tmp_path / "seed", sim.url)
     await seed_book(good, now)

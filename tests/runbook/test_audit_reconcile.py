@@ -1,0 +1,123 @@
+"""``albra audit --compare-exchange`` and ``albra reconcile`` end to end against the local Binance server.
+
+The drill breaks the agreement in every way the runbook names — a stop fired on the exchange, a position opened by
+hand, a stop cancelled by hand, a position closed by hand (leaving its leg's stop behind), an order nobody in albra
+placed — then checks that audit sees each, reconcile explains and repairs each, and a second run finds nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from albra.exchange.types import OrderRequest
+from albra.ledger import legs as L
+from albra.model import OrderType, PositionSide, Side
+from albra.store import incidents, journal
+from tests.runbook.drill import make_drill, seed_book
+
+pytestmark = pytest.mark.anyio
+
+
+async def _break_everything(sim, drill, legs) -> None:
+    by = {(g.account, g.strategy): g for g in legs}
+    await sim.admin.mark("BTCUSDT", "54500")  # main TFPE's stop (55000) fires; MOMENTUM's (54000) does not
+    main, sub1 = drill.gateway("main"), drill.gateway("sub1")
+    try:
+        await sub1.place_order(OrderRequest("manual-1", "ETHUSDT", Side.SELL, OrderType.MARKET, Decimal("0.1"),
+                                            PositionSide.SHORT))
+        await sub1.cancel_order("ETHUSDT", by[("sub1", "MOMENTUM")].sl_client_id, True)
+        await sub1.place_order(OrderRequest("manual-2", "BTCUSDT", Side.SELL, OrderType.MARKET, Decimal("0.004"),
+                                            PositionSide.LONG))
+        await main.place_order(OrderRequest("manual-3", "ETHUSDT", Side.BUY, OrderType.LIMIT, Decimal("0.05"),
+                                            price=Decimal("1000")))
+    finally:
+        await main.close()
+        await sub1.close()
+
+
+async def test_audit_agrees_after_a_clean_start(sim, drill) -> None:
+    await seed_book(drill, await sim.admin.clock())
+    code, out, err = await drill.albra_json("audit", "--compare-exchange")
+    assert code == 0, (out, err)
+    main = out["accounts"][0]
+    assert main["agrees"] and main["balance"]["equity"]
+    btc = next(p for p in main["positions"] if p["symbol"] == "BTCUSDT")
+    assert btc["exchange_qty"] == "0.015" and {g["strategy"] for g in btc["legs"]} == {"TFPE", "MOMENTUM"}
+    assert set(main["pnl_today"]) >= {"realized_net", "unrealized", "ledger_realized_by_strategy"}
+
+
+async def test_audit_finds_reconcile_repairs_and_a_second_run_finds_nothing(sim, drill) -> None:
+    legs = await seed_book(drill, await sim.admin.clock())
+    await _break_everything(sim, drill, legs)
+
+    code, out, err = await drill.albra_json("audit", "--compare-exchange")
+    assert code == 1, (out, err)
+    kinds = {a["account"]: sorted({f["kind"] for f in a["findings"]}) for a in out["accounts"]}
+    assert kinds == {"main": ["missing_stop", "position", "unknown_order"], "sub1": ["missing_stop", "position"]}
+
+    code, plan, _ = await drill.albra_json("reconcile")  # explain only: nothing changes
+    assert code == 1
+    causes = [p["cause"] for a in plan["accounts"] for p in a["proposals"]]
+    assert any("opened by hand" in c for c in causes) and any("closed on the exchange" in c for c in causes)
+    code, again, _ = await drill.albra_json("audit", "--compare-exchange")
+    assert code == 1 and again["accounts"][0]["findings"] == out["accounts"][0]["findings"]
+
+    code, done, err = await drill.albra_json("reconcile", "--apply", "--cancel-unknown")
+    assert code == 0, (done, err)
+    for a in done["accounts"]:
+        assert a["remaining"] == [] and a["still_found"] == [], a
+
+    code, second, _ = await drill.albra_json("reconcile")
+    assert code == 0 and all(a["proposals"] == [] for a in second["accounts"])
+    code, _, _ = await drill.albra_json("audit", "--compare-exchange")
+    assert code == 0
+
+    with drill.store() as s:
+        tfpe = next(g for g in L.legs_of(s, "main", "TFPE"))
+        assert tfpe.state is L.LegState.CLOSED and tfpe.exit_price is not None and tfpe.fees > 0
+        zl = L.legs_of(s, "sub1", "ZLHMA_EMA_CROSS")[0]
+        assert zl.state is L.LegState.CLOSED and zl.close_reason in ("missing_on_exchange", "stop_loss")
+        adopted = L.legs_of(s, "sub1", L.UNATTRIBUTED)
+        assert [(g.direction.value, g.qty, g.position_side.value) for g in adopted] == [
+            ("SHORT", Decimal("0.1"), "SHORT")]
+        assert any(i.kind == "unattributed_leg" for i in incidents.list_incidents(s))
+        mom = L.legs_of(s, "sub1", "MOMENTUM")[0]
+        assert mom.sl_client_id != next(g for g in legs if g.strategy == "MOMENTUM" and g.account == "sub1").sl_client_id
+        assert any(e.kind == "reconcile_repair" for e in journal.entries(s))
+    # the orphaned stop of the closed leg and the unknown order are gone from the exchange
+    orders = await sim.admin.orders()
+    live = [o for o in orders["algos"] if o["algoStatus"] == "NEW"] + [
+        o for o in orders["orders"] if o["status"] == "NEW"]
+    assert zl.sl_client_id not in {o.get("clientAlgoId") for o in live}
+    assert "manual-3" not in {o.get("clientOrderId") for o in live}
+
+
+async def test_audit_exit_3_when_a_read_fails_and_for_wrong_keys(sim, tmp_path) -> None:
+    drill = make_drill(tmp_path, sim.url, wrong_keys={"sub1"})
+    drill.before_command = lambda: sim.admin.weights(reset=True)
+    await seed_book(make_drill(tmp_path / "seed", sim.url), await sim.admin.clock())
+    code, out, _ = await drill.albra_json("audit", "--compare-exchange")
+    assert code == 3
+    by = {a["account"]: a for a in out["accounts"]}
+    assert by["sub1"]["reachable"] is False and "refused the API key" in by["sub1"]["reason"]
+    assert by["main"]["reachable"] is True  # the other account is still audited
+    await sim.admin.fault("GET", "/fapi/v3/positionRisk", "status", status=200, body="<html>oops</html>",
+                          content_type="text/html", count=None)
+    code, out, _ = await drill.albra_json("audit", "--compare-exchange", "--account", "main")
+    assert code == 3 and out["accounts"][0]["findings"] == []  # junk is "unknown", never "no positions"
+
+
+async def test_loss_since_an_incident(sim, drill) -> None:
+    await seed_book(drill, await sim.admin.clock())
+    with drill.store() as s:
+        inc = incidents.open_incident(s, "mdd_halt", "drill", account="main")
+        s.execute("INSERT INTO equity_snapshots(account, ts, wallet, unrealized, equity, available) VALUES"
+                  " ('main', ?, '10000', '0', '10000', '10000')", (inc.opened_ms - 1000,))
+    code, out, _ = await drill.albra_json("audit", "--compare-exchange", "--account", "main", "--incident",
+                                          inc.incident_id)
+    loss = out["accounts"][0]["loss_since"]
+    assert loss["equity_then"] == "10000" and Decimal(loss["equity_change"]) < 0  # fees paid since
+    code, _, err = await drill.albra("audit", "--compare-exchange", "--incident", "INC-20000101-001")
+    assert code == 2 and "no incident" in err
