@@ -27,6 +27,7 @@ _MODULES: list[str] = [
     "audit",
     "reconcile",
     "emergency",
+    "restart",
     "incident",
     "session_log",
     "bot",
