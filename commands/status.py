@@ -1,6 +1,8 @@
 """``albra status``: what runs, positions per account and strategy, equity, drawdown, flags, incidents.
 
-``--offline`` reads only the store (fast, no ccxt import) and is what works while the exchange is down.
+``--offline`` reads only the store (fast, no ccxt import) and is what works while the exchange is down. Without
+it each account's exchange view is added (``albra.runbook.status_live``); exit 3 only when every exchange account
+is unreachable.
 """
 
 from __future__ import annotations
@@ -66,6 +68,39 @@ def render_offline(data: dict[str, Any]) -> None:
         c.print("open incidents: none")
 
 
+def render_live(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    render_offline(data)
+    c = Console(highlight=False)
+    t = Table(title="Exchange (live)", title_justify="left")
+    for col in ("account", "equity", "uPnL", "drawdown", "daily loss", "positions", "note"):
+        t.add_column(col)
+    legs = []
+    for a in data["accounts"]:
+        ex = a["exchange"]
+        if not ex["ok"]:
+            t.add_row(a["account"], "-", "-", "-", "-", "-", f"[red]unreachable[/]: {ex['reason']}")
+            continue
+        if ex.get("paper"):
+            t.add_row(a["account"], "-", "-", "-", "-", "-", "paper (see its runner)")
+            continue
+        dd = "-" if ex["drawdown_pct"] is None else f"{ex['drawdown_pct']:.2f}%"
+        dl = "-" if ex["daily_loss_pct"] is None else f"{ex['daily_loss_pct']:.2f}%"
+        t.add_row(a["account"], ex["equity"], ex["unrealized"], dd, dl, str(len(ex["positions"])), "")
+        legs += [(a["account"], g) for g in ex["legs"]]
+    c.print(t)
+    if legs:
+        t = Table(title="Positions by strategy (mark from the exchange)", title_justify="left")
+        for col in ("account", "symbol", "strategy", "side", "qty", "entry", "mark", "uPnL"):
+            t.add_column(col)
+        for acct, g in legs:
+            t.add_row(acct, g["symbol"], g["strategy"], g["direction"], g["qty"], g["entry_price"] or "-",
+                      g["mark"] or "-", g["unrealized"] or "-")
+        c.print(t)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(
@@ -83,10 +118,21 @@ def register(app: typer.Typer) -> None:
             fail(f"unknown account {account!r}; configured: {', '.join(sorted(settings.accounts))}")
         store = open_store(settings)
         try:
-            data = offline_status(settings, store, account)
+            if offline:
+                data = offline_status(settings, store, account)
+            else:
+                import asyncio
+
+                from albra.runbook.status_live import live_status
+
+                data = asyncio.run(live_status(settings, store, account))
         finally:
             store.close()
         if as_json:
             emit_json(data)
-        else:
+        elif offline:
             render_offline(data)
+        else:
+            render_live(data)
+        if not offline and data["exit_code"]:
+            raise typer.Exit(data["exit_code"])
