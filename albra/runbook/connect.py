@@ -46,7 +46,7 @@ URGENT_BREAKER_COOLDOWN_S = 1.0
 
 def open_gateway(settings: "Settings", account: str, urgent: bool = False) -> "Gateway | Unreachable":
     """A ccxt gateway for ``account`` (nothing is sent yet), or why there cannot be one. ``urgent`` (the emergency
-    path) shortens the circuit breaker's cool-down."""
+    path) shortens the circuit breaker's cool-down and turns ccxt's client-side throttler off (see below)."""
     from albra.config import AccountMode, ConfigError
     from albra.exchange.ccxt_gateway import CcxtGateway
     from albra.exchange.client import make_ccxt_client
@@ -69,6 +69,11 @@ def open_gateway(settings: "Settings", account: str, urgent: bool = False) -> "G
     weight_file = str(settings.paths.state_dir / "weight.json") if settings.paths.state_dir.is_dir() else None
     resilience = None
     if urgent:
+        # ccxt's client-side throttler charges its weight model up front (40 × 50 ms = 2 s for one open-orders
+        # read without a symbol) and serialises every request of the client: it would turn a sub-second shutdown
+        # into ~12 s. The emergency sends a few dozen requests (far below 2400 weight/min); albra's weight limiter,
+        # fed by the exchange's own used-weight header and shared with the runners, still guards against a ban.
+        client.enableRateLimit = False
         from albra.exchange.resilience import CircuitBreaker, Resilience, WeightLimiter
 
         resilience = Resilience(account, breaker=CircuitBreaker(account, cooldown_s=URGENT_BREAKER_COOLDOWN_S),

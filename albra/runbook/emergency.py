@@ -160,10 +160,16 @@ class _AccountWork:
         t = time.monotonic()
         last_read: tuple | None = None
         first_read = True
+        markets_loaded = False
         for rnd in range(1, self.rounds + 1):
             self.out.rounds = rnd
             try:
-                positions, regular, algo = await _read(self.gw)
+                if rnd == 1 or not markets_loaded:
+                    # markets once, up front: concurrent orders would otherwise each load them (exchangeInfo)
+                    (positions, regular, algo), _ = await asyncio.gather(_read(self.gw), self.gw.load_markets())
+                    markets_loaded = True
+                else:
+                    positions, regular, algo = await _read(self.gw)
             except ExchangeError as e:
                 self.out.errors.append(f"round {rnd}: read failed: {type(e).__name__}: {str(e)[:200]}")
                 if isinstance(e, AuthFailed):
