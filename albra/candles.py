@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -176,6 +177,8 @@ def load_candles(path: str | Path, symbol: str | None = None, timeframe: str | N
                     o, h, lo, c, v = (float(x) for x in row[1:6])
                 except ValueError:
                     raise CandleFileError(f"{p}:{lineno}: not a number in {row!r}") from None
+                if not all(math.isfinite(x) for x in (o, h, lo, c, v)):
+                    raise CandleFileError(f"{p}:{lineno}: not a finite number in {row!r}")
                 if not (lo <= min(o, c) and max(o, c) <= h and lo > 0 and v >= 0):
                     raise CandleFileError(f"{p}:{lineno}: impossible candle (OHLC/volume) {row!r}")
                 rows.append((ts, o, h, lo, c, v))

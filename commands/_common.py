@@ -14,6 +14,8 @@ import typer
 from commands import EXIT_USAGE
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from albra.config import Settings
     from albra.store import Store
 
@@ -56,12 +58,37 @@ def open_store(settings: "Settings", create: bool = True) -> "Store":
     """The shared store under the configured state dir, or exit 2 saying why it cannot be used."""
     from albra.store import Store, StoreError
 
+    state_dir = settings.paths.state_dir
+    if state_dir.exists() and not state_dir.is_dir():
+        fail(f"paths.state_dir {state_dir} is not a directory (it is an existing file); point paths.state_dir "
+             f"at a directory")
     try:
-        return Store.open(settings.paths.state_dir / "albra.db", create=create)
+        return Store.open(state_dir / "albra.db", create=create)
     except StoreError as e:
-        fail(str(e))
+        fail(str(e) + disk_full_note(state_dir))
     except OSError as e:
-        fail(f"cannot open the store under {settings.paths.state_dir}: {e}")
+        fail(f"cannot open the store under {state_dir}: {e}{disk_full_note(state_dir)}")
+
+
+def disk_full_note(state_dir: "Path") -> str:
+    """A hint when the file system holding the store has no free space.
+
+    SQLite reports a full disk while opening as a generic "disk I/O error", which the store turns into
+    "store unreadable … restore a backup": wrong advice for an intact file on a full disk.
+    """
+    import os
+
+    probe = state_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return ""
+    if st.f_bavail * st.f_frsize >= 64 * 1024:
+        return ""
+    return (f"\nnote: the file system holding {state_dir} is full ({st.f_bavail * st.f_frsize} bytes free): "
+            f"the store file may well be intact — free space and retry before restoring or moving anything.")
 
 
 def emit_json(obj: Any) -> None:

@@ -76,8 +76,8 @@ def backtest(
 
     if not 0 < size_pct <= 100:
         fail(f"--size-pct must be in (0, 100], got {size_pct}")
-    if balance <= 0:
-        fail(f"--balance must be positive, got {balance}")
+    if not balance > 0 or balance == float("inf"):  # also refuses nan and inf, which Decimal cannot size from
+        fail(f"--balance must be a positive finite number, got {balance}")
     try:
         mode = PositionMode(position_mode)
     except ValueError:

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from commands import EXIT_UNREACHABLE, EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, fail, load
+from commands._common import ConfigOption, JsonOption, emit_json, disk_full_note, fail, load, open_store
 
 
 def run(
@@ -24,6 +24,7 @@ def run(
 ) -> None:
     """Run the trading loop of ACCOUNT until SIGTERM/SIGINT (paper replay: until the data ends)."""
     import asyncio
+    import sqlite3
 
     from albra.config import ConfigError
     from albra.timefmt import parse_time
@@ -37,6 +38,8 @@ def run(
         until_ms = parse_time(until) if until else None
     except ValueError as e:
         fail(str(e))
+    # Open the store here so a corrupt, newer-schema, unreachable or full store is a clear exit 2, not a traceback.
+    store = open_store(settings)
     from albra.engine.runner import Runner, RunnerError
     from albra.exchange.errors import ExchangeError
     from albra.log import setup_logging
@@ -46,7 +49,7 @@ def run(
     except Exception as e:  # logging must not be the reason a runner cannot start; say why
         typer.echo(f"warning: file logging unavailable: {e}", err=True)
     try:
-        runner = Runner(settings, account, max_candles=max_candles, until_ms=until_ms)
+        runner = Runner(settings, account, store=store, max_candles=max_candles, until_ms=until_ms)
         summary = asyncio.run(runner.run())
     except RunnerError as e:
         fail(str(e), EXIT_USAGE)
@@ -54,6 +57,9 @@ def run(
         fail(str(e), EXIT_USAGE)
     except ExchangeError as e:
         fail(f"exchange error: {e}", EXIT_UNREACHABLE)
+    except sqlite3.OperationalError as e:  # e.g. the disk holding the store filled up mid-run
+        fail(f"the store {settings.db_path} cannot be written: {e}; the runner stopped"
+             f"{disk_full_note(settings.paths.state_dir)}", EXIT_USAGE)
     if json_out:
         emit_json(summary.as_dict())
         return

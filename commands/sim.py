@@ -36,15 +36,23 @@ def serve(
     from albra.timefmt import parse_time
 
     try:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"--port must be 0..65535 (0: pick a free one), got {port}")
+        try:
+            start_balance = Decimal(balance)
+        except InvalidOperation:
+            raise ValueError(f"--balance must be a number of USDT, got {balance!r}") from None
+        if not start_balance.is_finite() or start_balance < 0:
+            raise ValueError(f"--balance must be a finite number >= 0, got {balance!r}")
         cfg = SimConfig(
             accounts=[parse_account(a) for a in account],
             data=dict(parse_symbol_file(d, "--data") for d in data),
             funding=dict(parse_symbol_file(f, "--funding") for f in funding),
-            start_ms=parse_time(start) if start else None, speed=speed, balance=Decimal(balance),
+            start_ms=parse_time(start) if start else None, speed=speed, balance=start_balance,
             hedge=set(hedge), weight_limit=weight_limit,
         )
-        if speed < 0:
-            raise ValueError("--speed must be >= 0")
+        if not 0 <= speed < float("inf"):  # nan and inf too
+            raise ValueError(f"--speed must be a finite number >= 0, got {speed}")
         srv = build_server(cfg)
     except (ValueError, InvalidOperation, CandleFileError) as e:
         typer.echo(f"albra sim serve: {e}", err=True)
@@ -56,7 +64,12 @@ def serve(
         runner = web.AppRunner(srv.app(), shutdown_timeout=0.5, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:  # port in use, address not available: say so, exit 2 (not a traceback)
+            await runner.cleanup()
+            typer.echo(f"albra sim serve: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+            raise typer.Exit(2)
         h, p = runner.addresses[0][:2]
         shown = f"[{h}]" if ":" in h else h
         sys.stdout.write(f"http://{shown}:{p}\n")
