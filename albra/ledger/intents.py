@@ -25,7 +25,7 @@ Exits are reduce-only (invariant 3): an intent bound to a leg that trades agains
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Sequence
 
@@ -62,6 +62,19 @@ _STATUS_TO_STATE = {
 
 def _s(v: Decimal | None) -> str | None:
     return None if v is None else format(D(v), "f")
+
+
+def _dec(v: Any) -> Decimal | None:
+    """A stored decimal column: None stays None; text becomes the Decimal of exactly that text (as D does)."""
+    if v is None:
+        return None
+    return Decimal(v) if type(v) is str else D(v)
+
+
+def _member(enum_cls: Any, v: Any) -> Any:
+    """``enum_cls(v)`` through the value map first (same member, no metaclass call); unknown values still raise."""
+    m = enum_cls._value2member_map_.get(v)
+    return m if m is not None else enum_cls(v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +116,14 @@ class Intent:
 
     @classmethod
     def from_row(cls, r: dict) -> "Intent":
-        dec = lambda v: None if v is None else D(v)  # noqa: E731
+        # enum members by value and Decimal straight from the stored text: the same objects as Side(v) and D(v),
+        # without their call overhead (this runs for every intent read, thousands of times per backtest)
         return cls(r["client_id"], r["account"], r["strategy"], r["symbol"], r["purpose"], r["leg_id"],
-                   Side(r["side"]), PositionSide(r["position_side"]), OrderType(r["order_type"]), dec(r["qty"]),
-                   dec(r["price"]), dec(r["trigger_price"]), bool(r["reduce_only"]), bool(r["close_position"]),
-                   bool(r["is_algo"]), r["candle_ts"], r["state"], r["exchange_order_id"], D(r["filled_qty"]),
-                   dec(r["avg_price"]), r["error"], r["created_ms"], r["updated_ms"])
+                   _member(Side, r["side"]), _member(PositionSide, r["position_side"]),
+                   _member(OrderType, r["order_type"]), _dec(r["qty"]), _dec(r["price"]), _dec(r["trigger_price"]),
+                   bool(r["reduce_only"]), bool(r["close_position"]), bool(r["is_algo"]), r["candle_ts"], r["state"],
+                   r["exchange_order_id"], _dec(r["filled_qty"]), _dec(r["avg_price"]), r["error"], r["created_ms"],
+                   r["updated_ms"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +221,16 @@ def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: st
     )
     if leg is not None and purpose in CLOSING_PURPOSES and leg.state is L.LegState.OPEN:
         L.transition_in(conn, leg.leg_id, L.LegState.CLOSING, now_ms=now_ms)
+    if type(now_ms) is int and (candle_ts is None or type(candle_ts) is int) and all(
+            type(v) is str for v in (req.client_id, account, strategy, req.symbol, purpose)) and (
+            leg_id is None or type(leg_id) is str):
+        # exactly the row just inserted, parsed as Intent.from_row would parse it (no read-back needed)
+        dec = lambda v: None if v is None else D(v)  # noqa: E731
+        return Intent(req.client_id, account, strategy, req.symbol, purpose, leg_id, Side(req.side.value),
+                      PositionSide(req.position_side.value), OrderType(req.order_type.value), dec(_s(req.qty)),
+                      dec(_s(req.price)), dec(_s(req.trigger_price)), bool(int(req.reduce_only)),
+                      bool(int(req.close_position)), bool(int(req.is_algo)), candle_ts, "pending", None, D("0"), None,
+                      None, now_ms, now_ms)
     got = fetch_intent(conn, req.client_id)
     assert got is not None
     return got
@@ -242,11 +267,23 @@ def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int
     elif state not in _NEXT[intent.state]:
         raise IllegalTransition(f"intent {intent.client_id}: {intent.state} → {state} is not allowed")
     sets = ["state = ?", "updated_ms = ?"] + [f"{k} = ?" for k in cols]
-    conn.execute(f"UPDATE order_intents SET {', '.join(sets)} WHERE client_id = ?",
-                 (state, now_ms, *cols.values(), intent.client_id))
+    cur = conn.execute(f"UPDATE order_intents SET {', '.join(sets)} WHERE client_id = ?",
+                       (state, now_ms, *cols.values(), intent.client_id))
+    if cur.rowcount == 1 and type(now_ms) is int and all(k in _AS_STORED and (v is None or type(v) is str)
+                                                         for k, v in cols.items()):
+        # the row is exactly the intent with these columns replaced: build it instead of reading it back (the
+        # values are str/None into TEXT columns and an int into an INTEGER one, so SQLite stores them unchanged)
+        return replace(intent, state=state, updated_ms=now_ms, **{k: _AS_STORED[k](v) for k, v in cols.items()})
     out = fetch_intent(conn, intent.client_id)
     assert out is not None
     return out
+
+
+#: how each column _set_state may write reads back into an Intent field (as Intent.from_row parses it)
+_AS_STORED: dict[str, Any] = {
+    "exchange_order_id": lambda v: v, "error": lambda v: v, "filled_qty": lambda v: D(v),
+    "avg_price": lambda v: None if v is None else D(v),
+}
 
 
 def _require(conn: sqlite3.Connection, client_id: str) -> Intent:
@@ -341,12 +378,17 @@ async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, no
                                    note=f"exchange does not know this id (was {intent.state})")
         else:
             after = mark_outcome(store, found, now_ms=now_ms)
-            if found.filled_qty > 0 and not found.is_algo:
+            child = found.actual_order_id if found.is_algo else None  # a fired conditional's child order
+            if (found.filled_qty > 0 and not found.is_algo) or child:
                 trades = await gateway.fetch_trades(intent.symbol, since=max(0, intent.created_ms - trade_lookback_ms))
                 for t in trades:
-                    if t.order_id == found.exchange_id or t.client_id == intent.client_id:
-                        if apply_fill(store, account, t, now_ms=now_ms).applied:
-                            applied += 1
+                    if child and t.order_id == child:
+                        t = replace(t, extra={**(t.extra or {}), "algo_client_id": intent.client_id})
+                    elif not (t.client_id == intent.client_id or (not found.is_algo
+                                                                  and t.order_id == found.exchange_id)):
+                        continue
+                    if apply_fill(store, account, t, now_ms=now_ms).applied:
+                        applied += 1
         leg = L.get_leg(store, intent.leg_id) if intent.leg_id else None
         res = Resolution(intent.client_id, intent.state, after.state, applied, intent.leg_id,
                          leg.state.value if leg else None)

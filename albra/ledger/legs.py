@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Iterable
@@ -89,7 +89,22 @@ def position_side_for(direction: Direction, mode: PositionMode) -> PositionSide:
 
 
 def _dec(v: Any) -> Decimal | None:
-    return None if v is None else D(v)
+    """A stored decimal column: None stays None; text becomes the Decimal of exactly that text (as D does)."""
+    if v is None:
+        return None
+    return Decimal(v) if type(v) is str else D(v)
+
+
+def _member(enum_cls: Any, v: Any) -> Any:
+    """``enum_cls(v)`` through the value map first (same member, no metaclass call); unknown values still raise."""
+    m = enum_cls._value2member_map_.get(v)
+    return m if m is not None else enum_cls(v)
+
+
+def _json(v: Any, empty: str, kind: type) -> Any:
+    """``json.loads(v)``, with the column's default (an empty list/object) built directly (a fresh one each time,
+    so callers may still mutate what they get)."""
+    return kind() if v == empty else json.loads(v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +150,15 @@ class Leg:
 
     @classmethod
     def from_row(cls, r: dict) -> "Leg":
+        # same values as Direction(v), D(v), json.loads(v), minus their call overhead (runs for every leg read)
         return cls(
-            r["leg_id"], r["account"], r["symbol"], r["strategy"], Direction(r["direction"]),
-            PositionSide(r["position_side"]), LegState(r["state"]), D(r["qty"]), D(r["qty_initial"]),
-            _dec(r["entry_price"]), r["entry_ts"], _dec(r["exit_price"]), D(r["realized_pnl"]), D(r["fees"]),
-            D(r["funding"]), _dec(r["stop_price"]), _dec(r["take_profit"]), r["sl_client_id"], r["tp_client_id"],
-            json.loads(r["partial_exits"]), json.loads(r["strategy_state"]), r["entry_reason"], r["close_reason"],
-            r["opened_ms"], r["closed_ms"], r["updated_ms"],
+            r["leg_id"], r["account"], r["symbol"], r["strategy"], _member(Direction, r["direction"]),
+            _member(PositionSide, r["position_side"]), _member(LegState, r["state"]), _dec(r["qty"]),
+            _dec(r["qty_initial"]), _dec(r["entry_price"]), r["entry_ts"], _dec(r["exit_price"]),
+            _dec(r["realized_pnl"]), _dec(r["fees"]), _dec(r["funding"]), _dec(r["stop_price"]),
+            _dec(r["take_profit"]), r["sl_client_id"], r["tp_client_id"], _json(r["partial_exits"], "[]", list),
+            _json(r["strategy_state"], "{}", dict), r["entry_reason"], r["close_reason"], r["opened_ms"],
+            r["closed_ms"], r["updated_ms"],
         )
 
 
@@ -220,6 +237,13 @@ def insert_leg(conn: sqlite3.Connection, *, leg_id: str, account: str, symbol: s
         (leg_id, account, symbol, strategy, direction.value, position_side.value, state.value, _s(qty), _s(qty),
          _s(entry_price), entry_ts, _s(stop_price), _s(take_profit), entry_reason, now_ms, now_ms),
     )
+    if type(now_ms) is int and (entry_ts is None or type(entry_ts) is int) and all(
+            type(v) is str for v in (leg_id, account, symbol, strategy, entry_reason)):
+        # exactly the row just inserted, parsed as Leg.from_row would parse it (no read-back needed)
+        q = D(_s(qty))
+        return Leg(leg_id, account, symbol, strategy, direction, position_side, state, q, D(_s(qty)),
+                   _dec(_s(entry_price)), entry_ts, None, D("0"), D("0"), D("0"), _dec(_s(stop_price)),
+                   _dec(_s(take_profit)), None, None, [], {}, entry_reason, None, now_ms, None, now_ms)
     leg = fetch_leg(conn, leg_id)
     assert leg is not None
     return leg
@@ -236,11 +260,15 @@ def transition_in(conn: sqlite3.Connection, leg_id: str, to: LegState | str, *, 
     if to is LegState.CLOSED and leg.qty != 0:
         raise IllegalTransition(f"leg {leg_id} cannot close with qty {leg.qty} still open")
     terminal = to.is_terminal
-    conn.execute(
+    cur = conn.execute(
         "UPDATE legs SET state = ?, updated_ms = ?, closed_ms = CASE WHEN ? THEN ? ELSE closed_ms END,"
         " close_reason = COALESCE(?, close_reason) WHERE leg_id = ?",
         (to.value, now_ms, int(terminal), now_ms, close_reason, leg_id),
     )
+    if cur.rowcount == 1 and type(now_ms) is int and (close_reason is None or type(close_reason) is str):
+        # the UPDATE above applied to the leg just read (no read-back needed)
+        return replace(leg, state=to, updated_ms=now_ms, closed_ms=now_ms if terminal else leg.closed_ms,
+                       close_reason=leg.close_reason if close_reason is None else close_reason)
     out = fetch_leg(conn, leg_id)
     assert out is not None
     return out
