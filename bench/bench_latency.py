@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from albra.config import RiskLimits
-from albra.engine.entry_gate import EntryGate
+from albra.engine.risk_limits import risk_limits
 from albra.engine.executor import Executor, StrategySlot
 from albra.exchange.ccxt_gateway import CcxtGateway
 from albra.exchange.client import make_ccxt_client
@@ -45,7 +45,7 @@ async def main(url: str, n: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         store = Store.open(Path(d) / "albra.db")
         ex = Executor(store, gw, "main", PositionMode.ONE_WAY, filters, [StrategySlot("TFPE", 5.0, 10)],
-                      EntryGate(store, lambda _s: RiskLimits()), gw.exchange_now, alerts=False)
+                      lambda _s, _lim=risk_limits(RiskLimits()): _lim, gw.exchange_now, alerts=False)
         lat = []
         for i in range(n + 1):  # the first round also syncs ccxt's clock: reported separately
             ts = C0 + i * 900_000

@@ -1,7 +1,7 @@
 """Backtests on the live pipeline: strategy → risk → execution → ledger against the simulated exchange.
 
 What is shared with ``albra run``: the strategy's ``decide`` (on features from ``prepare``, equal to the live
-``evaluate`` by the strategies' no-look-ahead property), the :class:`~albra.engine.entry_gate.EntryGate`, the
+``evaluate`` by the strategies' no-look-ahead property), pre-trade risk (:mod:`albra.risk`), the
 :class:`~albra.engine.executor.Executor` (write-ahead intents, protective algo orders, fills into the ledger)
 and the :class:`~albra.sim.exchange.SimExchange` (fees, funding, stops triggering intrabar along the
 O→H→L→C path). What differs: candles come from files, the clock is the replay's, the store is a temporary
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from albra.candles import CandleSeries, bundled, load_funding
-from albra.engine.entry_gate import EntryGate
 from albra.engine.executor import Executor, StrategySlot
-from albra.engine.sim_gateway import SimGateway
+from albra.engine.risk_limits import risk_limits
+from albra.exchange.paper import PaperGateway
 from albra.engine.syncrun import run_sync
 from albra.model import D, PositionMode
 from albra.timefmt import timeframe_ms
@@ -165,10 +165,10 @@ def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
             ex.spec(sym)
             ex.set_leverage(ACCOUNT, sym, spec.leverage)
     risk = setup.risk or RiskLimits()
-    gate = EntryGate(store, lambda _s: risk, use_flags=False)
-    gw = SimGateway(ex, ACCOUNT)
+    limits = risk_limits(risk)
+    gw = PaperGateway(ACCOUNT, ex)
     filters = run_sync(gw.load_markets())
-    execu = Executor(store, gw, ACCOUNT, setup.position_mode, filters, slots, gate, lambda: ex.now,
+    execu = Executor(store, gw, ACCOUNT, setup.position_mode, filters, slots, lambda _s: limits, lambda: ex.now,
                      alerts=False, journal_decisions=False)
     fired = [False]
 
@@ -249,7 +249,7 @@ def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
     return result
 
 
-def _collect(store: Any, ex: Any, gw: SimGateway, setup: BacktestSetup, names: list[str], max_dd: float,
+def _collect(store: Any, ex: Any, gw: PaperGateway, setup: BacktestSetup, names: list[str], max_dd: float,
              exposed: int, total: int, execu: Executor) -> BacktestResult:
     from albra.ledger import legs as L
     from albra.ledger.fills import allocate_funding

@@ -15,7 +15,10 @@ see :mod:`albra.engine.syncrun`). Rules it enforces:
   re-placed for the remaining quantity. A full exit closes first, then cancels the leg's protective orders.
 * **Exits are reduce-only**: one-way mode sends ``reduceOnly``; hedge mode sends the leg's position side.
 * **Legs per strategy (invariant 4)**: several strategies stack same-direction legs on one side; in hedge mode an
-  opposite leg uses the other side; in one-way mode risk refuses it (``entry_gate``).
+  opposite leg uses the other side; in one-way mode risk refuses it (:func:`albra.risk.evaluate_entry`, which
+  journals every refusal with its rule; the executor alerts it).
+* **Risk state is fresh at every entry**: the balance read for sizing also refreshes the persisted peak, daily
+  anchor and MDD level, with transfers from the income history (:func:`albra.engine.risk_limits.refresh_equity`).
 
 Leg views are cached in memory per (strategy, symbol) and refreshed from the store whenever the executor changes
 a leg, so the per-candle cost of a strategy with open legs is a dict lookup, not a query.
@@ -25,18 +28,20 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Sequence
 
-from albra.engine.entry_gate import EntryGate, EntryRequest, LiveLeg
+from albra.engine.risk_limits import refresh_equity
 from albra.exchange import errors as X
-from albra.exchange.client_ids import make_client_id
+from albra.exchange.client_ids import MAX_GENERATION, make_client_id
 from albra.exchange.types import Gateway, OrderRequest, OrderResult
 from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.ledger.fills import apply_fill
+from albra.ledger.protection import replace_stop
+from albra.risk import EntryRequest, RiskLimits, evaluate_entry
 from albra.model import D, Direction, MarketFilters, OrderStatus, OrderType, PositionMode, PositionSide, Side
 from albra.store import journal
 from albra.store.db import Store
@@ -91,15 +96,18 @@ class Executor:
     """Executes one account's strategy decisions against a gateway and keeps the ledger in step."""
 
     def __init__(self, store: Store, gateway: Gateway, account: str, position_mode: PositionMode,
-                 filters: dict[str, MarketFilters], slots: Iterable[StrategySlot], gate: EntryGate,
-                 now_ms: Callable[[], int], alerts: bool = True, journal_decisions: bool = True) -> None:
+                 filters: dict[str, MarketFilters], slots: Iterable[StrategySlot],
+                 limits_for: Callable[[str], RiskLimits], now_ms: Callable[[], int], alerts: bool = True,
+                 journal_decisions: bool = True) -> None:
+        """``limits_for(strategy)`` gives the strategy's effective :class:`albra.risk.RiskLimits` on this account
+        (the account's own limits for ``""``); see :func:`albra.engine.risk_limits.risk_limits`."""
         self.store = store
         self.gw = gateway
         self.account = account
         self.mode = PositionMode(position_mode)
         self.filters = filters
         self.slots = {s.name: s for s in slots}
-        self.gate = gate
+        self.limits_for = limits_for
         self.now_ms = now_ms
         self.alerts = alerts
         self.journal_decisions = journal_decisions
@@ -156,11 +164,15 @@ class Executor:
             return
         from albra.notify import AlertEvent, emit
 
+        from albra.notify.kinds import UnknownAlertKind
+
         try:
             emit(self.store, AlertEvent(event_id=event_id, kind=kind, message=message, account=self.account,
                                         ts=self.now_ms(), **kw))
+        except UnknownAlertKind:
+            raise  # a programming error (a kind missing from the table): loud under tests and ALBRA_DEV
         except Exception as e:  # an alert must never stop trading; the journal keeps the fact
-            log.error("alert %s could not be queued: %s", kind, e)
+            log.error("alert %s could not be queued: %s", kind, e, exc_info=True)
 
     # ------------------------------------------------------------------ sending
     async def _send(self, intent: I.Intent) -> OrderResult | None:
@@ -210,14 +222,22 @@ class Executor:
         return found
 
     async def _apply_fills(self, intent: I.Intent, res: OrderResult) -> None:
-        if res.filled_qty <= 0:
+        """Apply the trades of ``res`` to the ledger. Binance's trade rows name the order id, not our client id;
+        a fired conditional order's trades carry its child order's id (``actual_order_id``), tagged here with
+        the algo's client id so the ledger attributes them exactly (not by guessing from price and side)."""
+        child = res.actual_order_id if res.is_algo else None
+        if res.filled_qty <= 0 and not child:
             return
         trades = await self.gw.fetch_trades(intent.symbol, since=max(0, intent.created_ms - 60_000))
         n = 0
         for t in trades:
-            if t.client_id == intent.client_id or (res.exchange_id and t.order_id == res.exchange_id):
-                apply_fill(self.store, self.account, t, now_ms=self.now_ms())
-                n += 1
+            if child and t.order_id == child:
+                t = replace(t, extra={**(t.extra or {}), "algo_client_id": intent.client_id})
+            elif not (t.client_id == intent.client_id or (res.exchange_id and not res.is_algo
+                                                          and t.order_id == res.exchange_id)):
+                continue
+            apply_fill(self.store, self.account, t, now_ms=self.now_ms())
+            n += 1
         if n == 0:
             self._journal("fills_missing", f"{intent.client_id} reports {res.filled_qty} filled but no trade row "
                           f"matched yet; the next sync applies it", level="WARNING", strategy=intent.strategy,
@@ -286,18 +306,22 @@ class Executor:
         cid = make_client_id(self.account, strategy, symbol, candle_ts, "entry", 0)
         existing = I.get_intent(self.store, cid)
         if existing is None:
+            now = self.now_ms()
             bal = await self.gw.fetch_balance()
-            live = [LiveLeg(g.strategy, g.symbol, g.direction, g.qty, g.entry_price or px) for g in self.open_legs()]
-            dec = self.gate.evaluate(EntryRequest(self.account, strategy, symbol, d.direction, px, slot.size_pct,
-                                                  bal.equity, self.mode, f, live, self.now_ms()))
-            if not dec.allowed:
-                self._refuse(strategy, symbol, candle_ts, dec.rule, dec.reason)
+            limits = self.limits_for(strategy)
+            await refresh_equity(self.store, self.gw, self.account, self.limits_for(""), now, balance=bal)
+            stop = self._stop_price(f, d.direction, d.stop_loss)
+            dec = evaluate_entry(self.store, limits, EntryRequest(
+                self.account, strategy, symbol, d.direction, px, stop, D(slot.size_pct), self.mode, f, bal,
+                L.live_legs(self.store, self.account), now, {symbol: px}))
+            if not dec.allowed:  # evaluate_entry journaled it (kind risk_refused, with the rule)
+                self._refuse(strategy, symbol, candle_ts, dec.rule, dec.reason, journaled=True)
                 return None
             pside = L.position_side_for(d.direction, self.mode)
             req = OrderRequest(cid, symbol, d.direction.entry_side, OrderType.MARKET, dec.qty, pside)
             intent, leg = I.record_entry(self.store, req, account=self.account, strategy=strategy,
                                          direction=d.direction, position_mode=self.mode, candle_ts=candle_ts,
-                                         now_ms=self.now_ms(), stop_price=self._stop_price(f, d.direction, d.stop_loss),
+                                         now_ms=self.now_ms(), stop_price=stop,
                                          take_profit=None if d.take_profit is None else f.round_price(D(d.take_profit)),
                                          entry_reason=d.reason[:500])
             if d.leg_state:
@@ -326,10 +350,13 @@ class Executor:
             await self.protect(leg)
         return leg_id
 
-    def _refuse(self, strategy: str, symbol: str, candle_ts: int, rule: str, reason: str) -> None:
+    def _refuse(self, strategy: str, symbol: str, candle_ts: int, rule: str, reason: str,
+                journaled: bool = False) -> None:
         self.stats.refusals += 1
-        self._journal("risk_refused", f"{strategy} {symbol} entry refused ({rule}): {reason}", level="WARNING",
-                      strategy=strategy, symbol=symbol, data={"rule": rule, "candle_ts": candle_ts})
+        if not journaled:
+            self._journal("risk_refused", f"{strategy} {symbol} entry refused ({rule}): {reason}", level="WARNING",
+                          strategy=strategy, symbol=symbol, data={"rule": rule, "reason": reason,
+                                                                  "candle_ts": candle_ts})
         self._alert("risk_refused", f"risk_refused:{self.account}:{strategy}:{symbol}:{candle_ts}",
                     f"entry refused ({rule}): {reason}", strategy=strategy, symbol=symbol)
 
@@ -426,10 +453,21 @@ class Executor:
             self._journal("stop_move_refused", f"{leg_id}: {new} would not tighten the stop {old}", level="WARNING",
                           strategy=leg.strategy, symbol=leg.symbol)
             return
-        await self._replace_protection(leg, stop=new)
+        r = await replace_stop(self.store, self.gw, leg_id, new, f, now_ms=self.now_ms())
+        if r.status == "unprotected":  # shared side: old cancelled, new refused — close reduce-only now
+            self._alert("unprotected_leg", f"unprotected_leg:{leg_id}:{r.new_client_id}",
+                        f"stop move to {new} left {leg_id} without a stop ({r.detail}); closing it",
+                        strategy=leg.strategy, symbol=leg.symbol)
+            await self._emergency_close(L.require_leg(self.store, leg_id), f"stop move failed: {r.detail}")
+            return
+        if r.status == "old_fired":
+            await self.sync_protective([leg.symbol])
+            return
         leg = self._refresh(leg_id)
-        self._alert("stop_moved", f"stop_moved:{leg_id}:{new}", reason, strategy=leg.strategy, symbol=leg.symbol,
-                    side=leg.direction.value, size=leg.qty, prices={"old stop": old or 0, "new stop": new})
+        if r.status == "replaced":
+            self._alert("stop_moved", f"stop_moved:{leg_id}:{new}", reason, strategy=leg.strategy,
+                        symbol=leg.symbol, side=leg.direction.value, size=leg.qty,
+                        prices={"old stop": old or 0, "new stop": leg.stop_price or new})
 
     async def _replace_protection(self, leg: L.Leg, stop: Decimal | None = None) -> None:
         """New stop (and TP, for a resize) first, then cancel the old ones."""
@@ -478,7 +516,7 @@ class Executor:
             return
         full = qty >= leg.qty
         side, pside, ro = self._exit_shape(leg)
-        cid = make_client_id(self.account, leg.strategy, leg.symbol, candle_ts, "exit" if full else "reduce", k)
+        cid = self._exit_client_id(leg, candle_ts, "exit" if full else "reduce", k)
         req = OrderRequest(cid, leg.symbol, side, OrderType.MARKET, qty, pside, reduce_only=ro)
         intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy,
                                  purpose="exit" if full else "reduce", candle_ts=candle_ts, now_ms=self.now_ms(),
@@ -491,6 +529,17 @@ class Executor:
             self.store.execute("UPDATE legs SET partial_exits=?, updated_ms=? WHERE leg_id=?",
                                (json.dumps(done), self.now_ms(), leg_id))
         await self._after_reduce(leg_id, tag, reason)
+
+    def _exit_client_id(self, leg: L.Leg, candle_ts: int, purpose: str, k: int) -> str:
+        """Deterministic per (leg, decision candle): the leg's entry candle names the leg (as its stops do), the
+        minutes from entry to the deciding candle the attempt — so two legs of one strategy exiting on the same
+        candle never share an id, and re-evaluating the candle after a crash derives the same id. Beyond the
+        generation range (a leg older than ~32 days) the deciding candle names the attempt instead."""
+        entry = int(leg.entry_ts if leg.entry_ts is not None else leg.opened_ms)
+        gen = (candle_ts - entry) // 60_000 + k
+        if 0 <= gen <= MAX_GENERATION:
+            return make_client_id(self.account, leg.strategy, leg.symbol, entry, purpose, gen)
+        return make_client_id(self.account, leg.strategy, leg.symbol, candle_ts, purpose, k)
 
     async def _after_reduce(self, leg_id: str, tag: str, reason: str = "") -> None:
         leg = self._refresh(leg_id)
@@ -549,25 +598,6 @@ class Executor:
                     changed += 1
                     break
         return changed
-
-    async def ensure_protection(self) -> int:
-        """Every open leg has exactly one live stop (start-up, after a restart or a lost order). Returns the
-        number of stops (re)placed."""
-        placed = 0
-        for leg in list(self.open_legs()):
-            cur = I.get_intent(self.store, leg.sl_client_id) if leg.sl_client_id else None
-            live = False
-            if cur is not None and cur.state in ("open", "sent", "unknown"):
-                res = await self.gw.fetch_order(leg.symbol, cur.client_id, True)
-                live = res is not None and res.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
-                if res is not None and not live:
-                    I.mark_outcome(self.store, res, now_ms=self.now_ms())
-            if not live:
-                await self.protect(leg)
-                placed += 1
-            else:
-                await self._cancel_protective(leg, {cur.client_id} | ({leg.tp_client_id} if leg.tp_client_id else set()))
-        return placed
 
     async def cancel_pending_entries(self) -> int:
         """Shutdown step: cancel entry orders still working (protective orders stay)."""

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
-from albra.engine.entry_gate import EntryGate, update_equity
 from albra.engine.executor import Executor, StrategySlot
 from albra.engine.health import Health
+from albra.engine.reconcile import Reconciler
+from albra.engine.risk_limits import refresh_equity, risk_limits
 from albra.engine.scheduler import CandleScheduler, Due, Track
 from albra.exchange import errors as X
 from albra.model import PositionMode
@@ -87,58 +88,34 @@ class RunSummary:
                 "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by}
 
 
-def _bundled_or(path: Any, symbol: str) -> Any:
-    from albra.candles import bundled
-
-    return path if path is not None else bundled(f"{symbol}-15m.csv.gz")
-
-
-def build_paper(settings: Any, account: str) -> tuple[Any, ReplayCtx]:
-    """SimExchange + MarketReplay + SimClock for a paper account, and the gateway over it."""
-    from albra.candles import CandleFileError, bundled, load_candles, load_funding
-    from albra.engine.sim_gateway import SimGateway
-    from albra.sim.exchange import SimExchange
-    from albra.sim.feed import MarketReplay, SimClock
+def build_gateway(settings: Any, account: str) -> tuple[Any, ReplayCtx | None]:
+    """The account's gateway, always through :func:`albra.exchange.factory.gateway_for`; for a paper account
+    also the replay that drives its in-process exchange (taken from the paper gateway)."""
+    from albra.exchange.factory import gateway_for
     from albra.timefmt import parse_time
 
     acc = settings.account(account)
-    series = {}
-    funding = {}
-    for sym in acc.symbols():
-        path = _bundled_or(acc.replay.get(sym), sym)
+    if acc.mode.value == "paper":
         try:
-            series[sym] = load_candles(path, symbol=sym)
-        except CandleFileError as e:
-            raise RunnerError(f"account {account}: replay data for {sym}: {e}") from None
-        fp = bundled(f"{sym}-funding.csv")
-        if fp.is_file():
-            funding[sym] = load_funding(fp)
-    if not series:
-        raise RunnerError(f"account {account} has no enabled strategy with a symbol")
-    start = parse_time(acc.replay_start) if acc.replay_start else min(int(s.ts[0]) for s in series.values())
-    end = parse_time(acc.replay_end) if acc.replay_end else None
-    ex = SimExchange(funding=funding, now_ms=start)
-    ex.add_account(account, acc.paper_balance, PositionMode.ONE_WAY)
-    replay = MarketReplay(ex, series)
-    clock = SimClock(start, speed=float(acc.replay_speed))
-    replay.sync(start)
-    return SimGateway(ex, account), ReplayCtx(ex, replay, clock, series, float(acc.replay_speed), end)
-
-
-def build_live(settings: Any, account: str) -> Any:
-    """CcxtGateway for live/testnet (or a local base_url such as ``albra sim serve``)."""
-    from albra.exchange.ccxt_gateway import CcxtGateway
-    from albra.exchange.client import LOCAL, make_ccxt_client
-
-    acc = settings.account(account)
+            gw = gateway_for(account, acc)
+        except (ValueError, OSError) as e:
+            raise RunnerError(f"account {account}: {e}") from None
+        if not gw.replay.series:
+            raise RunnerError(f"account {account} has no enabled strategy with a symbol")
+        end = parse_time(acc.replay_end) if acc.replay_end else None
+        return gw, ReplayCtx(gw.ex, gw.replay, gw.clock, dict(gw.replay.series), float(acc.replay_speed), end)
     secrets = settings.require_secrets(account)
-    key = secrets.api_key.reveal() if secrets is not None else None
-    sec = secrets.api_secret.reveal() if secrets is not None else None
-    mode = acc.mode.value
-    if acc.base_url and acc.base_url.startswith("http://127.0.0.1"):
-        mode = LOCAL
-    client = make_ccxt_client(mode, key, sec, acc.base_url, test_mode=mode == LOCAL)
-    return CcxtGateway(account, client, weight_file=str(settings.paths.state_dir / "weight.json"))
+    local = bool(acc.base_url) and acc.base_url.startswith(("http://127.0.0.1", "http://localhost"))
+    gw = gateway_for(account, acc, secrets, state_dir=settings.paths.state_dir, test_mode=local)
+    return gw, None
+
+
+def build_paper(settings: Any, account: str) -> tuple[Any, ReplayCtx]:
+    """Paper account: the :class:`~albra.exchange.paper.PaperGateway` and its replay (tests drive both)."""
+    gw, ctx = build_gateway(settings, account)
+    if ctx is None:
+        raise RunnerError(f"account {account} is not a paper account")
+    return gw, ctx
 
 
 class Runner:
@@ -184,6 +161,8 @@ class Runner:
         self.executor: Executor | None = None
         self.scheduler: CandleScheduler | None = None
         self._t_sync = self._t_rec = self._t_eq = self._t_beat = -1e18
+        self._clock: tuple[int, float] | None = None  # live: (exchange time read, monotonic time of the read)
+        self.reconciler: Reconciler | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -191,10 +170,25 @@ class Runner:
         return f"run:{self.account}"
 
     def now_ms(self) -> int:
+        """Exchange time. Live: the server time read at the start of the turn plus the wall time since, so a
+        replaying server at any speed (``albra sim serve --speed N``) is followed and a candle is never taken
+        as closed before the exchange says so (real time only ever under-estimates an accelerated clock)."""
         if self.replay is not None:
             return int(self.replay.ex.now)
+        if self._clock is not None:
+            t, at = self._clock
+            return t + int((time.monotonic() - at) * 1000)
         now = getattr(self.gw, "exchange_now", None)
         return int(now()) if now is not None else int(time.time() * 1000)
+
+    async def _sync_exchange_clock(self) -> None:
+        t = await self._timed(self.gw.server_time())
+        self._clock = (int(t), time.monotonic())
+
+    def limits(self, strategy: str = "") -> Any:
+        """Effective :class:`albra.risk.RiskLimits` of a strategy on this account ("" = the account's)."""
+        entry = self.entries.get(strategy) if strategy else None
+        return risk_limits(self.settings.effective_risk(self.account, entry))
 
     def _journal(self, kind: str, msg: str, level: str = "INFO", **data: Any) -> None:
         journal.append(self.store, kind, msg, level=level, account=self.account, data=data, ts=self.now_ms(),
@@ -219,10 +213,9 @@ class Runner:
         started = int(time.time() * 1000)
         runners.beat(self.store, self.name, "starting", {"mode": self.acc.mode.value}, started_ms=started)
         if self.gw is None:
-            if self.acc.mode.value == "paper":
-                self.gw, self.replay = build_paper(self.settings, self.account)
-            else:
-                self.gw = build_live(self.settings, self.account)
+            self.gw, self.replay = build_gateway(self.settings, self.account)
+        if self.replay is None:
+            await self._sync_exchange_clock()
         mode = PositionMode(self.acc.position_mode)
         await self._timed(self.gw.set_position_mode(mode))
         lev: dict[str, int] = {}
@@ -241,14 +234,15 @@ class Runner:
             self._journal("intents_resolved", f"{len(resolved)} unresolved intent(s) resolved at start-up",
                           "WARNING", ids=[r.client_id for r in resolved])
         slots = [StrategySlot(n, e.size_pct, e.leverage) for n, e in self.entries.items()]
-        gate = EntryGate(self.store, lambda s: self.settings.effective_risk(self.account, self.entries[s]))
-        self.executor = Executor(self.store, self.gw, self.account, mode, filters, slots, gate, self.now_ms)
+        self.executor = Executor(self.store, self.gw, self.account, mode, filters, slots, self.limits, self.now_ms)
         self.scheduler = CandleScheduler(self.store, self.account, self.tracks)
+        self.reconciler = Reconciler(self.store, self.gw, self.account, self.executor, filters, self.now_ms,
+                                     actor=self.name)
+        # before the first candle: fired stops applied, ledger = exchange, every open leg protected
         await self.executor.sync_protective()
         self.executor.reload_legs()
-        placed = await self.executor.ensure_protection()
-        if placed:
-            self._journal("protection_restored", f"{placed} open leg(s) had no live stop; placed", "WARNING")
+        await self.reconcile()
+        self._t_rec = self.wall()
         if self.replay is not None:
             self._prepare_replay_features()
         await self._periodic(force=True)
@@ -346,43 +340,27 @@ class Runner:
                 await self.executor.sync_protective()
         if force or t - self._t_eq >= EQUITY_EVERY_S:
             self._t_eq = t
-            bal = await self._timed(self.gw.fetch_balance())
-            now = self.now_ms()
-            update_equity(self.store, self.account, bal.equity, now)
-            self.store.execute("INSERT OR REPLACE INTO equity_snapshots(account, ts, wallet, unrealized, equity,"
-                               " available) VALUES (?,?,?,?,?,?)",
-                               (self.account, now, format(bal.wallet, "f"), format(bal.unrealized, "f"),
-                                format(bal.equity, "f"), format(bal.available, "f")))
+            up = await self._timed(refresh_equity(self.store, self.gw, self.account, self.limits(), self.now_ms()))
+            for ch in up.changes:
+                self.executor._alert("mdd_halt" if ch.halted else "mdd_level_change",
+                                     f"mdd_level:{self.account}:{ch.new}:{self.now_ms()}",
+                                     f"drawdown {ch.drawdown_pct:.2f}%: MDD level {ch.old} → {ch.new} "
+                                     f"(size ×{ch.multiplier})")
+            if up.flatten:
+                self._journal("mdd_flatten_requested", "MDD halt with mdd_flatten_on_halt: run `albra "
+                              "emergency-shutdown` to flatten (the runner only stops entries)", "CRITICAL")
         if force or t - self._t_rec >= RECONCILE_EVERY_S:
             self._t_rec = t
             await self.reconcile()
 
-    async def reconcile(self) -> list[dict]:
-        """Legs per (symbol, position side) against the exchange's positions. Differences are journaled and
-        alerted — never written over the ledger (``albra reconcile --apply`` adopts them explicitly)."""
-        from albra.ledger import legs as L
-
-        positions = await self._timed(self.gw.fetch_positions())
-        ex: dict[tuple[str, str], Decimal] = {}
-        for p in positions:
-            ex[(p.symbol, p.position_side.value)] = ex.get((p.symbol, p.position_side.value), Decimal(0)) + p.qty
-        led: dict[tuple[str, str], Decimal] = {}
-        for g in L.live_legs(self.store, self.account):
-            if g.qty > 0:
-                k = (g.symbol, g.position_side.value)
-                led[k] = led.get(k, Decimal(0)) + g.signed_qty
-        diffs = []
-        for k in sorted(set(ex) | set(led)):
-            a, b = led.get(k, Decimal(0)), ex.get(k, Decimal(0))
-            if a != b:
-                diffs.append({"symbol": k[0], "position_side": k[1], "ledger": str(a), "exchange": str(b)})
-        if diffs:
-            self._journal("reconcile_difference", f"ledger differs from exchange on {len(diffs)} position(s)",
-                          "ERROR", diffs=diffs)
-            self.executor._alert("reconcile_difference", f"reconcile_difference:{self.account}:{self.now_ms()}",
-                                 "; ".join(f"{d['symbol']} {d['position_side']}: ledger {d['ledger']}, exchange "
-                                           f"{d['exchange']}" for d in diffs))
-        return diffs
+    async def reconcile(self) -> Any:
+        """One reconciliation round (:class:`~albra.engine.reconcile.Reconciler`): differences become explicit
+        unattributed legs or closes from the trade history, missing stops are re-placed; a failed read skips the
+        round. Returns the round's report (None when skipped)."""
+        assert self.reconciler is not None
+        report = await self.reconciler.round()
+        self.executor.reload_legs()
+        return report
 
     def _heartbeat(self, force: bool = False) -> None:
         t = self.wall()
@@ -424,6 +402,8 @@ class Runner:
                     continue
                 if self.replay is not None:
                     self.replay.replay.sync(self.replay.clock.now_ms())
+                else:
+                    await self._sync_exchange_clock()
                 await self.evaluate_due()
                 await self._periodic()
                 self.health.turned()

@@ -310,6 +310,7 @@ def parse_algo(raw: Any, what: str = "algoOrder") -> OrderResult:
         close_position=flag(r, "closePosition"),
         is_algo=True,
         ts=int(ts),
+        actual_order_id=str(r["actualOrderId"]) if r.get("actualOrderId") not in (None, "", 0, "0") else None,
     )
 
 

@@ -95,6 +95,7 @@ class OrderResult:
     close_position: bool
     is_algo: bool
     ts: int
+    actual_order_id: str | None = None  # a fired algo order: its child order's id (its trades carry that id)
 
 
 @dataclass(frozen=True, slots=True)

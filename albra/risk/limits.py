@@ -24,7 +24,9 @@ DEFAULT_CORRELATIONS: Mapping[tuple[str, str], Decimal] = {("BTCUSDT", "ETHUSDT"
 class RiskLimits:
     """Pre-trade limits. Defaults are the issue's: daily loss 3 % (account and each strategy), MDD levels
     30/35/40/50 % scaling size by 0.7/0.5/0.3/0.1, halt at 60 %, one leg ≤ 40 % of equity, BTC/ETH correlated at
-    0.85 against a 0.8 threshold, half-Kelly from ≥ 20 closed trades clamped to 5–20 %."""
+    0.85 against a 0.8 threshold (``max_correlated_legs`` = 1: one same-direction leg on a correlated symbol already
+    blocks; with N, a new leg is refused once N same-direction legs are open across it and its correlated symbols,
+    at least one of them on another symbol), half-Kelly from ≥ 20 closed trades clamped to 5–20 %."""
 
     daily_loss_pct: Decimal = Decimal("3")
     strategy_daily_loss_pct: Decimal = Decimal("3")
@@ -35,6 +37,7 @@ class RiskLimits:
     max_leg_notional_pct: Decimal = Decimal("40")
     correlations: Mapping[tuple[str, str], Decimal] = field(default_factory=lambda: dict(DEFAULT_CORRELATIONS))
     correlation_threshold: Decimal | None = Decimal("0.8")
+    max_correlated_legs: int = 1
     kelly_enabled: bool = True
     kelly_min_trades: int = 20
     kelly_window: int = 100
@@ -48,6 +51,8 @@ class RiskLimits:
             v = getattr(self, name)
             if not isinstance(v, Decimal) or not v.is_finite() or v <= 0:
                 raise ValueError(f"RiskLimits.{name} must be a positive Decimal, got {v!r}")
+        if self.max_correlated_legs < 1:
+            raise ValueError(f"RiskLimits.max_correlated_legs must be at least 1, got {self.max_correlated_legs}")
         if self.max_open_legs < 1:
             raise ValueError(f"RiskLimits.max_open_legs must be at least 1, got {self.max_open_legs}")
         if self.kelly_min_pct > self.kelly_max_pct:

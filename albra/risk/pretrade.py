@@ -18,7 +18,9 @@ rule and reason:
 7. ``concentration`` — the leg's notional (plus the strategy's live legs on this symbol and direction) above
    ``max_leg_notional_pct`` of equity.
 8. ``correlation`` — a live leg in the same direction on a symbol whose configured correlation with this one is
-   at least the threshold.
+   at least the threshold, once ``max_correlated_legs`` same-direction legs are open across this symbol and its
+   correlated ones (default 1: any such leg refuses). Same-symbol stacking alone never trips it (that is
+   ``max_open_legs`` and concentration).
 9. ``sizing`` — qty after quantisation below the minimum qty or notional below the minimum notional.
 
 Inputs that cannot be trusted (a non-positive equity, a price ≤ 0, a mark price missing for a leg that must be
@@ -165,14 +167,21 @@ def _check(store: Store, limits: RiskLimits, req: EntryRequest, equity: Decimal)
                       f"{limits.max_leg_notional_pct}%")
 
     if limits.correlation_threshold is not None:
-        for g in live:
-            if g.symbol == req.symbol or g.direction is not req.direction:
+        same = [g for g in live if g.direction is req.direction]
+        linked = []
+        for g in same:
+            if g.symbol == req.symbol:
                 continue
             corr = limits.correlation(g.symbol, req.symbol)
             if corr is not None and corr >= limits.correlation_threshold:
-                raise _Refuse("correlation", f"{req.direction} {req.symbol} is correlated {corr} with the "
-                              f"{g.direction} {g.symbol} leg {g.leg_id} (threshold {limits.correlation_threshold})",
-                              leg_id=g.leg_id)
+                linked.append((g, corr))
+        group = len(linked) + sum(1 for g in same if g.symbol == req.symbol)
+        if linked and group >= limits.max_correlated_legs:
+            g, corr = linked[0]
+            raise _Refuse("correlation", f"{req.direction} {req.symbol} is correlated {corr} with the "
+                          f"{g.direction} {g.symbol} leg {g.leg_id} (threshold {limits.correlation_threshold}; "
+                          f"{group} same-direction leg(s) open across correlated symbols, limit "
+                          f"{limits.max_correlated_legs})", leg_id=g.leg_id)
 
     if sz.qty < req.filters.min_qty or sz.qty <= 0:
         raise _Refuse("sizing", f"qty {sz.qty} (notional {sz.notional:.4f} at {req.price}) is below the minimum qty "

@@ -10,14 +10,14 @@ from albra.model import PositionMode
 
 
 def make_sim(mode: PositionMode = PositionMode.HEDGE, balance: str = "10000", price: float = 60000.0):
-    from albra.engine.sim_gateway import SimGateway
+    from albra.exchange.paper import PaperGateway
     from albra.sim.exchange import SimExchange
 
     ex = SimExchange(now_ms=1_700_000_000_000)
     ex.add_account("acct", Decimal(balance), mode)
     ex.set_leverage("acct", "BTCUSDT", 10)
     ex.on_candle("BTCUSDT", ex.now, price, price, price, price)
-    return ex, SimGateway(ex, "acct")
+    return ex, PaperGateway("acct", ex)
 
 
 def write_config(tmp_path: Path, *, position_mode: str = "one_way", replay_speed: float = 0.0,

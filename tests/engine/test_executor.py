@@ -9,10 +9,11 @@ from decimal import Decimal
 import pytest
 
 from albra.config import RiskLimits
-from albra.engine.entry_gate import EntryGate
 from albra.engine.executor import Executor, StrategySlot
-from albra.engine.sim_gateway import SimGateway
+from albra.engine.reconcile import Reconciler
+from albra.engine.risk_limits import refresh_equity, risk_limits
 from albra.engine.syncrun import run_sync
+from albra.exchange.paper import PaperGateway
 from albra.exchange import errors as X
 from albra.ledger import legs as L
 from albra.model import Direction, PositionMode
@@ -24,11 +25,11 @@ from engine_helpers import make_sim
 C0 = 1_704_067_200_000
 
 
-def _executor(store, gw, ex, mode, gate=None):
-    gate = gate or EntryGate(store, lambda _s: RiskLimits())
+def _executor(store, gw, ex, mode, limits=None):
+    lim = risk_limits(limits or RiskLimits())
     filters = run_sync(gw.load_markets())
     return Executor(store, gw, "acct", mode, filters,
-                    [StrategySlot("TFPE", 24.0, 10), StrategySlot("ZLMACD_ICHIMOKU", 24.0, 10)], gate,
+                    [StrategySlot("TFPE", 24.0, 10), StrategySlot("ZLMACD_ICHIMOKU", 24.0, 10)], lambda _s: lim,
                     lambda: ex.now, alerts=True)
 
 
@@ -90,13 +91,13 @@ def test_same_candle_replayed_after_crash_sends_nothing_twice(store):
     # a restarted runner re-evaluates the same candle: same deterministic ids, nothing new on the wire
     e2 = _executor(store, gw, ex, PositionMode.ONE_WAY)
     run_sync(e2.handle("TFPE", "BTCUSDT", C0, d, 60000.0))
-    run_sync(e2.ensure_protection())
+    run_sync(Reconciler(store, gw, "acct", e2, e2.filters, lambda: ex.now).round())
     after = _client_ids(ex)
     assert after == before
     assert len(after) == len(set(after))
 
 
-class _LostResponse(SimGateway):
+class _LostResponse(PaperGateway):
     """Places the order, then loses the answer (a timeout after the exchange accepted it)."""
 
     async def place_order(self, req):
@@ -106,7 +107,7 @@ class _LostResponse(SimGateway):
 
 def test_outcome_unknown_is_resolved_by_client_id_not_resent(store):
     ex, _ = make_sim(PositionMode.ONE_WAY)
-    gw = _LostResponse(ex, "acct")
+    gw = _LostResponse("acct", ex)
     e = _executor(store, gw, ex, PositionMode.ONE_WAY)
     entered = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))
     leg = L.require_leg(store, entered[0])
@@ -148,27 +149,57 @@ def test_kill_switch_and_pause_block_entries_but_exits_work(store):
                              [Enter(Direction.SHORT, 62000.0, None, "b")], 60000.0)) == []
     assert run_sync(e.handle("TFPE", "BTCUSDT", C0 + 900_000, [Enter(Direction.LONG, 58000.0, None, "c")], 60000.0))
     rules = [j.data["rule"] for j in journal.entries(store, kinds=("risk_refused",))]
-    assert rules == ["kill_switch", "paused"]
+    assert rules == ["kill_switch", "pause"]
 
 
 def test_mdd_and_daily_anchor_survive_reopen(tmp_path):
-    from albra.engine.entry_gate import EntryRequest, update_equity
+    """The executor's entries go through albra.risk with the state persisted before a restart: the MDD peak
+    (halt) and the KST-day anchor (daily loss) written by one store handle refuse entries in the next."""
     from albra.store import Store
 
     p = tmp_path / "albra.db"
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    ex.now = C0
     st = Store.open(p)
-    update_equity(st, "acct", Decimal("10000"), C0)
+    run_sync(refresh_equity(st, gw, "acct", risk_limits(RiskLimits()), C0))  # peak and anchor: 10000
     st.close()
     st = Store.open(p)  # a restarted runner
-    ex, gw = make_sim(PositionMode.ONE_WAY)
-    f = run_sync(gw.load_markets())["BTCUSDT"]
-    gate = EntryGate(st, lambda _s: RiskLimits(daily_loss_pct=90.0), use_flags=False)
-    req = EntryRequest("acct", "TFPE", "BTCUSDT", Direction.LONG, Decimal("60000"), 24.0, Decimal("3900"),
-                       PositionMode.ONE_WAY, f, [], C0 + 1000)
-    dec = gate.evaluate(req)
-    assert not dec.allowed and dec.rule == "mdd_halt"  # 61 % below the peak persisted before the restart
-    gate = EntryGate(st, lambda _s: RiskLimits(), use_flags=False)
-    dec = gate.evaluate(EntryRequest("acct", "TFPE", "BTCUSDT", Direction.LONG, Decimal("60000"), 24.0,
-                                     Decimal("9600"), PositionMode.ONE_WAY, f, [], C0 + 2000))
-    assert not dec.allowed and dec.rule == "daily_loss"  # 4 % down since the persisted day-start anchor
+    ex.now = C0 + 500
+    ex.transfer("acct", Decimal("-6100"))  # equity 3900; income history says withdrawal: the peak follows it
+    e = _executor(st, gw, ex, PositionMode.ONE_WAY, RiskLimits(daily_loss_pct=90.0))
+    assert run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))
+    assert journal.entries(st, kinds=("transfer_seen",))
     st.close()
+
+    p2 = tmp_path / "b.db"
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    ex.now = C0
+    st = Store.open(p2)
+    run_sync(refresh_equity(st, gw, "acct", risk_limits(RiskLimits()), C0))
+    st.close()
+    st = Store.open(p2)
+    ex.account("acct").wallet = Decimal("3900")  # a 61 % loss (not a transfer): the persisted peak halts entries
+    e = _executor(st, gw, ex, PositionMode.ONE_WAY, RiskLimits(daily_loss_pct=90.0))
+    assert run_sync(e.handle("TFPE", "BTCUSDT", C0 + 1000, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0)) == []
+    ex.account("acct").wallet = Decimal("9600")  # 4 % down since the persisted day-start anchor
+    e = _executor(st, gw, ex, PositionMode.ONE_WAY)
+    assert run_sync(e.handle("TFPE", "BTCUSDT", C0 + 2000, [Enter(Direction.LONG, 58000.0, None, "b")], 60000.0)) == []
+    rules = [j.data["rule"] for j in journal.entries(st, kinds=("risk_refused",))]
+    assert rules == ["mdd", "daily_loss"]
+    st.close()
+
+
+def test_unknown_alert_kind_raises_but_other_alert_failures_do_not(store, monkeypatch, caplog):
+    from albra.notify.kinds import UnknownAlertKind
+
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    e = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    with pytest.raises(UnknownAlertKind):
+        e._alert("no_such_alert_kind", "x:1", "a kind missing from the table is a bug, not a hiccup")
+
+    def broken(*_a, **_k):
+        raise OSError("outbox unwritable")
+
+    monkeypatch.setattr("albra.notify.emit", broken)
+    e._alert("leg_opened", "x:2", "an outbox failure must not stop trading")
+    assert any("could not be queued" in r.getMessage() for r in caplog.records)

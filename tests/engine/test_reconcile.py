@@ -1,0 +1,80 @@
+"""The runner's reconciliation round against the paper exchange: a stop cancelled by hand is re-placed, a leg
+closed by hand is closed from the trade history, a position opened by hand becomes an explicit unattributed leg
+(incident + alert), a failed read changes nothing — and a second round finds nothing (it converges)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from albra.config import RiskLimits
+from albra.engine.executor import Executor, StrategySlot
+from albra.engine.reconcile import Reconciler
+from albra.engine.risk_limits import risk_limits
+from albra.engine.syncrun import run_sync
+from albra.exchange import errors as X
+from albra.exchange.paper import PaperGateway
+from albra.ledger import legs as L
+from albra.ledger.positions import compare_positions
+from albra.model import Direction, PositionMode
+from albra.store import incidents, journal
+from strategies.base import Enter
+
+from engine_helpers import make_sim
+
+C0 = 1_704_067_200_000
+
+
+def _setup(store):
+    ex, gw = make_sim(PositionMode.HEDGE)
+    lim = risk_limits(RiskLimits())
+    e = Executor(store, gw, "acct", PositionMode.HEDGE, run_sync(gw.load_markets()),
+                 [StrategySlot("TFPE", 24.0, 10), StrategySlot("ZLMACD_ICHIMOKU", 24.0, 10)], lambda _s: lim,
+                 lambda: ex.now, alerts=True)
+    a = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))[0]
+    b = run_sync(e.handle("ZLMACD_ICHIMOKU", "BTCUSDT", C0, [Enter(Direction.SHORT, 62000.0, None, "b")], 60000.0))[0]
+    return ex, gw, e, Reconciler(store, gw, "acct", e, e.filters, lambda: ex.now), a, b
+
+
+def test_round_repairs_explicitly_and_converges(store):
+    ex, gw, e, rec, a, b = _setup(store)
+    assert run_sync(rec.round()).clean  # nothing to do on a consistent account
+    leg_a, leg_b = L.require_leg(store, a), L.require_leg(store, b)
+    ex.now += 60_000
+    ex.cancel_algo("acct", None, leg_a.sl_client_id)                          # stop cancelled by hand
+    ex.place_order("acct", "BTCUSDT", "BUY", "MARKET", leg_b.qty, position_side="SHORT")  # B closed by hand
+    ex.place_order("acct", "BTCUSDT", "BUY", "MARKET", Decimal("0.010"), position_side="LONG")  # manual add
+
+    rep = run_sync(rec.round())
+    assert rep is not None and not rep.clean
+    assert rep.closed == [b] and L.require_leg(store, b).state is L.LegState.CLOSED
+    assert L.require_leg(store, b).close_reason == "missing_on_exchange"
+    assert len(rep.adopted) == 1
+    un = L.require_leg(store, rep.adopted[0])
+    assert un.strategy == L.UNATTRIBUTED and un.qty == Decimal("0.010") and un.direction is Direction.LONG
+    assert any(i.kind == "unattributed_leg" for i in incidents.list_incidents(store))
+    new_a = L.require_leg(store, a)
+    assert new_a.sl_client_id != leg_a.sl_client_id and rep.protected == [new_a.sl_client_id]
+    live = {x.client_algo_id: x for x in ex.open_algos("acct", "BTCUSDT")}
+    assert set(live) == {new_a.sl_client_id}  # B's orphaned stop was cancelled with its leg
+    assert live[new_a.sl_client_id].qty == new_a.qty
+    assert compare_positions(L.live_legs(store, "acct"), run_sync(gw.fetch_positions())) == []
+    kinds = {r["kind"] for r in store.query("SELECT kind FROM alerts")}
+    assert {"reconcile_difference", "unattributed_leg"} <= kinds
+
+    again = run_sync(rec.round())
+    assert again is not None and again.clean, again  # converged: the second round finds nothing
+
+
+class _BrokenPositions(PaperGateway):
+    async def fetch_positions(self, symbols=None):
+        raise X.MalformedResponse("positionRisk: HTML body")
+
+
+def test_failed_read_skips_the_round_and_changes_nothing(store):
+    ex, gw, e, rec, a, b = _setup(store)
+    ex.place_order("acct", "BTCUSDT", "BUY", "MARKET", Decimal("0.010"), position_side="LONG")
+    bad = Reconciler(store, _BrokenPositions("acct", ex), "acct", e, e.filters, lambda: ex.now)
+    before = [(g.leg_id, g.qty, g.state) for g in L.live_legs(store, "acct")]
+    assert run_sync(bad.round()) is None
+    assert [(g.leg_id, g.qty, g.state) for g in L.live_legs(store, "acct")] == before  # unknown is not empty
+    assert journal.entries(store, kinds=("reconcile_skipped",))
