@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from commands._common import ConfigOption, JsonOption, emit_json, fail, load, open_store
+from commands._common import ConfigOption, JsonOption, disk_full_note, emit_json, fail, load, open_store
 
 
 def _scope_check(settings, account: str | None, strategy: str | None) -> tuple[str, str]:
@@ -36,11 +36,16 @@ def _apply(pause: bool, config: str | None, account: str | None, strategy: str |
 
     settings = load(config)
     acct, strat = _scope_check(settings, account, strategy)
+    import sqlite3
+
     store = open_store(settings)
     try:
         fn = flags.pause if pause else flags.resume
         flag = fn(store, acct, strat, reason=reason, actor="cli")
         still = flags.entry_block(store, acct, strat) if acct else None
+    except sqlite3.OperationalError as e:  # full disk, locked past the busy timeout: the flag was NOT set
+        fail(f"{'pause' if pause else 'resume'} NOT recorded: the store {settings.db_path} cannot be written: {e}"
+             f"{disk_full_note(settings.paths.state_dir)}")
     finally:
         store.close()
     if as_json:

@@ -32,6 +32,7 @@ def run(
     settings = load(config)
     try:
         settings.account(account)
+        settings.require_secrets(account)  # refuse a keyless live start before anything is written
     except ConfigError as e:
         fail(str(e))
     try:
