@@ -308,6 +308,10 @@ class Runner:
         dues = self.scheduler.due(now)
         if not dues:
             return 0
+        if self.replay is None and self.executor.has_open_legs():
+            # strategies must see the legs as they are: a stop that fired since the last sync closes its leg
+            # first (else the strategy's exit for it would be refused by the exchange, reduce-only on nothing)
+            await self._timed(self.executor.sync_protective())
         cache: dict = {}
         n = 0
         blocked: set[tuple[str, str]] = set()
