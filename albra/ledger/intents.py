@@ -25,7 +25,8 @@ Exits are reduce-only (invariant 3): an intent bound to a leg that trades agains
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from decimal import Decimal
 from typing import Any, Sequence
 
@@ -273,12 +274,20 @@ def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int
                                                          for k, v in cols.items()):
         # the row is exactly the intent with these columns replaced: build it instead of reading it back (the
         # values are str/None into TEXT columns and an int into an INTEGER one, so SQLite stores them unchanged)
-        return replace(intent, state=state, updated_ms=now_ms, **{k: _AS_STORED[k](v) for k, v in cols.items()})
+        out = _INTENT_FIELDS(intent)  # the fields in order; replaced by position (dataclasses.replace is slow)
+        vals = list(out)
+        vals[_INTENT_AT["state"]] = state
+        vals[_INTENT_AT["updated_ms"]] = now_ms
+        for k, v in cols.items():
+            vals[_INTENT_AT[k]] = _AS_STORED[k](v)
+        return Intent(*vals)
     out = fetch_intent(conn, intent.client_id)
     assert out is not None
     return out
 
 
+_INTENT_FIELDS = attrgetter(*(f.name for f in fields(Intent)))
+_INTENT_AT = {f.name: i for i, f in enumerate(fields(Intent))}
 #: how each column _set_state may write reads back into an Intent field (as Intent.from_row parses it)
 _AS_STORED: dict[str, Any] = {
     "exchange_order_id": lambda v: v, "error": lambda v: v, "filled_qty": lambda v: D(v),

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Iterable
@@ -162,6 +163,10 @@ class Leg:
         )
 
 
+_LEG_FIELDS = attrgetter(*(f.name for f in fields(Leg)))
+_LEG_AT = {f.name: i for i, f in enumerate(fields(Leg))}
+
+
 def _s(v: Decimal | None) -> str | None:
     return None if v is None else format(D(v), "f")
 
@@ -267,8 +272,14 @@ def transition_in(conn: sqlite3.Connection, leg_id: str, to: LegState | str, *, 
     )
     if cur.rowcount == 1 and type(now_ms) is int and (close_reason is None or type(close_reason) is str):
         # the UPDATE above applied to the leg just read (no read-back needed)
-        return replace(leg, state=to, updated_ms=now_ms, closed_ms=now_ms if terminal else leg.closed_ms,
-                       close_reason=leg.close_reason if close_reason is None else close_reason)
+        vals = list(_LEG_FIELDS(leg))  # by position: dataclasses.replace is slow
+        vals[_LEG_AT["state"]] = to
+        vals[_LEG_AT["updated_ms"]] = now_ms
+        if terminal:
+            vals[_LEG_AT["closed_ms"]] = now_ms
+        if close_reason is not None:
+            vals[_LEG_AT["close_reason"]] = close_reason
+        return Leg(*vals)
     out = fetch_leg(conn, leg_id)
     assert out is not None
     return out

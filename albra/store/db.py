@@ -343,17 +343,20 @@ class _Batch:
 
 
 class _Row(dict):
-    """A row as a dict (column → value), also indexable by position like sqlite3.Row."""
+    """A row as a dict (column → value), also indexable by position like sqlite3.Row.
+
+    Positional access goes through ``__missing__`` (column names are strings, so an int key always misses) rather
+    than a ``__getitem__`` override: lookups by column name, by far the most frequent, stay plain C dict lookups."""
 
     __slots__ = ()
 
     def __init__(self, cols: list[str], values: tuple) -> None:
         super().__init__(zip(cols, values))
 
-    def __getitem__(self, key: Any) -> Any:
+    def __missing__(self, key: Any) -> Any:
         if isinstance(key, int):
             return list(self.values())[key]
-        return super().__getitem__(key)
+        raise KeyError(key)
 
 
 def _split_sql(sql: str) -> list[str]:
