@@ -5,6 +5,7 @@ Reads only the store, so it works while the exchange is down.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -52,7 +53,11 @@ def register(app: typer.Typer) -> None:
         if output is not None:
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)
-                output.write_text(md, encoding="utf-8")
+                # owner-only, like the store and logs: a report holds positions, balances and losses
+                fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(md)
             except OSError as e:
                 fail(f"cannot write {output}: {e}", EXIT_USAGE)
             typer.echo(f"wrote {output} ({len(md.splitlines())} lines)")

@@ -275,7 +275,9 @@ class WeightLimiter:
                               "blocked_until_ms": self._blocked_until_ms, "banned": self._banned})
         self.shared_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.shared_path.with_name(f".{self.shared_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(payload)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # state files are owner-only
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(payload)
         os.replace(tmp, self.shared_path)
 
 
