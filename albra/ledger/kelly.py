@@ -14,15 +14,47 @@ from albra.store.db import Store
 
 
 def trade_returns(store: Store, account: str, strategy: str, limit: int | None = None) -> list[Decimal]:
-    """Returns of the strategy's closed legs, oldest first (the newest ``limit`` if given)."""
+    """Returns of the strategy's closed legs, oldest first (the newest ``limit`` if given).
+
+    Risk asks for this before every entry, so it reads newest first and stops once it has ``limit`` usable legs
+    (legs without a positive entry price or entered quantity are skipped, as before) and parses only the five
+    columns a return needs: a long backtest would otherwise re-read its whole trade history at every entry. The
+    numbers are computed exactly as :attr:`Leg.net_pnl` / (entry price × entered qty) from the stored text."""
     if strategy == L.UNATTRIBUTED:
         return []
-    rows = store.query("SELECT * FROM legs WHERE account=? AND strategy=? AND state='closed' AND closed_ms IS NOT NULL"
-                       " ORDER BY closed_ms, leg_id", (account, strategy))
+    if not limit:
+        return _returns(store, account, strategy, None)
+    if limit < 0:  # kept as it always behaved: a slice from the oldest end
+        return _returns(store, account, strategy, None)[-limit:]
+    return _returns(store, account, strategy, limit)
+
+
+def _returns(store: Store, account: str, strategy: str, limit: int | None) -> list[Decimal]:
+    """Newest first, one query each time: the newest ``2 × limit`` rows usually hold ``limit`` usable legs; when
+    they do not (many legs without a price), one full read answers instead."""
+    sql = ("SELECT realized_pnl, fees, funding, entry_price, qty_initial FROM legs WHERE account=? AND strategy=?"
+           " AND state='closed' AND closed_ms IS NOT NULL ORDER BY closed_ms DESC, leg_id DESC")
+    if limit:
+        page = 2 * limit
+        rows = store.query(sql + " LIMIT ?", (account, strategy, page))
+        out = _usable(rows, limit)
+        if len(out) == limit or len(rows) < page:
+            out.reverse()
+            return out
+    out = _usable(store.query(sql, (account, strategy)), limit)
+    out.reverse()
+    return out
+
+
+def _usable(rows: list, limit: int | None) -> list[Decimal]:
     out: list[Decimal] = []
     for r in rows:
-        leg = L.Leg.from_row(r)
-        if leg.entry_price is None or leg.entry_price <= 0 or leg.qty_initial <= 0:
+        entry = L._dec(r["entry_price"])
+        qty = L._dec(r["qty_initial"])
+        if entry is None or entry <= 0 or qty <= 0:
             continue
-        out.append(leg.net_pnl / (leg.entry_price * leg.qty_initial))
-    return out[-limit:] if limit else out
+        net = L._dec(r["realized_pnl"]) - L._dec(r["fees"]) + L._dec(r["funding"])
+        out.append(net / (entry * qty))
+        if limit and len(out) == limit:
+            break
+    return out
