@@ -30,12 +30,12 @@ def trade_returns(store: Store, account: str, strategy: str, limit: int | None =
 
 
 def _returns(store: Store, account: str, strategy: str, limit: int | None) -> list[Decimal]:
-    """Newest first, one query each time: the newest ``2 × limit`` rows usually hold ``limit`` usable legs; when
-    they do not (many legs without a price), one full read answers instead."""
+    """Newest first (index ``legs_closed_time``, no sort), one query each time: the newest ``limit + 16`` rows
+    usually hold ``limit`` usable legs; when they do not (legs without a price), one full read answers instead."""
     sql = ("SELECT realized_pnl, fees, funding, entry_price, qty_initial FROM legs WHERE account=? AND strategy=?"
            " AND state='closed' AND closed_ms IS NOT NULL ORDER BY closed_ms DESC, leg_id DESC")
     if limit:
-        page = 2 * limit
+        page = limit + 16
         rows = store.query(sql + " LIMIT ?", (account, strategy, page))
         out = _usable(rows, limit)
         if len(out) == limit or len(rows) < page:
