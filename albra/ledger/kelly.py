@@ -36,25 +36,46 @@ def _returns(store: Store, account: str, strategy: str, limit: int | None) -> li
            " AND state='closed' AND closed_ms IS NOT NULL ORDER BY closed_ms DESC, leg_id DESC")
     if limit:
         page = limit + 16
-        rows = store.query(sql + " LIMIT ?", (account, strategy, page))
+        rows = store.query_values(sql + " LIMIT ?", (account, strategy, page))
         out = _usable(rows, limit)
         if len(out) == limit or len(rows) < page:
             out.reverse()
             return out
-    out = _usable(store.query(sql, (account, strategy)), limit)
+    out = _usable(store.query_values(sql, (account, strategy)), limit)
     out.reverse()
     return out
 
 
-def _usable(rows: list, limit: int | None) -> list[Decimal]:
+#: stored column values → that leg's return (None: unusable). Keyed by the values themselves, so a leg whose
+#: PnL, fees or funding change later simply has another key: never stale. Bounded: cleared when it grows large.
+_RETURNS: dict[tuple, Decimal | None] = {}
+_RETURNS_MAX = 200_000
+
+
+def _return_of(row: tuple) -> Decimal | None:
+    realized, fees, funding, entry_s, qty_s = row
+    entry = L._dec(entry_s)
+    qty = L._dec(qty_s)
+    if entry is None or entry <= 0 or qty <= 0:
+        return None
+    return (L._dec(realized) - L._dec(fees) + L._dec(funding)) / (entry * qty)
+
+
+def _usable(rows: list[tuple], limit: int | None) -> list[Decimal]:
     out: list[Decimal] = []
-    for r in rows:
-        entry = L._dec(r["entry_price"])
-        qty = L._dec(r["qty_initial"])
-        if entry is None or entry <= 0 or qty <= 0:
+    cache = _RETURNS
+    for row in rows:
+        try:
+            r = cache[row]
+        except KeyError:
+            if len(cache) >= _RETURNS_MAX:
+                cache.clear()
+            r = cache[row] = _return_of(row)
+        except TypeError:  # an unhashable value would be a foreign row: compute without caching
+            r = _return_of(row)
+        if r is None:
             continue
-        net = L._dec(r["realized_pnl"]) - L._dec(r["fees"]) + L._dec(r["funding"])
-        out.append(net / (entry * qty))
+        out.append(r)
         if limit and len(out) == limit:
             break
     return out

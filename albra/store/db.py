@@ -291,6 +291,11 @@ class Store:
             cols = [d[0] for d in cur.description or ()]
             return [_Row(cols, r) for r in cur.fetchall()]
 
+    def query_values(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
+        """Read rows as plain tuples, columns by position (hot paths reading a few columns many times)."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
     def query_one(self, sql: str, params: tuple | dict = ()) -> "_Row | None":
         rows = self.query(sql, params)
         return rows[0] if rows else None
