@@ -50,7 +50,8 @@ def run(
     except Exception as e:  # logging must not be the reason a runner cannot start; say why
         typer.echo(f"warning: file logging unavailable: {e}", err=True)
     try:
-        runner = Runner(settings, account, store=store, max_candles=max_candles, until_ms=until_ms)
+        runner = Runner(settings, account, store=store, max_candles=max_candles, until_ms=until_ms,
+                        announce=lambda msg: typer.echo(msg, err=True))
         summary = asyncio.run(runner.run())
     except RunnerError as e:
         fail(str(e), EXIT_USAGE)

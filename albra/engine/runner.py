@@ -1,6 +1,7 @@
 """``albra run --account NAME``: the trading loop of one account (ADR 0001: one process per account).
 
-Start-up, in this order: store → heartbeat row → gateway → position mode, margin mode and leverage → markets →
+Start-up, in this order: store → heartbeat row → gateway (a paper replay account whose in-process exchange was
+just built starts a new session: the previous session's ledger is journaled and cleared, ADR 0006) → position mode, margin mode and leverage → markets →
 resolve EVERY unresolved order intent by client id (before anything can send) → leg cache, protection check
 (every open leg has a live stop) and a first sync → systemd READY → loop.
 
@@ -123,7 +124,10 @@ class Runner:
 
     def __init__(self, settings: Any, account: str, *, gateway: Any = None, replay: ReplayCtx | None = None,
                  store: Store | None = None, notifier: Any = None, max_candles: int | None = None,
-                 until_ms: int | None = None, wall: Callable[[], float] = time.monotonic) -> None:
+                 until_ms: int | None = None, wall: Callable[[], float] = time.monotonic,
+                 announce: Callable[[str], None] | None = None) -> None:
+        """``announce`` receives the one-line notices an operator must see at start-up (a paper session reset);
+        by default they are logged."""
         from albra.systemd import Notifier
         from strategies import registry
 
@@ -137,6 +141,8 @@ class Runner:
         self.max_candles = max_candles
         self.until_ms = until_ms
         self.wall = wall
+        self.announce = announce or (lambda msg: log.warning("%s", msg))
+        self.paper_reset: Any = None  # the previous paper session's summary when this run reset it
         self.health = Health(monotonic=wall)
         self.stop = asyncio.Event()
         self.stopped_by = ""
@@ -214,6 +220,8 @@ class Runner:
         runners.beat(self.store, self.name, "starting", {"mode": self.acc.mode.value}, started_ms=started)
         if self.gw is None:
             self.gw, self.replay = build_gateway(self.settings, self.account)
+            if self.replay is not None:
+                self._new_paper_session()
         if self.replay is None:
             await self._sync_exchange_clock()
         mode = PositionMode(self.acc.position_mode)
@@ -250,6 +258,23 @@ class Runner:
         self._journal("runner_started", f"runner {self.account} started ({self.acc.mode.value}, "
                       f"{self.acc.position_mode.value}, {len(self.tracks)} track(s))")
         self.notifier.ready(f"trading {self.account}")
+
+    def _new_paper_session(self) -> None:
+        """The runner just built a fresh in-process paper exchange: an earlier session's ledger in the store
+        cannot describe it, so that session is journaled and cleared (docs/adr/0006-paper-sessions.md)."""
+        from albra.engine.paper_session import is_paper_replay, reset_paper_session
+
+        if not is_paper_replay(self.acc):
+            return
+        prev = reset_paper_session(self.store, self.account, self.acc, now_ms=self.now_ms(), actor=self.name)
+        self.paper_reset = prev
+        if prev is not None:
+            from albra.timefmt import fmt_kst
+
+            last = fmt_kst(prev.last_candle_ms) if prev.last_candle_ms is not None else "none"
+            self.announce(f"paper account {self.account}: starting a new replay session; the previous session "
+                          f"({prev.legs} legs, {prev.open_legs} open, realised PnL {prev.realized_pnl:.2f} USDT, "
+                          f"last candle {last}) was cleared from the ledger (journal kept)")
 
     def _prepare_replay_features(self) -> None:
         from albra.engine.backtest import frames_for
