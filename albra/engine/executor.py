@@ -408,6 +408,47 @@ class Executor:
                 L.set_protection(self.store, leg.leg_id, now_ms=self.now_ms(), tp_client_id=tp.client_id)
         self._refresh(leg.leg_id)
 
+    async def reprotect(self, leg_id: str, lost_client_id: str, purpose: str, why: str) -> bool:
+        """A protective order the ledger held live left the exchange without firing (cancelled by hand, expired,
+        unknown to the exchange); its intent is already final. Journal it, alert it, and give the leg what it lacks
+        (:func:`albra.ledger.protection.protect_leg`); a stop that cannot be re-placed closes the leg reduce-only at
+        market. Returns whether the leg has a live stop afterwards (False also when it was closed)."""
+        leg = L.require_leg(self.store, leg_id)
+        msg = f"{purpose} {lost_client_id} of {leg_id} is no longer on the exchange ({why})"
+        self._journal("protective_vanished", msg + "; re-protecting the leg", level="ERROR", strategy=leg.strategy,
+                      symbol=leg.symbol, data={"client_id": lost_client_id, "purpose": purpose, "why": why,
+                                               "leg_id": leg_id})
+        if purpose == "stop_loss":
+            self._alert("unprotected_leg", f"unprotected_leg:{leg_id}:{lost_client_id}",
+                        msg + "; placing a new stop", strategy=leg.strategy, symbol=leg.symbol,
+                        side=leg.direction.value, size=leg.qty)
+        else:
+            self._alert("reconcile_difference", f"protective_vanished:{lost_client_id}",
+                        msg + "; placing it again", strategy=leg.strategy, symbol=leg.symbol)
+        if leg.state not in (L.LegState.OPEN, L.LegState.CLOSING) or leg.qty <= 0:
+            self._refresh(leg_id)
+            return False
+        from albra.ledger.errors import LedgerError
+        from albra.ledger.protection import STOP, live_protective, protect_leg
+
+        problem = ""
+        try:
+            await protect_leg(self.store, self.gw, leg_id, self._filters(leg.symbol), now_ms=self.now_ms())
+        except LedgerError as e:
+            problem = str(e)
+        if live_protective(self.store, leg_id, STOP):
+            self._journal("leg_reprotected", f"{leg_id}: protective orders re-placed after {lost_client_id} "
+                          "vanished", level="WARNING", strategy=leg.strategy, symbol=leg.symbol,
+                          data={"leg_id": leg_id, "sl_client_id": L.require_leg(self.store, leg_id).sl_client_id})
+            self._refresh(leg_id)
+            return True
+        self._alert("unprotected_leg", f"unprotected_leg:{leg_id}:{lost_client_id}:close",
+                    f"stop for {leg_id} could not be re-placed ({problem or 'refused'}); closing the leg at market",
+                    strategy=leg.strategy, symbol=leg.symbol)
+        await self._emergency_close(L.require_leg(self.store, leg_id),
+                                    f"stop vanished and could not be re-placed: {problem or 'refused'}")
+        return False
+
     async def _emergency_close(self, leg: L.Leg, why: str) -> None:
         side, pside, ro = self._exit_shape(leg)
         cid = make_client_id(self.account, leg.strategy, leg.symbol, int(leg.entry_ts or 0), "close",
@@ -435,7 +476,7 @@ class Executor:
                 if res is None:
                     res = await self.gw.fetch_order(leg.symbol, it.client_id, True)
                     if res is None:
-                        I.mark_not_found(self.store, it.client_id, now_ms=self.now_ms(), note="gone at cancel")
+                        I.mark_gone(self.store, it.client_id, now_ms=self.now_ms(), note="gone at cancel")
                         continue
                 I.mark_outcome(self.store, res, now_ms=self.now_ms())
                 if res.status is OrderStatus.FILLED:
@@ -580,11 +621,18 @@ class Executor:
                     continue
                 res = await self.gw.fetch_order(leg.symbol, cid, True)
                 if res is None:
-                    I.mark_not_found(self.store, cid, now_ms=self.now_ms(), note="protective order vanished")
+                    I.mark_gone(self.store, cid, now_ms=self.now_ms(), note="protective order vanished")
+                    await self.reprotect(leg.leg_id, cid, purpose, "the exchange does not know it any more")
+                    changed += 1
                     continue
                 if res.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
                     continue
                 I.mark_outcome(self.store, res, now_ms=self.now_ms())
+                if res.status not in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
+                    # cancelled (by hand?), expired or rejected without firing: the leg lost that order
+                    await self.reprotect(leg.leg_id, cid, purpose, f"the exchange says {res.status.value}")
+                    changed += 1
+                    continue
                 if res.status in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
                     await self._apply_fills(it, res)
                     after = self._refresh(leg.leg_id)

@@ -7,8 +7,10 @@ One round, in this order:
    journals why: unknown is not empty, nothing is changed from a read that did not complete.
 2. Resolve every order intent without a known outcome by its client id (never re-sent).
 3. Protective orders the ledger believes live but the exchange no longer lists are looked up by client id: a
-   fired stop/take-profit closes (or reduces) its leg through its fills; a cancelled or vanished one is recorded
-   as such, so step 6 re-places it.
+   fired stop/take-profit closes (or reduces) its leg through its fills; a cancelled, expired or vanished one is
+   recorded as final (``canceled`` with a note when the exchange no longer knows it — an order once open never
+   becomes "not found"), journaled, alerted, and the leg is re-protected at once
+   (:meth:`~albra.engine.executor.Executor.reprotect`; refused → closed reduce-only at market).
 4. :func:`~albra.ledger.positions.compare_positions` per (symbol, position side). A leg the exchange no longer
    holds is closed with :func:`~albra.ledger.positions.close_missing` (exit and PnL from the trade history; with
    no trade it is left open and alerted — a missing read must not look like a close); its protective orders are
@@ -120,14 +122,20 @@ class Reconciler:
                         continue
                     res = await self.gw.fetch_order(it.symbol, it.client_id, True)
                     if res is None:
-                        I.mark_not_found(self.store, it.client_id, now_ms=self.now_ms(),
-                                         note="protective order not on the exchange at reconciliation")
+                        I.mark_gone(self.store, it.client_id, now_ms=self.now_ms(),
+                                    note="protective order not on the exchange at reconciliation")
                         rep.protective_updated.append(it.client_id)
+                        await self._reprotect(leg.leg_id, it.client_id, purpose,
+                                              "the exchange does not know it any more", rep)
                         continue
                     if res.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
                         continue  # listed after our read of the open orders: live
                     I.mark_outcome(self.store, res, now_ms=self.now_ms())
                     rep.protective_updated.append(it.client_id)
+                    if res.status not in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
+                        await self._reprotect(leg.leg_id, it.client_id, purpose,
+                                              f"the exchange says {res.status.value}", rep)
+                        continue
                     if res.status in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
                         await self.executor._apply_fills(it, res)
                         after = L.require_leg(self.store, leg.leg_id)
@@ -135,6 +143,18 @@ class Reconciler:
                             await self.executor._cancel_protective(after)
                             self.executor._closed(after, purpose)
                         break
+
+    async def _reprotect(self, leg_id: str, cid: str, purpose: str, why: str, rep: RoundReport) -> None:
+        """A live protective order that left the exchange without firing: re-protect now (the executor's path,
+        shared with the periodic sync), so a later step of this round sees the leg protected."""
+        ok = await self.executor.reprotect(leg_id, cid, purpose, why)
+        after = L.require_leg(self.store, leg_id)
+        placed = [i.client_id for i in live_protective(self.store, leg_id, purpose) if i.client_id != cid]
+        if ok:
+            rep.protected.extend(placed)
+        elif after.state is L.LegState.CLOSED:
+            rep.closed.append(leg_id)
+            rep.problems.append(f"{leg_id}: {purpose} {cid} vanished and could not be re-placed; leg closed")
 
     # ------------------------------------------------------------------ steps 4 and 5
     def _compare(self, positions: list) -> list[Difference]:

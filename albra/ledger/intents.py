@@ -368,6 +368,23 @@ def mark_not_found(store: Store, client_id: str, *, now_ms: int, note: str = "")
         return out
 
 
+def mark_gone(store: Store, client_id: str, *, now_ms: int, note: str) -> Intent:
+    """The exchange no longer knows (or lists) an order. For an intent without a known outcome that means it never
+    reached the book (``not_found``). For one recorded ``open`` it was on the book and left it without a fill we saw
+    — cancelled by hand, expired, purged from the exchange's history — so it ends ``canceled`` with ``note`` (an
+    order once open cannot become "never existed"). A final intent is returned unchanged."""
+    with store.tx() as c:
+        it = _require(c, client_id)
+        if it.state in TERMINAL:
+            return it
+        if it.state == "open":
+            out = _set_state(c, it, "canceled", now_ms, error=f"gone from the exchange: {note}"[:500])
+        else:
+            out = _set_state(c, it, "not_found", now_ms, error=note or None)
+        _after_final(c, out, now_ms)
+        return out
+
+
 async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, now_ms: int,
                              trade_lookback_ms: int = 600_000) -> list[Resolution]:
     """Look up every pending/sent/unknown intent of ``account`` by client id and record what the exchange says.

@@ -147,7 +147,7 @@ async def cancel_intent(store: Store, gateway: Gateway, intent: I.Intent, *, now
     if res is None:
         res = await gateway.fetch_order(intent.symbol, intent.client_id, intent.is_algo)
         if res is None:
-            return I.mark_not_found(store, intent.client_id, now_ms=now_ms, note="gone when cancelled")
+            return I.mark_gone(store, intent.client_id, now_ms=now_ms, note="gone when cancelled")
     return I.mark_outcome(store, res, now_ms=now_ms)
 
 
