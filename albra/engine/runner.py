@@ -20,7 +20,8 @@ features are prepared once over the replay file and ``decide`` is called per clo
 runs it at that many times real time. When the replay data is exhausted the run prints a summary and exits 0.
 
 Shutdown on SIGTERM/SIGINT: stop new entries → cancel working entry orders (protective orders stay) → finish the
-current turn (bounded by 30 s) → persist (heartbeat ``stopped``) → close the gateway → exit 0.
+current turn (bounded by 30 s) → persist (heartbeat ``stopped``) → close the gateway → exit 0. The pid file
+``<state_dir>/run-<account>.pid`` (0600, :mod:`albra.engine.pidfile`) exists from start to that exit.
 """
 
 from __future__ import annotations
@@ -504,9 +505,16 @@ class Runner:
                 loop.add_signal_handler(sig, on_signal, sig)
             except (NotImplementedError, RuntimeError):
                 pass
+        from albra.engine.pidfile import remove_pid_file, write_pid_file
+
+        state_dir = self.settings.paths.state_dir
+        write_pid_file(state_dir, self.account)
         try:
-            await self.start()
-            await self.loop()
+            try:
+                await self.start()
+                await self.loop()
+            finally:
+                await self.shutdown()
         finally:
-            await self.shutdown()
+            remove_pid_file(state_dir, self.account)
         return self.summary
