@@ -4,7 +4,8 @@ run as a real process. Prints wall time (process start → exit), the command's 
 number of exchange requests it made (from the server's request log).
 
 Two runs: the production client settings and ALBRA_EXCHANGE_TEST_MODE=1. The emergency gateway turns ccxt's
-client-side throttler off in both (see albra/runbook/connect.py), so they should agree; the pair guards that.
+client-side throttler off in both (the emergency profile of albra/exchange/factory.gateway_for), so they should
+agree; the pair guards that.
 
     .venv/bin/python bench/bench_emergency.py
 """

@@ -12,8 +12,10 @@ ccxt is imported inside the function: anything reachable from ``albra/cli.py`` m
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 LIVE = "live"
 TESTNET = "testnet"
@@ -24,6 +26,29 @@ DEFAULT_TIMEOUT_MS = 10_000
 RECV_WINDOW_MS = 5_000
 
 _ORIGIN = re.compile(r"^https?://[^/]+")
+
+
+def is_loopback(base_url: str | None) -> bool:
+    """True only for an http(s) URL whose host is a loopback address: 127.0.0.0/8, ``::1`` or ``localhost``.
+
+    Why so strict: the test-only client settings (ccxt's throttler off) must never reach a real Binance, so
+    anything that is not unmistakably this machine — no base_url, a hostname, ``localhost.example.com`` — is not
+    loopback."""
+    if not base_url:
+        return False
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def point_at(ex: Any, base_url: str) -> None:
@@ -50,7 +75,9 @@ def make_ccxt_client(mode: str, api_key: str | None, secret: str | None, base_ur
     ``mode``: ``live`` (Binance), ``testnet`` (ccxt sandbox URLs) or ``local`` (``base_url`` required). A
     ``base_url`` given with ``live``/``testnet`` also points the client there (e.g. a recording proxy).
     ``test_mode`` turns ccxt's throttler off and makes ``close()`` return at once (tests, benches only —
-    production keeps the throttler: albra's weight limiter works on top of it, not instead of it).
+    production keeps the throttler: albra's weight limiter works on top of it, not instead of it). It is refused
+    (ValueError) unless ``base_url`` is a loopback address (:func:`is_loopback`): it can never take effect against
+    Binance itself.
     """
     if mode not in MODES:
         raise ValueError(f"unknown exchange mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -58,6 +85,9 @@ def make_ccxt_client(mode: str, api_key: str | None, secret: str | None, base_ur
         raise ValueError("exchange mode 'local' needs a base_url (e.g. http://127.0.0.1:PORT)")
     if timeout_ms <= 0:
         raise ValueError(f"timeout_ms must be positive, got {timeout_ms}")
+    if test_mode and not is_loopback(base_url):
+        raise ValueError(f"test_mode (ccxt's throttler off) is only for a loopback base_url (127.0.0.0/8, ::1, "
+                         f"localhost), not {base_url or 'the real exchange'!r}")
     if (api_key is None) != (secret is None):
         raise ValueError("api_key and secret must be given together (or both left out for public calls)")
 

@@ -8,6 +8,7 @@ imports (ccxt, the simulator) happen inside, so importing this module is cheap.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -29,12 +30,44 @@ class PaperMarket:
     clock: Any
 
 
+#: set to 1/true/yes in tests and benches: ccxt's throttler off and an instant ``close()`` — honoured only for an
+#: account whose ``base_url`` is a loopback address (:func:`albra.exchange.client.is_loopback`), so a stray export
+#: on a production host cannot switch the throttler off against Binance.
+TEST_MODE_ENV = "ALBRA_EXCHANGE_TEST_MODE"
+
+#: the emergency profile's circuit-breaker cool-down: a route failing half the time must not lock the shutdown out
+#: for the default 30 s; one second still sheds load between rounds.
+EMERGENCY_BREAKER_COOLDOWN_S = 1.0
+
+
+def env_test_mode(base_url: str | None) -> bool:
+    """Whether ``ALBRA_EXCHANGE_TEST_MODE`` applies to an account with ``base_url``: set *and* a loopback URL.
+    Without a base_url (real Binance or its testnet) it never applies, whatever the environment says."""
+    from albra.exchange.client import is_loopback
+
+    return os.environ.get(TEST_MODE_ENV, "").strip().lower() in ("1", "true", "yes") and is_loopback(base_url)
+
+
 def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: str | Path | None = None,
-                on_event: EventSink | None = None, timeout_ms: int = 10_000, test_mode: bool = False,
-                paper_clock: Clock | None = None) -> Gateway:
+                on_event: EventSink | None = None, timeout_ms: int = 10_000, test_mode: bool | None = None,
+                paper_clock: Clock | None = None, emergency: bool = False) -> Gateway:
     """The gateway for ``account`` (``settings`` is its ``AccountSettings``; ``secrets`` its ``AccountSecrets``,
     required for live/testnet). ``state_dir`` holds the shared request-weight file (``weight.json``) every runner
-    on the host reads and writes. ``paper_clock`` overrides the replay clock of a paper account."""
+    on the host reads and writes. ``paper_clock`` overrides the replay clock of a paper account.
+
+    ``test_mode``: None (default) takes it from ``ALBRA_EXCHANGE_TEST_MODE`` (:func:`env_test_mode`, loopback
+    only); True is refused for a non-loopback URL by the client factory.
+
+    ``emergency`` (``albra emergency-shutdown``): a circuit breaker with a 1 s cool-down, and ccxt's client-side
+    throttler off even against Binance. Why that is safe: ccxt's throttler is a *local model* of the weight
+    (charged before each request, serialising every request of the client: 40 weight × 50 ms = 2 s for one
+    open-orders read without a symbol), so with it a sub-second shutdown takes ~12 s. It protects nothing albra
+    lacks: every request still goes through :class:`~albra.exchange.resilience.WeightLimiter`, which reads the
+    exchange's own count (``X-MBX-USED-WEIGHT-1M``, per IP, so it includes the runners and every other process),
+    slows down above 70 % of 2400/min, honours 429/418 Retry-After and shares blocks with the runners through
+    ``weight.json``. An emergency sends a few dozen requests (2 accounts × 10 positions: ~100 requests,
+    ~400 weight) — far from the limit, and the limiter still stops it short of a ban if the IP is already busy.
+    """
     mode = str(getattr(settings, "mode", ""))
     if mode == "paper":
         return paper_gateway(account, settings, clock=paper_clock)
@@ -44,13 +77,23 @@ def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: 
         raise ValueError(f"account {account} ({mode}) needs its API key and secret")
     from albra.exchange.ccxt_gateway import CcxtGateway
     from albra.exchange.client import make_ccxt_client
+    from albra.exchange.resilience import CircuitBreaker, Resilience, WeightLimiter
 
+    base_url = getattr(settings, "base_url", None)
+    if test_mode is None:
+        test_mode = env_test_mode(base_url)
     # a base_url (the local server in drills, a proxy) overrides the live/testnet URLs
-    client = make_ccxt_client(mode, secrets.api_key.reveal(), secrets.api_secret.reveal(),
-                              base_url=getattr(settings, "base_url", None), timeout_ms=timeout_ms,
-                              test_mode=test_mode)
+    client = make_ccxt_client(mode, secrets.api_key.reveal(), secrets.api_secret.reveal(), base_url=base_url,
+                              timeout_ms=timeout_ms, test_mode=test_mode)
     weight_file = str(Path(state_dir) / WEIGHT_FILE) if state_dir is not None else None
-    return CcxtGateway(account, client, on_event=on_event, weight_file=weight_file)
+    if not emergency:
+        return CcxtGateway(account, client, on_event=on_event, weight_file=weight_file)
+    client.enableRateLimit = False  # see the docstring: the weight limiter below still applies
+    resilience = Resilience(account, breaker=CircuitBreaker(account, cooldown_s=EMERGENCY_BREAKER_COOLDOWN_S,
+                                                            on_event=on_event),
+                            limiter=WeightLimiter(shared_path=weight_file),
+                            attempt_timeout_s=timeout_ms / 1000 + 2.0, on_event=on_event)
+    return CcxtGateway(account, client, resilience=resilience, weight_file=weight_file)
 
 
 def paper_market(account: str, settings: Any, clock: Clock | None = None) -> PaperMarket:

@@ -206,10 +206,10 @@ async def audit_account(store: "Store", gw: "Gateway", account: str, *, since_ms
 async def audit_accounts(settings: Any, store: "Store", accounts: list[str], *, since_ms: int | None = None,
                          since_label: str = "") -> list[AccountAudit]:
     """Every account concurrently; an account that cannot be opened or read is ``unreachable``, not empty."""
-    from albra.runbook.connect import Unreachable, close_quietly, open_gateway
+    from albra.runbook.connect import Unreachable, account_gateway, close_quietly
 
     async def one(a: str) -> AccountAudit:
-        gw = open_gateway(settings, a)
+        gw = account_gateway(settings, a)
         if isinstance(gw, Unreachable):
             if gw.kind == "paper":  # nothing to compare against outside its runner: not a failure
                 return AccountAudit(a, notes=[gw.reason])

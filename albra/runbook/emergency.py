@@ -400,8 +400,8 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
                              actor: str = "cli",
                              gateway_for: Callable[[str], Any] | None = None) -> EmergencyReport:
     """The whole procedure (module docstring). ``gateway_for`` opens an account's gateway (tests may pass their
-    own); by default :func:`albra.runbook.connect.open_gateway`."""
-    from albra.runbook.connect import Unreachable, close_quietly, open_gateway
+    own); by default :func:`albra.runbook.connect.account_gateway` (the factory's emergency profile)."""
+    from albra.runbook.connect import Unreachable, account_gateway, close_quietly
 
     t = time.monotonic()
     rep = EmergencyReport(started_ms=_now_ms(), keep_positions=keep_positions)
@@ -419,7 +419,7 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
             f"NOT SET — {guard.error}; continuing on the exchange"
     rep.runners = await asyncio.to_thread(stop_runners, settings, accounts, guard, stop_timeout_s)
 
-    opener = gateway_for or (lambda a: open_gateway(settings, a, urgent=True))
+    opener = gateway_for or (lambda a: account_gateway(settings, a, emergency=True))
     gws: dict[str, Any] = {a: opener(a) for a in accounts}
 
     async def one(a: str) -> AccountOutcome:

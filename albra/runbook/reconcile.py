@@ -278,11 +278,11 @@ async def reconcile_account(store: "Store", gw: "Gateway", account: str, *, appl
 async def reconcile_accounts(settings: Any, store: "Store", accounts: list[str], *, apply: bool,
                              cancel_unknown: bool = False) -> list[tuple[AccountReconcile, AccountAudit]]:
     """Accounts one after another (each repair writes the shared store; the exchange reads are the slow part)."""
-    from albra.runbook.connect import Unreachable, close_quietly, open_gateway
+    from albra.runbook.connect import Unreachable, account_gateway, close_quietly
 
     results = []
     for a in accounts:
-        gw = open_gateway(settings, a)
+        gw = account_gateway(settings, a)
         if isinstance(gw, Unreachable):
             rec = AccountReconcile(a, reachable=gw.kind == "paper", reason=gw.reason)
             results.append((rec, AccountAudit(a, reachable=rec.reachable, reason=gw.reason)))

@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 async def _live(settings: "Settings", store: "Store", account: str) -> dict[str, Any]:
     from albra.exchange.errors import ExchangeError
     from albra.ledger import legs as L
-    from albra.runbook.connect import Unreachable, classify_failure, close_quietly, open_gateway
+    from albra.runbook.connect import Unreachable, account_gateway, classify_failure, close_quietly
     from albra.store import risk_state
 
-    gw = open_gateway(settings, account)
+    gw = account_gateway(settings, account)
     if isinstance(gw, Unreachable):
         return {"ok": gw.kind == "paper", "paper": gw.kind == "paper", "reason": gw.reason}
     try:

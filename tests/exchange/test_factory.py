@@ -9,8 +9,8 @@ from pydantic import SecretStr
 
 from albra.config.schema import AccountSettings
 from albra.exchange.ccxt_gateway import CcxtGateway
-from albra.exchange.client import make_ccxt_client
-from albra.exchange.factory import gateway_for
+from albra.exchange.client import is_loopback, make_ccxt_client
+from albra.exchange.factory import EMERGENCY_BREAKER_COOLDOWN_S, TEST_MODE_ENV, gateway_for
 from albra.exchange.paper import PaperGateway
 from albra.model import PositionMode
 from albra.secrets import AccountSecrets, Secret
@@ -71,3 +71,49 @@ async def test_gateway_for_paper_uses_replay_and_settings():
     assert await gw.fetch_position_mode() is PositionMode.HEDGE
     candles = await gw.fetch_candles("ETHUSDT", "1h", limit=2)
     assert candles[-1].ts == 1_706_745_600_000 and not candles[-1].closed
+
+
+@pytest.mark.parametrize("url, loopback", [
+    ("http://127.0.0.1:8080", True), ("http://127.5.6.7/x", True), ("https://[::1]:9000/", True),
+    ("http://localhost:1234", True), (None, False), ("", False), ("https://fapi.binance.com", False),
+    ("http://localhost.example.com", False), ("http://127.0.0.1.nip.io", False), ("http://10.0.0.1", False),
+    ("ftp://127.0.0.1", False), ("127.0.0.1:8080", False),
+])
+def test_is_loopback(url, loopback):
+    assert is_loopback(url) is loopback
+
+
+async def test_env_test_mode_never_turns_the_throttler_off_against_binance(monkeypatch, tmp_path):
+    monkeypatch.setenv(TEST_MODE_ENV, "1")
+    keys = secrets("k", "s")
+    made = []
+    try:
+        for url, throttled in ((None, True), ("https://fapi.binance.com", True), ("http://127.0.0.1:9", False)):
+            for mode in ("live", "testnet"):
+                gw = gateway_for("main", AccountSettings(mode=mode, base_url=url), keys, state_dir=tmp_path)
+                made.append(gw)
+                assert gw.client.enableRateLimit is throttled, (url, mode)
+        monkeypatch.delenv(TEST_MODE_ENV)
+        gw = gateway_for("main", AccountSettings(mode="live", base_url="http://127.0.0.1:9"), keys)
+        made.append(gw)
+        assert gw.client.enableRateLimit is True  # loopback alone does not switch it off either
+    finally:
+        for gw in made:
+            await gw.close()
+    with pytest.raises(ValueError, match="loopback"):
+        make_ccxt_client("live", "k", "s", test_mode=True)
+    with pytest.raises(ValueError, match="loopback"):
+        gateway_for("main", AccountSettings(mode="live"), keys, test_mode=True)
+
+
+async def test_emergency_profile_short_breaker_and_shared_weight_limiter(tmp_path):
+    gw = gateway_for("main", AccountSettings(mode="live"), secrets("k", "s"), state_dir=tmp_path, emergency=True)
+    normal = gateway_for("main", AccountSettings(mode="live"), secrets("k", "s"), state_dir=tmp_path)
+    try:
+        assert gw.client.enableRateLimit is False and normal.client.enableRateLimit is True
+        assert gw.resilience.breaker.cooldown_s == EMERGENCY_BREAKER_COOLDOWN_S < normal.resilience.breaker.cooldown_s
+        assert gw.resilience.limiter.shared_path == tmp_path / "weight.json"
+        assert normal.resilience.limiter.shared_path == tmp_path / "weight.json"
+    finally:
+        await gw.close()
+        await normal.close()
