@@ -13,6 +13,7 @@ gateway).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Awaitable, Callable, Sequence
 
 from albra.exchange import binance_parse as P
@@ -42,6 +43,7 @@ class CcxtGateway:
                                     attempt_timeout_s=timeout_s, on_event=on_event)
         self.resilience = resilience
         self._markets: dict[str, MarketFilters] | None = None
+        self._markets_loading: asyncio.Future[dict[str, MarketFilters]] | None = None
         self._time_synced = False
 
     # -- plumbing ------------------------------------------------------------------------------------------------
@@ -77,10 +79,29 @@ class CcxtGateway:
         return await self._call("server_time", "fapiPublicGetTime", {}, P.parse_server_time, signed=False)
 
     async def load_markets(self, reload: bool = False) -> dict[str, MarketFilters]:
-        if self._markets is None or reload:
-            self._markets = await self._call("load_markets", "fapiPublicGetExchangeInfo", {}, P.parse_markets,
-                                             signed=False)
-        return dict(self._markets)
+        """The trading perpetuals' filters (exchangeInfo, weight 1 but a large body), loaded once and cached.
+
+        Single flight: callers that arrive while a load is under way (the emergency's concurrent closes and
+        cancels, each asking ``filters``) await that same request instead of each sending their own; a ``reload``
+        joins a load already in flight (it started after the caller's decision to reload, so it is fresh). A
+        failed load fails every waiter and leaves nothing cached, so the next caller tries again."""
+        if self._markets is not None and not reload:
+            return dict(self._markets)
+        if self._markets_loading is None:
+            self._markets_loading = asyncio.ensure_future(self._load_markets_once())
+            # if every waiter was cancelled, nobody awaits a failure: retrieve it here (no "never retrieved")
+            self._markets_loading.add_done_callback(lambda f: f.cancelled() or f.exception())
+        # shielded: one waiter cancelled (a timeout around its own work) must not cancel the others' load
+        return dict(await asyncio.shield(self._markets_loading))
+
+    async def _load_markets_once(self) -> dict[str, MarketFilters]:
+        try:
+            markets = await self._call("load_markets", "fapiPublicGetExchangeInfo", {}, P.parse_markets,
+                                       signed=False)
+            self._markets = markets
+            return markets
+        finally:
+            self._markets_loading = None
 
     async def filters(self, symbol: str) -> MarketFilters:
         markets = self._markets if self._markets is not None else await self.load_markets()

@@ -170,3 +170,33 @@ async def test_hedge_mode_exits_and_stops(sim, make_gw):
     assert pos == {PositionSide.SHORT: Decimal("-0.015")}
     fired = await g.fetch_order(BTC, stop_long.client_id, True)
     assert fired.status in (OrderStatus.TRIGGERED, OrderStatus.FILLED)
+
+
+async def _exchange_info_requests(sim) -> int:
+    return sum(1 for r in await sim.admin.requests() if r["path"] == "/fapi/v1/exchangeInfo")
+
+
+async def test_concurrent_filters_share_one_exchange_info_request(gw, sim):
+    import asyncio
+
+    before = await _exchange_info_requests(sim)
+    got = await asyncio.gather(*(gw.filters(BTC) for _ in range(12)), *(gw.load_markets() for _ in range(12)))
+    assert await _exchange_info_requests(sim) == before + 1  # 24 concurrent callers, one request
+    assert all(f.tick_size == Decimal("0.1") for f in got[:12]) and all(BTC in m for m in got[12:])
+    await gw.filters(BTC)
+    assert await _exchange_info_requests(sim) == before + 1  # cached
+    await asyncio.gather(*(gw.load_markets(reload=True) for _ in range(5)))
+    assert await _exchange_info_requests(sim) == before + 2  # concurrent reloads share one fresh load
+
+
+async def test_a_failed_markets_load_fails_every_waiter_and_is_retried_later(gw, sim):
+    import asyncio
+
+    await sim.admin.fault("GET", "/fapi/v1/exchangeInfo", "status", status=400,
+                          body='{"code":-1100,"msg":"Illegal characters"}', count=1)
+    before = await _exchange_info_requests(sim)
+    got = await asyncio.gather(*(gw.filters(BTC) for _ in range(6)), return_exceptions=True)
+    assert all(isinstance(g, E.ExchangeError) for g in got), got
+    assert await _exchange_info_requests(sim) == before + 1
+    assert (await gw.filters(BTC)).tick_size == Decimal("0.1")  # nothing cached from the failure: loaded again
+    assert await _exchange_info_requests(sim) == before + 2
