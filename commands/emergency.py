@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
                                    help="Read→cancel/close→verify rounds per account before giving up."),
         stop_timeout: float = typer.Option(10.0, "--stop-timeout", min=0.0,
                                            help="Seconds to wait after SIGTERM before SIGKILL."),
+        telegram_timeout: float = typer.Option(10.0, "--telegram-timeout", min=0.0, max=120.0,
+                                               help="Seconds to try delivering the alert to Telegram from here "
+                                                    "(it stays queued otherwise)."),
         config: Optional[str] = ConfigOption,
         as_json: bool = JsonOption,
     ) -> None:
@@ -51,7 +54,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo("aborted; nothing was done")
                 raise typer.Exit(EXIT_USAGE)
         rep = asyncio.run(emergency_shutdown(settings, accounts, keep_positions=keep_positions, rounds=rounds,
-                                             stop_timeout_s=stop_timeout))
+                                             stop_timeout_s=stop_timeout, telegram_timeout_s=telegram_timeout))
         data = rep.as_dict()
         if as_json:
             emit_json(data)
@@ -88,6 +91,11 @@ def render(d: dict[str, Any]) -> None:
                   str(len(a["close_orders"])), str(a["rounds"]), f"{a['seconds']:.2f}", notes or "-")
     c.print(t)
     c.print(f"incident: {d['incident_id'] or 'not opened (store unavailable)'}; alert: {d['notified']}")
+    for a in d.get("telegram", []):
+        colour = {"delivered": "green", "queued": "yellow"}.get(a["status"], "red")
+        extra = " — stays queued" if a["status"] == "queued" else ""
+        c.print(f"  telegram {a['kind']} ({a['level']}): [{colour}]{a['status']}[/]{extra}"
+                + (f" ({a['detail']})" if a["detail"] else ""))
     code = d["exit_code"]
     c.print("[bold green]verified[/]" if code == 0 else
             "[bold red]NOT verified[/] — check the accounts above on the exchange by hand")

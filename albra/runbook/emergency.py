@@ -92,6 +92,7 @@ class EmergencyReport:
     accounts: list[AccountOutcome] = field(default_factory=list)
     incident_id: str | None = None
     notified: str = ""
+    telegram: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -109,7 +110,8 @@ class EmergencyReport:
         return {"started": fmt_kst(self.started_ms), "keep_positions": self.keep_positions,
                 "kill_switch": self.kill_switch, "store_error": self.store_error, "runners": self.runners,
                 "accounts": [a.as_dict() for a in self.accounts], "incident_id": self.incident_id,
-                "notified": self.notified, "seconds": round(self.seconds, 3), "exit_code": self.exit_code}
+                "notified": self.notified, "telegram": self.telegram, "seconds": round(self.seconds, 3),
+                "exit_code": self.exit_code}
 
 
 class _StoreGuard:
@@ -397,10 +399,12 @@ def stop_runners(settings: "Settings", accounts: list[str], guard: _StoreGuard, 
 
 async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_positions: bool = False,
                              rounds: int = DEFAULT_ROUNDS, stop_timeout_s: float = 10.0, pause_s: float = 0.3,
-                             actor: str = "cli",
-                             gateway_for: Callable[[str], Any] | None = None) -> EmergencyReport:
+                             actor: str = "cli", gateway_for: Callable[[str], Any] | None = None,
+                             telegram_timeout_s: float = 10.0) -> EmergencyReport:
     """The whole procedure (module docstring). ``gateway_for`` opens an account's gateway (tests may pass their
-    own); by default :func:`albra.runbook.connect.account_gateway` (the factory's emergency profile)."""
+    own); by default :func:`albra.runbook.connect.account_gateway` (the factory's emergency profile). The CRITICAL
+    alert is queued, then delivered to Telegram from here when it is configured, within ``telegram_timeout_s``
+    (:func:`albra.runbook.alert_now.deliver_now`; never blocks or fails the shutdown)."""
     from albra.runbook.connect import Unreachable, account_gateway, close_quietly
 
     t = time.monotonic()
@@ -436,7 +440,13 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
     rep.seconds = time.monotonic() - t
     rep.store_error = guard.error
     _record(guard, rep, actor)
-    rep.notified = _notify(settings, guard, rep)
+    rep.notified, event_id = _notify(settings, guard, rep)
+    if event_id is not None and guard.store is not None:
+        # the runners are stopped: nothing else drains the outbox unless `albra bot` runs — send it now (bounded)
+        from albra.runbook.alert_now import deliver_now
+
+        rep.notified, outcomes = await deliver_now(settings, guard.store, event_id, telegram_timeout_s)
+        rep.telegram = [o.as_dict() for o in outcomes]
     return rep
 
 
@@ -465,10 +475,11 @@ def _record(guard: _StoreGuard, rep: EmergencyReport, actor: str) -> None:
             incident_id=inc.incident_id, data={"exit_code": rep.exit_code}))
 
 
-def _notify(settings: "Settings", guard: _StoreGuard, rep: EmergencyReport) -> str:
-    """Queue the CRITICAL alert in the outbox; with no store there is nowhere to queue it (say so)."""
+def _notify(settings: "Settings", guard: _StoreGuard, rep: EmergencyReport) -> tuple[str, str | None]:
+    """Queue the CRITICAL alert in the outbox; (what happened, its event id when Telegram should get it). With no
+    store there is nowhere to queue it (say so)."""
     if guard.store is None:
-        return "not queued: store unavailable (tell the operator channel by hand)"
+        return "not queued: store unavailable (tell the operator channel by hand)", None
     from albra.notify import AlertEvent, emit, make_event_id
 
     lines = {a.account: f"{a.status}" + (f" ({a.reason})" if a.reason else "") for a in rep.accounts}
@@ -478,7 +489,7 @@ def _notify(settings: "Settings", guard: _StoreGuard, rep: EmergencyReport) -> s
                     ts=rep.started_ms, details=lines)
     got = guard.run("notify", lambda s: emit(s, ev))
     if got is None:
-        return f"not queued: {guard.error}"
+        return f"not queued: {guard.error}", None
     if not settings.telegram.enabled:
-        return "recorded in the outbox (Telegram disabled in config)"
-    return f"queued for Telegram ({got.level.value}, {got.status})"
+        return "recorded in the outbox (Telegram disabled in config)", None
+    return f"queued for Telegram ({got.level.value}, {got.status})", got.event_id

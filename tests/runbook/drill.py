@@ -107,13 +107,31 @@ class Drill:
             raise AssertionError(f"not JSON (exit {code}): {out!r} {err!r}") from None
 
 
-def make_drill(tmp: Path, url: str, wrong_keys: set[str] = frozenset()) -> Drill:
+def telegram_section(api_root: str, chat_id: int = -100500, admin: int = 111) -> str:
+    """A ``[telegram]`` section for a local Bot API server at ``api_root`` (``http://127.0.0.1:PORT``)."""
+    return (f'[telegram]\nenabled = true\napi_base_url = "{api_root}"\nchat_ids = [{chat_id}]\n'
+            f'admin_user_ids = [{admin}]\n')
+
+
+def make_drill(tmp: Path, url: str, wrong_keys: set[str] = frozenset(), telegram: str | None = None,
+               missing_keys: set[str] = frozenset()) -> Drill:
+    """A drill in ``tmp``; ``telegram`` replaces the (disabled) ``[telegram]`` section; accounts in ``wrong_keys``
+    get a wrong secret, those in ``missing_keys`` no key variables at all."""
     (tmp / "config").mkdir(parents=True, exist_ok=True)
-    (tmp / "config" / "albra.toml").write_text(CONFIG.format(url=url))
+    text = CONFIG.format(url=url)
+    if telegram is not None:
+        assert "[telegram]\nenabled = false\n" in text
+        text = text.replace("[telegram]\nenabled = false\n", telegram)
+    (tmp / "config" / "albra.toml").write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALBRA_")}
     env.update(ALBRA_EXCHANGE_TEST_MODE="1", PYTHONUNBUFFERED="1")
+    env.pop("TELEGRAM_BOT_TOKEN", None)
     for acct, (k, s) in KEYS.items():
         stem = acct.upper()
+        if acct in missing_keys:
+            env.pop(f"DRILL_{stem}_KEY", None)
+            env.pop(f"DRILL_{stem}_SECRET", None)
+            continue
         env[f"DRILL_{stem}_KEY"] = k
         env[f"DRILL_{stem}_SECRET"] = "wrong-secret" if acct in wrong_keys else s
     d = Drill(tmp, url, env)
