@@ -9,10 +9,11 @@ see :mod:`albra.engine.syncrun`). Rules it enforces:
   duplicate an order. ``OutcomeUnknown`` → the id is looked up (``fetch_order``), never re-sent.
 * **Protection (invariant 3).** After an entry fills, a reduce-only STOP_MARKET (and TAKE_PROFIT_MARKET when the
   strategy set one) for exactly the leg's quantity goes to the algo endpoints. If the stop cannot be placed (it
-  would trigger at once), the leg is closed at market: no leg stays naked. A stop move places the new stop
-  first and then cancels the old one (never a moment without a stop; the old one is further from the price, so
-  it can only fire after the new one has closed the leg). After a partial exit the protective orders are
-  re-placed for the remaining quantity. A full exit closes first, then cancels the leg's protective orders.
+  would trigger at once), the leg is closed at market: no leg stays naked. Stop moves and re-sizes go through the ledger's
+  two-case protocol (:mod:`albra.ledger.protection`: alone on its side → place then cancel; shared side → cancel
+  then place). A partial exit shrinks the protection to the qty the leg keeps BEFORE sending the reduce (so on a
+  shared side the stops never sum to more than the position) and re-sizes it to the leg's qty if the reduce filled
+  otherwise. A full exit closes first, then cancels the leg's protective orders.
 * **Exits are reduce-only**: one-way mode sends ``reduceOnly``; hedge mode sends the leg's position side.
 * **Legs per strategy (invariant 4)**: several strategies stack same-direction legs on one side; in hedge mode an
   opposite leg uses the other side; in one-way mode risk refuses it (:func:`albra.risk.evaluate_entry`, which
@@ -40,7 +41,7 @@ from albra.exchange.types import Gateway, OrderRequest, OrderResult
 from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.ledger.fills import apply_fill
-from albra.ledger.protection import replace_stop
+from albra.ledger.protection import replace_stop, resize_protection
 from albra.risk import EntryRequest, RiskLimits, evaluate_entry
 from albra.model import D, Direction, MarketFilters, OrderStatus, OrderType, PositionMode, PositionSide, Side
 from albra.store import journal
@@ -510,34 +511,32 @@ class Executor:
                         symbol=leg.symbol, side=leg.direction.value, size=leg.qty,
                         prices={"old stop": old or 0, "new stop": leg.stop_price or new})
 
-    async def _replace_protection(self, leg: L.Leg, stop: Decimal | None = None) -> None:
-        """New stop (and TP, for a resize) first, then cancel the old ones."""
-        keep: set[str] = set()
-        price = stop if stop is not None else leg.stop_price
+    async def _resize_protection(self, leg: L.Leg, qty: Decimal | None = None) -> bool:
+        """Re-size the leg's stop (and take-profit) to ``qty`` (default: what it holds) through the ledger's
+        two-case protocol (:func:`albra.ledger.protection.resize_protection`). Returns False when the leg is no
+        longer protected-and-open afterwards (its stop fired in the swap, or it was closed at market because the
+        new stop was refused on a shared side) — the caller must not go on with a partial exit then."""
+        from albra.ledger.errors import LedgerError
+
         try:
-            sl = await self._place_protective(leg, "stop_loss", price) if price is not None else None
-        except X.Fatal as e:
-            sl = None
-            self._journal("stop_replace_failed", f"{leg.leg_id}: new stop {price} refused ({e}); old stop kept",
-                          level="ERROR", strategy=leg.strategy, symbol=leg.symbol)
-            if stop is not None and "immediately trigger" in str(e):
-                await self._emergency_close(leg, f"new stop {price} is already crossed")
-            return
-        if sl is None:
-            return
-        keep.add(sl.client_id)
-        L.set_protection(self.store, leg.leg_id, now_ms=self.now_ms(), stop_price=price, sl_client_id=sl.client_id)
-        if stop is None and leg.take_profit is not None:
-            try:
-                tp = await self._place_protective(leg, "take_profit", leg.take_profit)
-            except X.Fatal:
-                tp = None
-            if tp is not None:
-                keep.add(tp.client_id)
-                L.set_protection(self.store, leg.leg_id, now_ms=self.now_ms(), tp_client_id=tp.client_id)
-        elif leg.tp_client_id:
-            keep.add(leg.tp_client_id)
-        await self._cancel_protective(leg, keep)
+            results = await resize_protection(self.store, self.gw, leg.leg_id, self._filters(leg.symbol),
+                                              now_ms=self.now_ms(), qty=qty)
+        except LedgerError as e:
+            self._journal("stop_resize_failed", f"{leg.leg_id}: protection not re-sized ({e})", level="ERROR",
+                          strategy=leg.strategy, symbol=leg.symbol)
+            return True  # nothing was touched: the old orders still protect the leg
+        st = results[0]
+        if st.status == "old_fired":
+            await self.sync_protective([leg.symbol])
+            return False
+        if st.status == "unprotected" or (st.status == "new_not_placed" and st.old_client_id is None):
+            self._alert("unprotected_leg", f"unprotected_leg:{leg.leg_id}:{st.new_client_id}",
+                        f"re-sizing the stop of {leg.leg_id} left it without one ({st.detail}); closing it",
+                        strategy=leg.strategy, symbol=leg.symbol)
+            await self._emergency_close(L.require_leg(self.store, leg.leg_id), f"stop re-size failed: {st.detail}")
+            return False
+        self._refresh(leg.leg_id)
+        return True
 
     # ------------------------------------------------------------------ exits
     async def exit(self, leg_id: str, fraction: float, tag: str, reason: str, candle_ts: int, k: int = 0) -> None:
@@ -556,13 +555,20 @@ class Executor:
                           level="WARNING", strategy=leg.strategy, symbol=leg.symbol)
             return
         full = qty >= leg.qty
+        if not full and not await self._resize_protection(leg, leg.qty - qty):
+            return  # shrink the stop first (never more stop than position on a shared side); it fired or failed
         side, pside, ro = self._exit_shape(leg)
         cid = self._exit_client_id(leg, candle_ts, "exit" if full else "reduce", k)
         req = OrderRequest(cid, leg.symbol, side, OrderType.MARKET, qty, pside, reduce_only=ro)
         intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy,
                                  purpose="exit" if full else "reduce", candle_ts=candle_ts, now_ms=self.now_ms(),
                                  leg_id=leg_id)
-        res = await self._send(intent)
+        try:
+            res = await self._send(intent)
+        except X.ExchangeError:
+            if not full:  # the reduce did not happen: protection back to what the leg holds
+                await self._resize_protection(self._refresh(leg_id))
+            raise
         if res is not None:
             await self._apply_fills(intent, res)
         if not full:
@@ -590,8 +596,7 @@ class Executor:
         elif leg.state in (L.LegState.OPEN, L.LegState.CLOSING) and leg.qty > 0:
             self._alert("partial_exit", f"partial_exit:{leg_id}:{tag}", reason or tag, strategy=leg.strategy,
                         symbol=leg.symbol, side=leg.direction.value, size=leg.qty)
-            await self._replace_protection(leg)
-            self._refresh(leg_id)
+            await self._resize_protection(leg)  # to what the leg holds (unchanged when the reduce filled as sized)
 
     def _closed(self, leg: L.Leg, reason: str) -> None:
         pnl = leg.realized_pnl - leg.fees + leg.funding

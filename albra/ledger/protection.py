@@ -38,6 +38,10 @@ Neither order is safe in every case, so :func:`replace_stop` picks per case:
    the gap, the leg has no live stop intent; :func:`protection_gaps` reports it on start-up and the engine
    re-protects it before trading (:func:`protect_leg`).
 
+The same two cases govern re-sizing after a partial exit (:func:`resize_protection`, stop and take-profit): the
+engine shrinks the protection to the qty the leg will keep BEFORE sending the reduce order, so on a shared side the
+leg's orders never exceed its share even between the reduce's fill and the resize.
+
 Before either, a new stop the mark price has already crossed is refused without touching anything (``crossed``):
 the old stop stays and the engine exits the leg. Every order goes through a write-ahead intent; each replacement
 uses the next generation of the ``stop_loss`` client id, so ids are never reused.
@@ -45,7 +49,7 @@ uses the next generation of the ``stop_loss`` client id, so ids are never reused
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from albra.exchange.client_ids import make_client_id
@@ -245,15 +249,55 @@ def _exchange_side_qty(positions, leg: L.Leg) -> Decimal:
 async def replace_stop(store: Store, gateway: Gateway, leg_id: str, new_stop: Decimal, filters: MarketFilters, *,
                        now_ms: int, mark_price: Decimal | None = None) -> StopReplacement:
     """Move a leg's stop to ``new_stop`` following the protocol in the module docstring."""
+    return await _replace_protective(store, gateway, leg_id, STOP, new_stop, filters, now_ms=now_ms,
+                                     mark_price=mark_price)
+
+
+async def resize_protection(store: Store, gateway: Gateway, leg_id: str, filters: MarketFilters, *,
+                            now_ms: int, qty: Decimal | None = None) -> list[StopReplacement]:
+    """After a partial exit: re-size the leg's stop (and take-profit) to its remaining qty at the same prices,
+    with the same two-case protocol as :func:`replace_stop` — alone on its side: place the smaller order, then
+    cancel the old one; shared side: cancel, then place — so there is never a moment with two orders that together
+    could close more than the side holds for this leg (another leg's share). Returns the stop's result first, then
+    the take-profit's (the take-profit only once the stop is in place: a leg whose stop could not be re-sized is
+    the caller's to exit).
+
+    ``qty`` sizes the orders for what the leg is about to hold (default: what it holds): the engine shrinks the
+    protection BEFORE sending a partial exit, so on a shared side the stops never sum to more than the position,
+    not even between the exit's fill and the resize; if the exit then fills less, it re-sizes to the leg's qty."""
     leg = L.require_leg(store, leg_id)
+    if leg.stop_price is None:
+        raise LedgerError(f"leg {leg_id} has no stop price: every open leg needs a stop on the exchange")
+    out = [await _replace_protective(store, gateway, leg_id, STOP, leg.stop_price, filters, now_ms=now_ms, qty=qty)]
+    if out[0].status in ("replaced", "unchanged") and leg.take_profit is not None:
+        out.append(await _replace_protective(store, gateway, leg_id, TAKE_PROFIT, leg.take_profit, filters,
+                                             now_ms=now_ms, qty=qty))
+    return out
+
+
+async def _replace_protective(store: Store, gateway: Gateway, leg_id: str, purpose: str, new_price: Decimal,
+                              filters: MarketFilters, *, now_ms: int, mark_price: Decimal | None = None,
+                              qty: Decimal | None = None) -> StopReplacement:
+    """Replace the leg's live ``purpose`` order (stop or take-profit) by one at ``new_price`` for the leg's current
+    qty, choosing place-then-cancel or cancel-then-place as the module docstring explains."""
+    from albra.engine.crashpoints import crashpoint
+
+    leg = L.require_leg(store, leg_id)
+    what = "stop" if purpose == STOP else "take-profit"
+    kind = "stop" if purpose == STOP else "take_profit"
     if leg.state not in (L.LegState.OPEN, L.LegState.CLOSING) or leg.qty <= 0:
-        raise LedgerError(f"leg {leg_id} is {leg.state} with qty {leg.qty}: no stop to replace")
-    trigger = stop_trigger(leg, new_stop, filters)
-    live = live_protective(store, leg_id, STOP)
+        raise LedgerError(f"leg {leg_id} is {leg.state} with qty {leg.qty}: no {what} to replace")
+    held = leg.qty  # what the side holds for this leg now (``qty``: what the new order is sized for)
+    if qty is not None:
+        if not 0 < qty <= leg.qty:
+            raise LedgerError(f"leg {leg_id}: protection for {qty} but the leg holds {leg.qty}")
+        leg = replace(leg, qty=qty)
+    trigger = (stop_trigger if purpose == STOP else take_profit_trigger)(leg, new_price, filters)
+    live = live_protective(store, leg_id, purpose)
     old = live[-1] if live else None
     if old is not None and old.trigger_price == trigger and old.qty == leg.qty:
         return StopReplacement("unchanged", "none", old.client_id, old.client_id, trigger)
-    if mark_price is not None and (mark_price - trigger) * leg.direction.sign <= 0:
+    if purpose == STOP and mark_price is not None and (mark_price - trigger) * leg.direction.sign <= 0:
         journal.append(store, "stop_crossed", f"new stop {trigger} for leg {leg_id} is already crossed by mark "
                        f"{mark_price}; old stop kept", level="WARNING", account=leg.account, strategy=leg.strategy,
                        symbol=leg.symbol, data={"stop": str(trigger), "mark": str(mark_price)}, ts=now_ms)
@@ -262,20 +306,27 @@ async def replace_stop(store: Store, gateway: Gateway, leg_id: str, new_stop: De
     others = [g for g in L.live_legs(store, leg.account, leg.symbol)
               if g.leg_id != leg_id and g.position_side is leg.position_side]
     positions = await gateway.fetch_positions([leg.symbol])
-    alone = not others and abs(_exchange_side_qty(positions, leg)) == leg.qty
-    gen = I.next_generation(store, leg_id, STOP)
-    req = stop_request(leg, new_stop, filters, gen)
+    alone = not others and abs(_exchange_side_qty(positions, leg)) == held
+    gen = I.next_generation(store, leg_id, purpose)
+    req = (stop_request if purpose == STOP else take_profit_request)(leg, new_price, filters, gen)
 
     def record() -> I.Intent:
-        return I.record_intent(store, req, account=leg.account, strategy=leg.strategy, purpose=STOP,
+        return I.record_intent(store, req, account=leg.account, strategy=leg.strategy, purpose=purpose,
                                candle_ts=_candle(leg), now_ms=now_ms, leg_id=leg_id)
 
+    def protect(cid: str) -> None:
+        if purpose == STOP:
+            L.set_protection(store, leg_id, now_ms=now_ms, stop_price=trigger, sl_client_id=cid)
+        else:
+            L.set_protection(store, leg_id, now_ms=now_ms, take_profit=trigger, tp_client_id=cid)
+
     def log(res: StopReplacement, level: str = "INFO") -> StopReplacement:
-        journal.append(store, "stop_replaced" if res.status == "replaced" else f"stop_{res.status}",
-                       f"leg {leg_id} stop → {trigger} ({res.protocol}): {res.status}"
+        journal.append(store, f"{kind}_replaced" if res.status == "replaced" else f"{kind}_{res.status}",
+                       f"leg {leg_id} {what} → {trigger} for {leg.qty} ({res.protocol}): {res.status}"
                        + (f" — {res.detail}" if res.detail else ""), level=level, account=leg.account,
                        strategy=leg.strategy, symbol=leg.symbol,
-                       data={"old": res.old_client_id, "new": res.new_client_id, "stop": str(trigger)}, ts=now_ms)
+                       data={"old": res.old_client_id, "new": res.new_client_id, kind: str(trigger),
+                             "qty": str(leg.qty)}, ts=now_ms)
         return res
 
     if alone or old is None:
@@ -283,26 +334,31 @@ async def replace_stop(store: Store, gateway: Gateway, leg_id: str, new_stop: De
         new = await send_intent(store, gateway, record(), now_ms=now_ms)
         if new.state != "open":
             return log(StopReplacement("new_not_placed", protocol, old.client_id if old else None, new.client_id,
-                                       trigger, f"new stop ended {new.state}: {new.error or ''}; old stop kept"),
-                       "ERROR" if old else "CRITICAL")
+                                       trigger, f"new {what} ended {new.state}: {new.error or ''}; old {what} kept"),
+                       "ERROR" if old or purpose != STOP else "CRITICAL")
         if old is not None:
+            crashpoint("mid_stop_replace")  # new placed, old not yet cancelled
             old_after = await cancel_intent(store, gateway, old, now_ms=now_ms)
             if old_after.state == "filled":
                 await cancel_intent(store, gateway, new, now_ms=now_ms)
                 return log(StopReplacement("old_fired", protocol, old.client_id, new.client_id, trigger,
-                                           "old stop fired during the swap; new stop cancelled"), "WARNING")
-        L.set_protection(store, leg_id, now_ms=now_ms, stop_price=trigger, sl_client_id=new.client_id)
+                                           f"old {what} fired during the swap; new {what} cancelled"), "WARNING")
+        protect(new.client_id)
         return log(StopReplacement("replaced", protocol, old.client_id if old else None, new.client_id, trigger))
 
     protocol = "cancel_then_place"
     old_after = await cancel_intent(store, gateway, old, now_ms=now_ms)
     if old_after.state == "filled":
         return log(StopReplacement("old_fired", protocol, old.client_id, None, trigger,
-                                   "old stop fired before it could be cancelled; new stop not sent"), "WARNING")
+                                   f"old {what} fired before it could be cancelled; new {what} not sent"), "WARNING")
+    crashpoint("mid_stop_replace")  # old cancelled, new not yet placed
     new = await send_intent(store, gateway, record(), now_ms=now_ms)
     if new.state != "open":
-        return log(StopReplacement("unprotected", protocol, old.client_id, new.client_id, trigger,
-                                   f"old stop cancelled, new stop ended {new.state}: {new.error or ''}; "
-                                   "exit the leg reduce-only now"), "CRITICAL")
-    L.set_protection(store, leg_id, now_ms=now_ms, stop_price=trigger, sl_client_id=new.client_id)
+        return log(StopReplacement("unprotected" if purpose == STOP else "new_not_placed", protocol, old.client_id,
+                                   new.client_id, trigger,
+                                   f"old {what} cancelled, new {what} ended {new.state}: {new.error or ''}; "
+                                   + ("exit the leg reduce-only now" if purpose == STOP else
+                                      "the stop still protects the leg")),
+                   "CRITICAL" if purpose == STOP else "ERROR")
+    protect(new.client_id)
     return log(StopReplacement("replaced", protocol, old.client_id, new.client_id, trigger))
