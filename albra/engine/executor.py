@@ -88,6 +88,9 @@ class ExecStats:
 
 
 def _view(leg: L.Leg) -> LegView:
+    """What a strategy sees of a leg. ``stop_price`` is the stop as it stands on the exchange (the quantised
+    trigger of the live stop, which every writer of ``legs.stop_price`` records), so a strategy comparing its
+    wanted stop against it sees what the exchange will do."""
     return LegView(leg.leg_id, leg.direction, float(leg.entry_price or 0), int(leg.entry_ts or 0), leg.qty_initial,
                    leg.qty, float(leg.stop_price or 0), None if leg.take_profit is None else float(leg.take_profit),
                    frozenset(leg.partial_exits), MappingProxyType(dict(leg.strategy_state)))
@@ -489,11 +492,13 @@ class Executor:
             return
         f = self._filters(leg.symbol)
         new = self._stop_price(f, leg.direction, new_stop)
-        old = leg.stop_price
+        old = leg.stop_price  # the exchange's stop: every writer records the quantised trigger it placed
         if old is not None and ((leg.direction is Direction.LONG and new <= old)
                                 or (leg.direction is Direction.SHORT and new >= old)):
-            self._journal("stop_move_refused", f"{leg_id}: {new} would not tighten the stop {old}", level="WARNING",
-                          strategy=leg.strategy, symbol=leg.symbol)
+            # quantises to the current stop (a trailing strategy re-asking for the level it has) or looser: a
+            # no-op by contract (stops only tighten), not worth a warning on every candle
+            log.debug("%s: stop move to %s (asked %s) does not tighten the stop %s; nothing to do", leg_id, new,
+                      new_stop, old)
             return
         r = await replace_stop(self.store, self.gw, leg_id, new, f, now_ms=self.now_ms())
         if r.status == "unprotected":  # shared side: old cancelled, new refused — close reduce-only now
