@@ -1,7 +1,8 @@
 """``albra audit --compare-exchange``: ledger vs exchange per account (positions, stops, other orders,
 balances, today's PnL, loss since a time or an incident). Read-only.
 
-Exit codes: 0 everything agrees, 1 any discrepancy, 3 an account's exchange could not be read (a failed read is
+Exit codes: 0 everything agrees, 1 any discrepancy, 2 an account's API key variables are not set (the output names
+them: a configuration error, not an exchange problem), 3 an account's exchange could not be read (a failed read is
 never taken for an empty account).
 """
 
@@ -82,7 +83,8 @@ def render(d: dict[str, Any]) -> None:
     c = Console(highlight=False)
     for a in d["accounts"]:
         if not a["reachable"]:
-            c.print(f"[bold]{a['account']}[/]: [red]UNREACHABLE[/] — {a['reason']}")
+            what = "CONFIG ERROR" if a.get("config_error") else "UNREACHABLE"
+            c.print(f"[bold]{a['account']}[/]: [red]{what}[/] — {a['reason']}")
             continue
         verdict = "[green]agrees[/]" if a["agrees"] else f"[red]{len(a['findings'])} discrepancy(ies)[/]"
         c.print(f"[bold]{a['account']}[/] ({a['position_mode'] or '-'}): {verdict}")

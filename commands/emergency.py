@@ -2,7 +2,8 @@
 reduce-only, verified flat on every account (or ``--account``), incident opened, Telegram told.
 
 Exit codes: 0 verified flat (or, with --keep-positions, order-free) everywhere; 1 something could not be verified
-(or a runner would not stop); 3 an account's exchange is unreachable (the others are still handled).
+(or a runner would not stop); 2 an account not handled because its API key variables are not set (named; the others
+are still handled); 3 an account's exchange is unreachable (the others are still handled).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 ``--apply`` carries the repairs out (journaled) and audits again.
 
 Exit codes: 0 nothing to do (or, with --apply, everything repaired); 1 differences found (without --apply) or
-left (with --apply); 3 an account's exchange could not be read.
+left (with --apply); 2 an account's API key variables are not set (named; configuration error); 3 an account's
+exchange could not be read.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def render(d: dict[str, Any]) -> None:
     c = Console(highlight=False)
     for a in d["accounts"]:
         if not a["reachable"]:
-            c.print(f"[bold]{a['account']}[/]: [red]UNREACHABLE[/] — {a['reason']}")
+            what = "CONFIG ERROR" if a.get("config_error") else "UNREACHABLE"
+            c.print(f"[bold]{a['account']}[/]: [red]{what}[/] — {a['reason']}")
             continue
         if not a["proposals"]:
             c.print(f"[bold]{a['account']}[/]: [green]ledger and exchange agree[/]")

@@ -2,7 +2,7 @@
 
 ``--offline`` reads only the store (fast, no ccxt import) and is what works while the exchange is down. Without
 it each account's exchange view is added (``albra.runbook.status_live``); exit 3 only when every exchange account
-is unreachable.
+is unreachable; exit 2 when an account's API key variables are not set (named in the output).
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def render_live(data: dict[str, Any]) -> None:
     for a in data["accounts"]:
         ex = a["exchange"]
         if not ex["ok"]:
-            t.add_row(a["account"], "-", "-", "-", "-", "-", f"[red]unreachable[/]: {ex['reason']}")
+            what = "config error" if ex.get("config_error") else "unreachable"
+            t.add_row(a["account"], "-", "-", "-", "-", "-", f"[red]{what}[/]: {ex['reason']}")
             continue
         if ex.get("paper"):
             t.add_row(a["account"], "-", "-", "-", "-", "-", "paper (see its runner)")

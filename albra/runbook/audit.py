@@ -46,9 +46,13 @@ class Finding:
 
 @dataclass
 class AccountAudit:
+    """One account's audit. ``config_error``: the account cannot even be tried (its API key variables are not set);
+    ``reason`` then names the variables (exit 2, not 3: nothing is wrong with the exchange)."""
+
     account: str
     reachable: bool = True
     reason: str = ""
+    config_error: bool = False
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     position_mode: str = ""
@@ -213,7 +217,7 @@ async def audit_accounts(settings: Any, store: "Store", accounts: list[str], *, 
         if isinstance(gw, Unreachable):
             if gw.kind == "paper":  # nothing to compare against outside its runner: not a failure
                 return AccountAudit(a, notes=[gw.reason])
-            return AccountAudit(a, reachable=False, reason=gw.reason)
+            return AccountAudit(a, reachable=False, reason=gw.reason, config_error=gw.is_config)
         try:
             return await audit_account(store, gw, a, since_ms=since_ms, since_label=since_label)
         finally:
@@ -223,7 +227,10 @@ async def audit_accounts(settings: Any, store: "Store", accounts: list[str], *, 
 
 
 def exit_code(audits: list[AccountAudit]) -> int:
-    """3 when an account could not be read, else 1 on any finding, else 0."""
+    """2 when an account is misconfigured (keys not set), else 3 when one could not be read, else 1 on any
+    finding, else 0."""
+    if any(a.config_error for a in audits):
+        return 2
     if any(not a.reachable for a in audits):
         return 3
     return 1 if any(a.findings for a in audits) else 0

@@ -59,7 +59,7 @@ class AccountOutcome:
     """One account's emergency: what was there, what was sent, whether it is verified flat (and order-free)."""
 
     account: str
-    status: str = "not_verified"  # flat | frozen | not_verified | unreachable | skipped
+    status: str = "not_verified"  # flat | frozen | not_verified | unreachable | not_handled | skipped
     reason: str = ""
     positions_before: list[dict[str, Any]] = field(default_factory=list)
     orders_before: dict[str, int] = field(default_factory=lambda: {"regular": 0, "algo": 0})
@@ -97,7 +97,10 @@ class EmergencyReport:
 
     @property
     def exit_code(self) -> int:
-        """0 verified flat everywhere, 3 an exchange unreachable, 1 anything else not verified."""
+        """0 verified flat everywhere; 2 an account not handled because its keys are not set (configuration);
+        3 an exchange unreachable; 1 anything else not verified."""
+        if any(a.status == "not_handled" for a in self.accounts):
+            return 2
         if any(a.status == "unreachable" for a in self.accounts):
             return 3
         if any(not a.verified for a in self.accounts if a.status != "skipped"):
@@ -429,7 +432,7 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
     async def one(a: str) -> AccountOutcome:
         gw = gws[a]
         if isinstance(gw, Unreachable):
-            status = "skipped" if gw.kind == "paper" else "unreachable"
+            status = "skipped" if gw.kind == "paper" else "not_handled" if gw.is_config else "unreachable"
             return AccountOutcome(a, status=status, reason=gw.reason)
         try:
             return await _AccountWork(gw, a, guard, rep.started_ms, keep_positions, rounds, pause_s).run()

@@ -54,6 +54,7 @@ class AccountReconcile:
     account: str
     reachable: bool = True
     reason: str = ""
+    config_error: bool = False  # API key variables not set: ``reason`` names them (exit 2)
     proposals: list[Proposal] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     remaining: list[dict[str, Any]] = field(default_factory=list)
@@ -284,8 +285,9 @@ async def reconcile_accounts(settings: Any, store: "Store", accounts: list[str],
     for a in accounts:
         gw = account_gateway(settings, a)
         if isinstance(gw, Unreachable):
-            rec = AccountReconcile(a, reachable=gw.kind == "paper", reason=gw.reason)
-            results.append((rec, AccountAudit(a, reachable=rec.reachable, reason=gw.reason)))
+            rec = AccountReconcile(a, reachable=gw.kind == "paper", reason=gw.reason, config_error=gw.is_config)
+            results.append((rec, AccountAudit(a, reachable=rec.reachable, reason=gw.reason,
+                                              config_error=gw.is_config)))
             continue
         try:
             from albra.exchange.errors import ExchangeError
@@ -304,7 +306,10 @@ async def reconcile_accounts(settings: Any, store: "Store", accounts: list[str],
 
 
 def exit_code(results: list[tuple[AccountReconcile, AccountAudit]]) -> int:
-    """3 unreachable; else without --apply 1 when anything was found; with --apply 1 when anything remains."""
+    """2 misconfigured (keys not set); else 3 unreachable; else without --apply 1 when anything was found; with
+    --apply 1 when anything remains."""
+    if any(r.config_error for r, _ in results):
+        return 2
     if any(not r.reachable for r, _ in results):
         return 3
     if any((r.remaining or r.still_found) if r.applied else r.proposals for r, _ in results):

@@ -4,7 +4,8 @@ and daily loss used against the live equity.
 
 An account whose exchange cannot be read keeps its store view and gets ``exchange: {"ok": false, "reason": …}``;
 ``status`` exits 3 only when *every* non-paper account is unreachable (then nothing live could be shown), so a
-cron check still notices a total outage while one sub-account's trouble does not hide the others.
+cron check still notices a total outage while one sub-account's trouble does not hide the others; it exits 2 when
+an account's API key variables are not set (a configuration error, named in its ``reason``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ async def _live(settings: "Settings", store: "Store", account: str) -> dict[str,
 
     gw = account_gateway(settings, account)
     if isinstance(gw, Unreachable):
-        return {"ok": gw.kind == "paper", "paper": gw.kind == "paper", "reason": gw.reason}
+        return {"ok": gw.kind == "paper", "paper": gw.kind == "paper", "config_error": gw.is_config,
+                "reason": gw.reason}
     try:
         bal, positions = await asyncio.gather(gw.fetch_balance(), gw.fetch_positions())
     except ExchangeError as e:
@@ -68,5 +70,8 @@ async def live_status(settings: "Settings", store: "Store", account: str | None 
     for a, lv in zip(data["accounts"], lives):
         a["exchange"] = lv
     real = [lv for lv in lives if not lv.get("paper")]
-    data["exit_code"] = 3 if real and all(not lv["ok"] for lv in real) else 0
+    if any(lv.get("config_error") for lv in lives):
+        data["exit_code"] = 2  # an account's keys are not set: fix the configuration (the reason names them)
+    else:
+        data["exit_code"] = 3 if real and all(not lv["ok"] for lv in real) else 0
     return data
