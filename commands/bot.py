@@ -2,8 +2,9 @@
 
 It refuses to start (exit 2) when no allowed Telegram user is configured — it never answers everyone —
 and when the token is missing. ``/emergency`` runs the runbook's emergency shutdown on every account;
-``/audit`` is offered only once the runbook provides ``albra.runbook.audit.bot_audit`` (see
-:func:`bot_functions`): the bot never offers a command it cannot really run.
+``/audit`` runs ``albra.runbook.audit.bot_audit`` (the audit of ``albra audit --compare-exchange``). Both are
+looked up in the runbook (:func:`bot_functions`) and offered only when present: the bot never offers a command it
+cannot really run.
 Heavy imports (telegram, the bot) happen inside the functions so ``albra --help`` stays fast.
 """
 
@@ -60,8 +61,8 @@ def bot_functions(settings: "Settings") -> tuple[Any, Any]:
     """(audit_fn, emergency_fn) wired to the runbook; each None while the runbook does not provide it.
 
     /emergency runs ``albra.runbook.emergency.emergency_shutdown`` on every configured account (positions
-    closed). /audit uses ``albra.runbook.audit.bot_audit(settings)`` once that exists (async, returning an
-    object with ``ok`` and ``summary``)."""
+    closed). /audit uses ``albra.runbook.audit.bot_audit(settings)`` (async, returning an object with ``ok`` and
+    ``summary``; tests/runbook/test_bot_audit.py drives it through the bot against the local exchange)."""
     audit = _runbook_hook("audit", "bot_audit")
     shutdown = _runbook_hook("emergency", "emergency_shutdown")
     audit_fn = (lambda: audit(settings)) if audit else None

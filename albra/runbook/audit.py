@@ -234,3 +234,54 @@ def exit_code(audits: list[AccountAudit]) -> int:
     if any(not a.reachable for a in audits):
         return 3
     return 1 if any(a.findings for a in audits) else 0
+
+
+@dataclass(frozen=True)
+class BotVerdict:
+    """The audit for the Telegram bot's /audit: ``ok`` (everything agrees) and a phone-sized ``summary``."""
+
+    ok: bool
+    summary: str
+
+
+#: findings listed per account in a bot reply (the rest counted): a phone screen, not a report
+BOT_FINDINGS_SHOWN = 8
+
+
+def verdict_of(audits: list[AccountAudit]) -> BotVerdict:
+    """A short text per account: agrees, or each discrepancy (kind, symbol, detail), or why it was not read."""
+    lines: list[str] = []
+    for a in audits:
+        if a.config_error:
+            lines.append(f"{a.account}: CONFIG ERROR — {a.reason}")
+        elif not a.reachable:
+            lines.append(f"{a.account}: UNREACHABLE — {a.reason}")
+        elif not a.findings:
+            eq = a.balance.get("equity")
+            lines.append(f"{a.account}: ok — ledger agrees with the exchange" + (f" (equity {eq})" if eq else "")
+                         + ("; " + "; ".join(a.notes) if a.notes and not a.balance else ""))
+        else:
+            lines.append(f"{a.account}: {len(a.findings)} discrepancy(ies)")
+            for f in a.findings[:BOT_FINDINGS_SHOWN]:
+                lines.append(f"• {f.kind} {f.symbol}: {f.detail}")
+            if len(a.findings) > BOT_FINDINGS_SHOWN:
+                lines.append(f"• … {len(a.findings) - BOT_FINDINGS_SHOWN} more: run `albra audit --compare-exchange`")
+    code = exit_code(audits)
+    if code == 1:
+        lines.append("repair: `albra reconcile` explains each, `albra reconcile --apply` repairs")
+    return BotVerdict(code == 0, "\n".join(lines) or "no accounts configured")
+
+
+async def bot_audit(settings: Any) -> BotVerdict:
+    """``/audit`` in the Telegram bot: the same audit as ``albra audit --compare-exchange`` on every configured
+    account, read-only, on its own store handle. A store that cannot be opened is a failed audit, said so."""
+    from albra.store import Store
+
+    try:
+        store = Store.open(settings.db_path, create=False)
+    except Exception as e:  # noqa: BLE001 - reported to the operator instead of a silent "ok"
+        return BotVerdict(False, f"store unreadable: {type(e).__name__}: {e}")
+    try:
+        return verdict_of(await audit_accounts(settings, store, sorted(settings.accounts)))
+    finally:
+        store.close()
