@@ -14,6 +14,10 @@ The points, and the state a restart must recover from:
 ``after_order_sent``
     The placement request was answered by the gateway, its outcome not yet recorded (the intent is ``sent``).
     Restart: the id is looked up and the exchange's answer recorded (fills applied); never re-sent.
+
+Both are reached by every order the executor sends and by the ledger's protective-order path
+(``albra.ledger.protection.send_intent``: re-protection, stop moves and re-sizes), in the order they happen, so
+``name:N`` counts all of them.
 ``after_entry_fill``
     An entry filled and its fill is applied to the leg (leg ``open``), its stop not yet placed. Restart: the
     protection check finds an open leg without a live stop and places it (before any candle is evaluated).
@@ -26,7 +30,7 @@ The points, and the state a restart must recover from:
     closed or adopted). Restart: the next round finishes the job and then finds nothing (it converges).
 ``mid_journal_write``
     Inside the executor's journal append, in the open transaction before its commit: the entry is lost, nothing
-    else is half-written.
+    else is half-written. (Only when armed does the executor wrap the append in an explicit transaction.)
 
 Names are checked: a variable naming a point not in :data:`POINTS` is refused at import (ValueError), so a typo
 in a test cannot silently never fire.
@@ -58,6 +62,12 @@ def _parse(value: str | None) -> tuple[str, int] | None:
 
 _ARMED = _parse(os.environ.get("ALBRA_CRASHPOINT"))
 _hits = 0
+
+
+def armed(name: str) -> bool:
+    """Whether ``ALBRA_CRASHPOINT`` names this point (code that must take a slower path to offer the point, such as
+    an explicit transaction around a journal write, takes it only then)."""
+    return _ARMED is not None and _ARMED[0] == name
 
 
 def crashpoint(name: str) -> None:

@@ -34,6 +34,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Sequence
 
+from albra.engine.crashpoints import armed, crashpoint
 from albra.engine.risk_limits import refresh_equity
 from albra.exchange import errors as X
 from albra.exchange.client_ids import MAX_GENERATION, make_client_id
@@ -160,6 +161,12 @@ class Executor:
     # ------------------------------------------------------------------ journal / alerts
     def _journal(self, kind: str, message: str, *, level: str = "INFO", strategy: str = "", symbol: str = "",
                  data: dict | None = None) -> None:
+        if armed("mid_journal_write"):  # the crash suite's point: inside the append's transaction, before commit
+            with self.store.tx() as c:
+                journal.append(self.store, kind, message, level=level, account=self.account, strategy=strategy,
+                               symbol=symbol, data=data, ts=self.now_ms(), conn=c)
+                crashpoint("mid_journal_write")
+            return
         journal.append(self.store, kind, message, level=level, account=self.account, strategy=strategy,
                        symbol=symbol, data=data, ts=self.now_ms())
 
@@ -185,10 +192,12 @@ class Executor:
             if intent.state in ("sent", "unknown"):
                 return await self._resolve(intent)
             return None  # already has an outcome: never sent twice
+        crashpoint("after_intent_commit")
         I.mark_sent(self.store, intent.client_id, now_ms=self.now_ms())
         self.stats.orders_sent += 1
         try:
             res = await self.gw.place_order(intent.request())
+            crashpoint("after_order_sent")
         except X.OutcomeUnknown as e:
             I.mark_unknown(self.store, intent.client_id, str(e), now_ms=self.now_ms())
             self._alert("order_unknown", f"order_unknown:{intent.client_id}",
@@ -347,6 +356,7 @@ class Executor:
             await self._apply_fills(intent, res)
         leg = self._refresh(leg_id)
         if leg.state is L.LegState.OPEN and leg.qty > 0 and leg.sl_client_id is None:
+            crashpoint("after_entry_fill")
             self._alert("leg_opened", f"leg_opened:{leg_id}", d.reason, strategy=strategy, symbol=symbol,
                         side=leg.direction.value, size=leg.qty,
                         prices={"entry": leg.entry_price or 0, "stop": leg.stop_price or 0,

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
+from albra.engine.crashpoints import crashpoint
 from albra.exchange import errors as X
 from albra.ledger import intents as I
 from albra.ledger import legs as L
@@ -83,13 +84,21 @@ class Reconciler:
         self.filters = filters
         self.now_ms = now_ms
         self.actor = actor
+        self._repairs = 0
 
     def _journal(self, kind: str, message: str, level: str = "INFO", **data: Any) -> None:
         journal.append(self.store, kind, message, level=level, account=self.account, data=data or None,
                        ts=self.now_ms(), actor=self.actor)
 
+    def _repaired(self) -> None:
+        """Called after each repair; the round's first one is the ``mid_reconcile`` crash point."""
+        if not self._repairs:
+            crashpoint("mid_reconcile")
+        self._repairs += 1
+
     async def round(self) -> RoundReport | None:
         """One round; None when a read failed and the round was skipped."""
+        self._repairs = 0
         try:
             open_algos = await self.gw.fetch_open_orders(None, algo=True)
             await I.resolve_unresolved(self.store, self.gw, self.account, now_ms=self.now_ms())
@@ -125,6 +134,7 @@ class Reconciler:
                         I.mark_gone(self.store, it.client_id, now_ms=self.now_ms(),
                                     note="protective order not on the exchange at reconciliation")
                         rep.protective_updated.append(it.client_id)
+                        self._repaired()
                         await self._reprotect(leg.leg_id, it.client_id, purpose,
                                               "the exchange does not know it any more", rep)
                         continue
@@ -132,6 +142,7 @@ class Reconciler:
                         continue  # listed after our read of the open orders: live
                     I.mark_outcome(self.store, res, now_ms=self.now_ms())
                     rep.protective_updated.append(it.client_id)
+                    self._repaired()
                     if res.status not in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
                         await self._reprotect(leg.leg_id, it.client_id, purpose,
                                               f"the exchange says {res.status.value}", rep)
@@ -194,6 +205,7 @@ class Reconciler:
                     rep.problems.append(f"{leg.leg_id}: {e}")
                     continue
                 rep.closed.append(leg.leg_id)
+                self._repaired()
                 short -= leg.qty
                 await self.executor._cancel_protective(closed)
                 self.executor._closed(closed, "missing_on_exchange")
@@ -209,6 +221,7 @@ class Reconciler:
             except LedgerError:
                 continue  # a shortfall already reported above
             rep.adopted.append(leg.leg_id)
+            self._repaired()
             self.executor._alert("unattributed_leg", f"unattributed_leg:{leg.leg_id}",
                                  f"{d.symbol} {d.position_side.value}: exchange {d.exchange_qty}, legs "
                                  f"{d.ledger_qty}; adopted {leg.direction.value} {leg.qty} as {leg.leg_id} "
@@ -225,6 +238,7 @@ class Reconciler:
                     if it is not None:
                         await cancel_intent(self.store, self.gw, it, now_ms=self.now_ms())
                         rep.extra_cancelled.append(cid)
+                        self._repaired()
                 continue
             if leg.strategy == L.UNATTRIBUTED:
                 continue  # adopted with an alert and an incident saying it has no stop: the operator decides
@@ -245,6 +259,7 @@ class Reconciler:
                 rep.problems.append(f"{leg.leg_id}: {e}")
             stop_ok = any(i.purpose == STOP and i.state == "open" for i in placed)
             rep.protected.extend(i.client_id for i in placed if i.state == "open")
+            self._repaired()
             if not stop_ok:
                 self.executor._alert("unprotected_leg", f"unprotected_leg:{leg.leg_id}:reconcile",
                                      f"stop for {leg.leg_id} could not be re-placed; closing the leg at market",

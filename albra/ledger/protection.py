@@ -126,11 +126,14 @@ def plan_protection(leg: L.Leg, filters: MarketFilters, *, stop_generation: int 
 async def send_intent(store: Store, gateway: Gateway, intent: I.Intent, *, now_ms: int) -> I.Intent:
     """Send a recorded intent and record the outcome. A definite refusal (Fatal) → ``rejected``; anything else
     that is not an answer → ``unknown`` and an immediate lookup by client id (never a re-send)."""
+    from albra.engine.crashpoints import crashpoint
     from albra.exchange.errors import Fatal
 
+    crashpoint("after_intent_commit")
     I.mark_sent(store, intent.client_id, now_ms=now_ms)
     try:
         res = await gateway.place_order(intent.request())
+        crashpoint("after_order_sent")
     except Fatal as e:
         return I.mark_rejected(store, intent.client_id, f"{type(e).__name__}: {e}", now_ms=now_ms)
     except Exception as e:  # noqa: BLE001 - outcome unknown: look it up, never re-send
