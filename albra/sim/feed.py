@@ -217,6 +217,7 @@ class MarketReplay:
             else:
                 h, l = fh, fl
             c = p
+            h, l = max(h, c), min(l, c)  # the tick-rounded point may lie just outside the unrounded extremes
             v += float(s.volume[last]) * frac
         return o, h, l, c, v
 
