@@ -109,6 +109,9 @@ class AlbraBot:
         from telegram import Update
         from telegram.ext import Application, MessageHandler, TypeHandler, filters
 
+        from albra.notify.transport import use_timedelta_periods
+
+        use_timedelta_periods()  # a 429 on getUpdates builds a RetryAfter too
         builder = Application.builder().token(token)
         if base_url:
             builder = builder.base_url(base_url)

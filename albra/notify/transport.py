@@ -8,6 +8,7 @@ a migrated chat, a rejected token) or retry later with backoff (timeouts, connec
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,6 +17,20 @@ from albra.notify.format import strip_html
 from albra.redact import redact
 
 log = logging.getLogger("albra.notify")
+
+PTB_TIMEDELTA_ENV = "PTB_TIMEDELTA"
+
+
+def use_timedelta_periods() -> None:
+    """Opt into python-telegram-bot's future time periods (``PTB_TIMEDELTA=1``): ``RetryAfter.retry_after`` is a
+    ``timedelta`` instead of an int. Why: since PTB 22.2 the int form warns (PTBDeprecationWarning) — PTB itself
+    reads the attribute while building every 429 — and a later major version switches for good. :func:`classify`
+    accepts both forms, so an operator who sets ``PTB_TIMEDELTA=false`` explicitly still works (``setdefault``).
+    albra reads no other time-period attribute (media durations and the like), so nothing else changes."""
+    os.environ.setdefault(PTB_TIMEDELTA_ENV, "1")
+
+
+use_timedelta_periods()  # before any telegram exception can be built in this process
 
 RETRY_AFTER = "retry_after"
 PERMANENT = "permanent"
@@ -43,9 +58,10 @@ def classify(exc: BaseException) -> DeliveryError:
     if isinstance(exc, DeliveryError):
         return exc
     if isinstance(exc, tg.RetryAfter):
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # the int form warns when PTB_TIMEDELTA was explicitly turned off
             warnings.simplefilter("ignore")
             ra = exc.retry_after
+        # timedelta with PTB_TIMEDELTA=1 (our default, PTB's future), int/float seconds otherwise
         seconds = ra.total_seconds() if hasattr(ra, "total_seconds") else float(ra)
         return DeliveryError(RETRY_AFTER, f"429 flood control: retry after {seconds:g} s", seconds)
     if isinstance(exc, tg.Forbidden):
