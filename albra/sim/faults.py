@@ -21,6 +21,7 @@ class Fault:
     status: int = 500
     body: str = ""
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)  # status: extra response headers (e.g. Retry-After)
     delay_ms: int = 0
     lose: str = "drop"  # commit_lose: "drop" the connection or "timeout" (hold the answer delay_ms)
     count: int | None = 1
@@ -40,8 +41,8 @@ class FaultTable:
 
     def add(self, spec: dict) -> Fault:
         """Add a rule from its JSON description (see ``albra/sim/README.md``); bad specs raise ValueError."""
-        known = {"method", "path", "action", "status", "body", "content_type", "delay_ms", "lose", "count",
-                 "probability"}
+        known = {"method", "path", "action", "status", "body", "content_type", "headers", "delay_ms", "lose",
+                 "count", "probability"}
         extra = set(spec) - known
         if extra:
             raise ValueError(f"unknown fault fields: {sorted(extra)}; known: {sorted(known)}")
@@ -52,7 +53,10 @@ class FaultTable:
             raise ValueError(f"fault action must be one of {ACTIONS}, got {spec['action']!r}")
         if spec.get("lose", "drop") not in ("drop", "timeout"):
             raise ValueError("fault 'lose' must be 'drop' or 'timeout'")
-        f = Fault(**{**spec, "method": str(spec["method"]).upper()})
+        if not isinstance(spec.get("headers", {}), dict):
+            raise ValueError("fault 'headers' must be an object of header name → value")
+        f = Fault(**{**spec, "method": str(spec["method"]).upper(),
+                     "headers": {str(k): str(v) for k, v in spec.get("headers", {}).items()}})
         if not 0 < f.probability <= 1:
             raise ValueError("probability must be in (0, 1]")
         f.id = self._next

@@ -154,7 +154,7 @@ class SimServer:
             if fault.action == "status":
                 entry["status"] = fault.status
                 return web.Response(text=fault.body, status=fault.status, content_type=fault.content_type,
-                                    headers={"X-MBX-USED-WEIGHT-1M": str(used)})
+                                    headers={"X-MBX-USED-WEIGHT-1M": str(used), **fault.headers})
             if fault.action == "drop":
                 entry["status"] = "dropped"
                 return self._drop(request)
