@@ -7,7 +7,8 @@ resolve EVERY unresolved order intent by client id (before anything can send) �
 
 Loop (one turn ≤ 1 s of wall time): control flags and heartbeat; closed candles due per the scheduler
 (exchange time; caught up in order after a stall; never the forming candle) → strategy → executor → mark;
-position sync (60 s: stops/TPs that fired close their legs), reconciliation (300 s: differences are journaled
+position sync (60 s: stops/TPs that fired close their legs; funding payments since a persisted cursor are
+allocated to the legs that held the position, :mod:`albra.engine.funding`), reconciliation (300 s: differences are journaled
 and alerted, never overwritten), equity snapshot + MDD/daily anchors (60 s), health checks. The systemd watchdog
 is fed only when a turn completed and health checks pass.
 
@@ -368,6 +369,7 @@ class Runner:
             self._t_sync = t
             if self.executor.has_open_legs():
                 await self.executor.sync_protective()
+            await self._sync_funding()
         if force or t - self._t_eq >= EQUITY_EVERY_S:
             self._t_eq = t
             up = await self._timed(refresh_equity(self.store, self.gw, self.account, self.limits(), self.now_ms()))
@@ -382,6 +384,14 @@ class Runner:
         if force or t - self._t_rec >= RECONCILE_EVERY_S:
             self._t_rec = t
             await self.reconcile()
+
+    async def _sync_funding(self) -> None:
+        """Funding paid or received since the persisted cursor → the legs that held the position."""
+        from albra.engine.funding import sync_funding
+
+        got = await self._timed(sync_funding(self.store, self.gw, self.account, now_ms=self.now_ms()))
+        if any(a.shares for a in got):
+            self.executor.reload_legs()  # the views carry no funding, but the cached legs do
 
     async def reconcile(self) -> Any:
         """One reconciliation round (:class:`~albra.engine.reconcile.Reconciler`): differences become explicit
