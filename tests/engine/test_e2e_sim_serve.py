@@ -4,7 +4,8 @@ the test. The runner is SIGKILLed at seeded-random moments and restarted each ti
 
 * legs opened and closed for both strategies, opposite legs open at the same time (hedge);
 * protective orders placed sized to each leg, and replaced on a strategy's MoveStop (new generation, old cancelled);
-* no client id ever reached the exchange twice (the simulator's per-id counts);
+* no client id ever reached the exchange twice (the simulator's per-id counts), also with one lost response
+  (``commit_lose``: executed, answer dropped) on each of the order and algo-order endpoints;
 * the ledger equals the exchange per (symbol, position side) and every open leg has its stop on the exchange.
 
 A one-way variant (in-process paper runner over the same window) shows the opposite entry refused with its
@@ -136,6 +137,10 @@ async def test_run_against_sim_serve_survives_sigkill(tmp_path: Path) -> None:
             now = await admin.clock()
             assert now == start
             _wait_marks(db, now, proc, log, timeout=60)
+            # one lost response on each placement endpoint: the order takes effect, the answer never arrives, so
+            # the executor (or a restart) must resolve the outcome by client id — never by sending it again
+            lost = [await admin.fault("POST", "/fapi/v1/order", "commit_lose", count=1),
+                    await admin.fault("POST", "/fapi/v1/algoOrder", "commit_lose", count=1)]
             both_sides_seen = False
             kills = 0
             for step in range(STEPS):
@@ -161,6 +166,8 @@ async def test_run_against_sim_serve_survives_sigkill(tmp_path: Path) -> None:
 
             orders = await admin.orders("e2e")
             positions = await _exchange_positions(admin)
+            faults = {f["id"]: f for f in (await admin._req("GET", "faults"))["faults"]}
+            lost_requests = [r for r in await admin.requests() if str(r.get("status", "")).startswith("lost")]
         finally:
             await admin.close()
 
@@ -179,9 +186,19 @@ async def test_run_against_sim_serve_survives_sigkill(tmp_path: Path) -> None:
         assert any(a.strategy != b.strategy and a.direction is not b.direction and overlap(a, b)
                    for a in legs for b in legs if a.state is not L.LegState.FAILED and b.state is not L.LegState.FAILED)
         assert both_sides_seen
-        # no client id reached the exchange twice, across 5 SIGKILLs
+        # both lost responses happened (the request took effect, its answer was dropped) ...
+        assert [faults[i]["fired"] for i in lost] == [1, 1], faults
+        assert len(lost_requests) == 2 and all(r["status"] == "lost (200)" for r in lost_requests), lost_requests
+        # ... and no client id reached the exchange twice, across 2 lost responses and 5 SIGKILLs (invariant 1)
         counts = orders["counts"]
         assert counts and max(counts.values()) == 1, {k: v for k, v in counts.items() if v > 1}
+        from urllib.parse import parse_qs
+        for r in lost_requests:  # the lost orders' intents got their outcome from a lookup by client id
+            q = parse_qs(r["query"])
+            cid = (q.get("newClientOrderId") or q.get("clientAlgoId"))[0]
+            row = store.query_one("SELECT state FROM order_intents WHERE client_id=?", (cid,))
+            assert row is not None and row["state"] not in ("pending", "sent", "unknown"), (cid, row)
+            assert counts[cid] == 1
         # protective orders: placed sized to each leg, and replaced on a MoveStop (new generation, old cancelled)
         algos = {a["clientAlgoId"]: a for a in orders["algos"]}
         for g in legs:
