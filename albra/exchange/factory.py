@@ -8,6 +8,7 @@ imports (ccxt, the simulator) happen inside, so importing this module is cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +39,9 @@ TEST_MODE_ENV = "ALBRA_EXCHANGE_TEST_MODE"
 #: the emergency profile's circuit-breaker cool-down: a route failing half the time must not lock the shutdown out
 #: for the default 30 s; one second still sheds load between rounds.
 EMERGENCY_BREAKER_COOLDOWN_S = 1.0
+#: the emergency profile's read retries: the same four attempts as normal reads, backing off 0.1/0.2/0.4 s instead of
+#: 0.25/0.5/1 s — the emergency re-reads every round anyway, and each second of back-off is a second longer exposed
+EMERGENCY_READ_BACKOFF_S = (0.1, 0.5)
 
 
 def env_test_mode(base_url: str | None) -> bool:
@@ -58,8 +62,8 @@ def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: 
     ``test_mode``: None (default) takes it from ``ALBRA_EXCHANGE_TEST_MODE`` (:func:`env_test_mode`, loopback
     only); True is refused for a non-loopback URL by the client factory.
 
-    ``emergency`` (``albra emergency-shutdown``): a circuit breaker with a 1 s cool-down, and ccxt's client-side
-    throttler off even against Binance. Why that is safe: ccxt's throttler is a *local model* of the weight
+    ``emergency`` (``albra emergency-shutdown``): a circuit breaker with a 1 s cool-down, shorter read back-off
+    (:data:`EMERGENCY_READ_BACKOFF_S`), and ccxt's client-side throttler off even against Binance. Why that is safe: ccxt's throttler is a *local model* of the weight
     (charged before each request, serialising every request of the client: 40 weight × 50 ms = 2 s for one
     open-orders read without a symbol), so with it a sub-second shutdown takes ~12 s. It protects nothing albra
     lacks: every request still goes through :class:`~albra.exchange.resilience.WeightLimiter`, which reads the
@@ -77,7 +81,7 @@ def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: 
         raise ValueError(f"account {account} ({mode}) needs its API key and secret")
     from albra.exchange.ccxt_gateway import CcxtGateway
     from albra.exchange.client import make_ccxt_client
-    from albra.exchange.resilience import CircuitBreaker, Resilience, WeightLimiter
+    from albra.exchange.resilience import READ_POLICY, CircuitBreaker, Resilience, WeightLimiter
 
     base_url = getattr(settings, "base_url", None)
     if test_mode is None:
@@ -92,6 +96,8 @@ def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: 
     resilience = Resilience(account, breaker=CircuitBreaker(account, cooldown_s=EMERGENCY_BREAKER_COOLDOWN_S,
                                                             on_event=on_event),
                             limiter=WeightLimiter(shared_path=weight_file),
+                            read_policy=dataclasses.replace(READ_POLICY, base_delay_s=EMERGENCY_READ_BACKOFF_S[0],
+                                                            max_delay_s=EMERGENCY_READ_BACKOFF_S[1]),
                             attempt_timeout_s=timeout_ms / 1000 + 2.0, on_event=on_event)
     return CcxtGateway(account, client, resilience=resilience, weight_file=weight_file)
 

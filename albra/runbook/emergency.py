@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 EMERGENCY_STRATEGY = "EMERGENCY"
 DEFAULT_ROUNDS = 6
+#: the pause after a failed read grows with the round (``pause_s × round``) but stops at one second: each read is
+#: already retried with back-off inside the gateway, an open breaker is waited out on its own (1 s cool-down in the
+#: emergency profile), and the weight limiter paces by the exchange's count — idling longer only delays the flat
+MAX_ROUND_PAUSE_S = 1.0
 
 
 @dataclass
@@ -185,7 +189,7 @@ class _AccountWork:
                 from albra.exchange.errors import CircuitOpen
 
                 wait = e.retry_in_s if isinstance(e, CircuitOpen) else 0.0
-                await asyncio.sleep(max(self.pause_s * rnd, wait))
+                await asyncio.sleep(max(min(self.pause_s * rnd, MAX_ROUND_PAUSE_S), wait))
                 continue
             last_read = (positions, regular, algo)
             if first_read:

@@ -112,6 +112,10 @@ async def test_emergency_profile_short_breaker_and_shared_weight_limiter(tmp_pat
     try:
         assert gw.client.enableRateLimit is False and normal.client.enableRateLimit is True
         assert gw.resilience.breaker.cooldown_s == EMERGENCY_BREAKER_COOLDOWN_S < normal.resilience.breaker.cooldown_s
+        fast, slow = gw.resilience.read_policy, normal.resilience.read_policy
+        assert fast.max_attempts == slow.max_attempts and fast.retry_on == slow.retry_on  # as many tries, sooner
+        assert [fast.backoff(i) for i in (1, 2, 3)] == [0.1, 0.2, 0.4] < [slow.backoff(i) for i in (1, 2, 3)]
+        assert gw.resilience.placement_policy == normal.resilience.placement_policy  # never re-sends a placement
         assert gw.resilience.limiter.shared_path == tmp_path / "weight.json"
         assert normal.resilience.limiter.shared_path == tmp_path / "weight.json"
     finally:

@@ -175,15 +175,20 @@ MODES = {"main": PositionMode.ONE_WAY, "sub1": PositionMode.HEDGE}
 
 
 async def seed_book(drill: Drill, now_ms: int, book: list = BOOK) -> list[L.Leg]:
-    """Every leg of ``book`` opened on the sim and in the store (candle ts spaced so client ids differ)."""
-    out = []
+    """Every leg of ``book`` opened on the sim and in the store (candle ts spaced so client ids differ), in book
+    order per account; the accounts concurrently (as their runners would be). Legs come back in book order."""
     gws = {a: drill.gateway(a) for a in KEYS}
+    opened: dict[int, L.Leg] = {}
     try:
         with drill.store() as store:
-            for i, (acct, strat, sym, direction, qty, stop) in enumerate(book):
-                out.append(await open_leg(store, gws[acct], strat, sym, direction, qty, stop, MODES[acct], now_ms,
-                                          candle_ts=now_ms - 3_600_000 * (i + 1)))
+            async def account(acct: str) -> None:
+                for i, (a, strat, sym, direction, qty, stop) in enumerate(book):
+                    if a == acct:
+                        opened[i] = await open_leg(store, gws[a], strat, sym, direction, qty, stop, MODES[a],
+                                                   now_ms, candle_ts=now_ms - 3_600_000 * (i + 1))
+
+            await asyncio.gather(*(account(a) for a in KEYS))
     finally:
         for g in gws.values():
             await g.close()
-    return out
+    return [opened[i] for i in range(len(book))]

@@ -7,6 +7,7 @@ placed — then checks that audit sees each, reconcile explains and repairs each
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -57,11 +58,14 @@ async def test_audit_finds_reconcile_repairs_and_a_second_run_finds_nothing(sim,
     kinds = {a["account"]: sorted({f["kind"] for f in a["findings"]}) for a in out["accounts"]}
     assert kinds == {"main": ["missing_stop", "position", "unknown_order"], "sub1": ["missing_stop", "position"]}
 
-    code, plan, _ = await drill.albra_json("reconcile")  # explain only: nothing changes
+    # reconcile without --apply only explains: an audit running alongside sees exactly the same findings
+    (code, plan, _), (acode, again, _) = await asyncio.gather(drill.albra_json("reconcile"),
+                                                             drill.albra_json("audit", "--compare-exchange"))
     assert code == 1
     causes = [p["cause"] for a in plan["accounts"] for p in a["proposals"]]
     assert any("opened by hand" in c for c in causes) and any("closed on the exchange" in c for c in causes)
-    code, again, _ = await drill.albra_json("audit", "--compare-exchange")
+    assert acode == 1 and again["accounts"][0]["findings"] == out["accounts"][0]["findings"]
+    code, again, _ = await drill.albra_json("audit", "--compare-exchange")  # and after it
     assert code == 1 and again["accounts"][0]["findings"] == out["accounts"][0]["findings"]
 
     code, done, err = await drill.albra_json("reconcile", "--apply", "--cancel-unknown")
@@ -69,10 +73,10 @@ async def test_audit_finds_reconcile_repairs_and_a_second_run_finds_nothing(sim,
     for a in done["accounts"]:
         assert a["remaining"] == [] and a["still_found"] == [], a
 
-    code, second, _ = await drill.albra_json("reconcile")
+    (code, second, _), (acode, _, _) = await asyncio.gather(drill.albra_json("reconcile"),
+                                                            drill.albra_json("audit", "--compare-exchange"))
     assert code == 0 and all(a["proposals"] == [] for a in second["accounts"])
-    code, _, _ = await drill.albra_json("audit", "--compare-exchange")
-    assert code == 0
+    assert acode == 0
 
     with drill.store() as s:
         tfpe = next(g for g in L.legs_of(s, "main", "TFPE"))

@@ -18,8 +18,7 @@ async def test_alert_is_delivered_through_the_bot_api(sim, tmp_path) -> None:
     async with FakeBotApi() as api:
         drill = make_drill(tmp_path, sim.url, telegram=telegram_section(api.base_url[:-len("/bot")], CHAT))
         drill.env["TELEGRAM_BOT_TOKEN"] = api.token
-        await seed_book(drill, await sim.admin.clock(), BOOK[:2])
-        code, out, err = await drill.albra_json("emergency-shutdown", "--yes")
+        code, out, err = await drill.albra_json("emergency-shutdown", "--yes")  # (flattening: the next test)
         assert code == 0, (out, err)
         assert out["notified"] == "delivered to Telegram", out["notified"]
         mine = [a for a in out["telegram"] if a["kind"] == "emergency_shutdown"]
@@ -31,7 +30,7 @@ async def test_alert_is_delivered_through_the_bot_api(sim, tmp_path) -> None:
         assert row["status"] == "sent" and row["claimed_by"] is None
 
 
-async def test_telegram_down_the_shutdown_still_succeeds_and_the_alert_stays_queued(sim, tmp_path) -> None:
+async def test_telegram_down_the_shutdown_still_succeeds_and_the_alert_stays_queued(sim, tmp_path, capsys) -> None:
     api = FakeBotApi()
     await api.start()
     root = api.base_url[:-len("/bot")]
@@ -45,12 +44,15 @@ async def test_telegram_down_the_shutdown_still_succeeds_and_the_alert_stays_que
     assert "NOT delivered" in out["notified"] and "stays queued" in out["notified"]
     mine = [a for a in out["telegram"] if a["kind"] == "emergency_shutdown"]
     assert [a["status"] for a in mine] == ["queued"] and mine[0]["detail"]  # with the error it got
-    code, text, err = await drill.albra("emergency-shutdown", "--yes")  # already flat; the human output
-    assert code == 0, err
-    assert "stays queued" in text and "verified" in text
     with drill.store() as s:
-        rows = s.query("SELECT status, claimed_by, attempts FROM alerts WHERE kind='emergency_shutdown'")
-        assert len(rows) == 2 and all(r["status"] == "queued" and r["claimed_by"] is None for r in rows)
+        row = s.query_one("SELECT status, claimed_by, attempts FROM alerts WHERE kind='emergency_shutdown'")
+        assert row["status"] == "queued" and row["claimed_by"] is None and row["attempts"] == 1
+    from commands.emergency import render
+
+    capsys.readouterr()
+    render(out)  # the human output of the same report
+    text = capsys.readouterr().out
+    assert "telegram emergency_shutdown (CRITICAL): queued — stays queued" in text and "verified" in text
 
 
 async def test_a_hanging_telegram_is_cut_off_and_its_lease_given_back(sim, tmp_path) -> None:

@@ -4,6 +4,8 @@ handled."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.runbook.drill import BOOK, make_drill, seed_book
@@ -18,23 +20,28 @@ def keyless(sim, tmp_path):
     return d
 
 
-async def test_read_commands_exit_2_naming_the_variable(keyless) -> None:
-    code, out, err = await keyless.albra_json("audit", "--compare-exchange")
+async def test_read_commands_exit_2_naming_the_variable(keyless, capsys) -> None:
+    # read-only commands, independent of each other: run concurrently (as separate processes)
+    (code, out, err), (rcode, rec, rerr), (scode, st, serr) = await asyncio.gather(
+        keyless.albra_json("audit", "--compare-exchange"), keyless.albra_json("reconcile"),
+        keyless.albra_json("status"))
     assert code == 2, (out, err)
     by = {a["account"]: a for a in out["accounts"]}
     assert by["sub1"]["config_error"] and "DRILL_SUB1_KEY" in by["sub1"]["reason"]
     assert by["main"]["reachable"] and by["main"]["agrees"]  # the other account is still audited
-    code, text, _ = await keyless.albra("audit", "--compare-exchange")
-    assert code == 2 and "CONFIG ERROR" in text and "DRILL_SUB1_KEY" in text
+    from commands.audit import render
 
-    code, out, err = await keyless.albra_json("reconcile")
-    assert code == 2, (out, err)
-    by = {a["account"]: a for a in out["accounts"]}
+    capsys.readouterr()
+    render(out)  # what a person reads for the same result
+    text = capsys.readouterr().out
+    assert "sub1: CONFIG ERROR" in text and "DRILL_SUB1_KEY" in text
+
+    assert rcode == 2, (rec, rerr)
+    by = {a["account"]: a for a in rec["accounts"]}
     assert by["sub1"]["config_error"] and "DRILL_SUB1_SECRET" in by["sub1"]["reason"]
 
-    code, out, err = await keyless.albra_json("status")
-    assert code == 2, (out, err)
-    by = {a["account"]: a for a in out["accounts"]}
+    assert scode == 2, (st, serr)
+    by = {a["account"]: a for a in st["accounts"]}
     assert by["sub1"]["exchange"]["config_error"] and "DRILL_SUB1_KEY" in by["sub1"]["exchange"]["reason"]
     assert by["main"]["exchange"]["ok"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -28,13 +29,15 @@ async def test_blocks_on_unresolved_intent_and_exchange_mismatch_refuses_without
         s.execute("UPDATE order_intents SET state='unknown' WHERE purpose='entry' AND account='main' AND"
                   " strategy='TFPE'")
     await sim.admin.mark("BTCUSDT", "54500")  # a stop fires: the ledger no longer matches the exchange
-    code, out, _ = await drill.albra_json("safe-restart", "--validate-state")
+    (code, out, _), (fcode, forced, _) = await asyncio.gather(
+        drill.albra_json("safe-restart", "--validate-state"),
+        drill.albra_json("safe-restart", "--validate-state", "--force"))
     assert code == 1
     text = "\n".join(out["blockers"])
     assert "without a known outcome" in text and "reconcile --apply" in text and "main: position BTCUSDT" in text
     assert out["restarted"] == []
-    code, out, _ = await drill.albra_json("safe-restart", "--validate-state", "--force")
-    assert code == 1 and out["restarted"] and "cannot restart" in out["restarted"][0]["detail"]
+    assert forced["blockers"] == out["blockers"]  # listed even when forced
+    assert fcode == 1 and forced["restarted"] and "cannot restart" in forced["restarted"][0]["detail"]
 
 
 async def test_unreachable_exchange_blocks(sim, drill) -> None:
@@ -74,10 +77,13 @@ async def test_incident_report_after_an_emergency(sim, drill, tmp_path) -> None:
                   " ('main', 1, '10000', '0', '10000', '10000')")
     code, em, _ = await drill.albra_json("emergency-shutdown", "--yes")
     assert code == 0
-    code, listing, _ = await drill.albra_json("incident-report", "--list")
-    assert [i["id"] for i in listing["incidents"]] == [em["incident_id"]]
     out_file = tmp_path / "reports" / "inc.md"
-    code, out, err = await drill.albra("incident-report", "--incident-id", em["incident_id"], "--output", str(out_file))
+    # the report commands only read the store: run them side by side
+    (_, listing, _), (code, out, err), (bad_code, _, bad_err), (none_code, _, none_err) = await asyncio.gather(
+        drill.albra_json("incident-report", "--list"),
+        drill.albra("incident-report", "--incident-id", em["incident_id"], "--output", str(out_file)),
+        drill.albra("incident-report", "--incident-id", "INC-19990101-001"), drill.albra("incident-report"))
+    assert [i["id"] for i in listing["incidents"]] == [em["incident_id"]]
     assert code == 0, err
     md = out_file.read_text()
     for heading in ("## Timeline (KST)", "## Positions and equity before and after", "## Orders sent",
@@ -86,7 +92,5 @@ async def test_incident_report_after_an_emergency(sim, drill, tmp_path) -> None:
     assert " KST |" in md and "kill_switch_set" in md and "al-em-" in md
     assert "TFPE" in md and "Equity: 10000 USDT" in md
     assert "still open" in md  # the incident itself is still open: an open question
-    code, _, err = await drill.albra("incident-report", "--incident-id", "INC-19990101-001")
-    assert code == 2 and "no incident" in err
-    code, _, err = await drill.albra("incident-report")
-    assert code == 2 and "exactly one" in err
+    assert bad_code == 2 and "no incident" in bad_err
+    assert none_code == 2 and "exactly one" in none_err

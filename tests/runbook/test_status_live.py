@@ -3,6 +3,7 @@ exchange account is unreachable."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -15,25 +16,23 @@ pytestmark = pytest.mark.anyio
 async def test_live_status_shows_legs_with_exchange_pnl(sim, drill) -> None:
     await seed_book(drill, await sim.admin.clock())
     await sim.admin.mark("ETHUSDT", "3500")
-    code, out, err = await drill.albra_json("status")
+    (code, out, err), (_, text, _) = await asyncio.gather(drill.albra_json("status"), drill.albra("status"))
     assert code == 0, err
     by = {a["account"]: a for a in out["accounts"]}
     assert by["main"]["exchange"]["ok"] and by["sub1"]["exchange"]["ok"]
     legs = {(g["strategy"], g["symbol"]): g for g in by["sub1"]["exchange"]["legs"]}
     mom = legs[("MOMENTUM", "ETHUSDT")]
     assert mom["mark"] == "3500" and Decimal(mom["unrealized"]) > 0  # long ETH, mark above entry
-    code, text, _ = await drill.albra("status")
     assert "Positions by strategy" in text and "MOMENTUM" in text
 
 
 async def test_one_account_down_is_shown_all_down_exits_3(sim, tmp_path) -> None:
-    drill = make_drill(tmp_path, sim.url, wrong_keys={"sub1"})
-    code, out, _ = await drill.albra_json("status")
+    one = make_drill(tmp_path, sim.url, wrong_keys={"sub1"})
+    both = make_drill(tmp_path / "all", sim.url, wrong_keys={"main", "sub1"})
+    (code, out, _), (all_code, _, _), (offline_code, _, _) = await asyncio.gather(
+        one.albra_json("status"), both.albra_json("status"), both.albra_json("status", "--offline"))
     assert code == 0
     by = {a["account"]: a for a in out["accounts"]}
     assert by["sub1"]["exchange"]["ok"] is False and "refused the API key" in by["sub1"]["exchange"]["reason"]
-    drill = make_drill(tmp_path / "all", sim.url, wrong_keys={"main", "sub1"})
-    code, out, _ = await drill.albra_json("status")
-    assert code == 3
-    code, _, _ = await drill.albra_json("status", "--offline")
-    assert code == 0  # the store view never needs the exchange
+    assert all_code == 3
+    assert offline_code == 0  # the store view never needs the exchange
