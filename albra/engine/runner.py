@@ -108,7 +108,9 @@ def build_gateway(settings: Any, account: str) -> tuple[Any, ReplayCtx | None]:
         end = parse_time(acc.replay_end) if acc.replay_end else None
         return gw, ReplayCtx(gw.ex, gw.replay, gw.clock, dict(gw.replay.series), float(acc.replay_speed), end)
     secrets = settings.require_secrets(account)
-    local = bool(acc.base_url) and acc.base_url.startswith(("http://127.0.0.1", "http://localhost"))
+    from albra.exchange.client import is_loopback
+
+    local = is_loopback(acc.base_url)  # a local exchange (albra sim serve): ccxt's own throttler off
     gw = gateway_for(account, acc, secrets, state_dir=settings.paths.state_dir, test_mode=local)
     return gw, None
 
