@@ -34,7 +34,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Sequence
 
-from albra.engine.crashpoints import armed, crashpoint
+from albra.crashpoints import armed, crashpoint
 from albra.engine.risk_limits import refresh_equity
 from albra.exchange import errors as X
 from albra.exchange.client_ids import MAX_GENERATION, make_client_id

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
-from albra.engine.crashpoints import crashpoint
+from albra.crashpoints import crashpoint
 from albra.exchange import errors as X
 from albra.ledger import intents as I
 from albra.ledger import legs as L

@@ -52,6 +52,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
+from albra.crashpoints import crashpoint
 from albra.exchange.client_ids import make_client_id
 from albra.exchange.types import Gateway, OrderRequest
 from albra.ledger import intents as I
@@ -126,7 +127,6 @@ def plan_protection(leg: L.Leg, filters: MarketFilters, *, stop_generation: int 
 async def send_intent(store: Store, gateway: Gateway, intent: I.Intent, *, now_ms: int) -> I.Intent:
     """Send a recorded intent and record the outcome. A definite refusal (Fatal) → ``rejected``; anything else
     that is not an answer → ``unknown`` and an immediate lookup by client id (never a re-send)."""
-    from albra.engine.crashpoints import crashpoint
     from albra.exchange.errors import Fatal
 
     crashpoint("after_intent_commit")
@@ -283,7 +283,6 @@ async def _replace_protective(store: Store, gateway: Gateway, leg_id: str, purpo
                               qty: Decimal | None = None) -> StopReplacement:
     """Replace the leg's live ``purpose`` order (stop or take-profit) by one at ``new_price`` for the leg's current
     qty, choosing place-then-cancel or cancel-then-place as the module docstring explains."""
-    from albra.engine.crashpoints import crashpoint
 
     leg = L.require_leg(store, leg_id)
     what = "stop" if purpose == STOP else "take-profit"

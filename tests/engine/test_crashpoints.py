@@ -1,4 +1,4 @@
-"""Crash points (albra.engine.crashpoints): inert unless armed, SIGKILL on the N-th hit, unknown names refused; and a
+"""Crash points (albra.crashpoints): inert unless armed, SIGKILL on the N-th hit, unknown names refused; and a
 real runner SIGKILLed at ``after_intent_commit`` against ``albra sim serve``: the restart resolves the intent by
 client id and nothing reaches the exchange twice."""
 
@@ -33,16 +33,16 @@ def _py(code: str, armed: str | None) -> subprocess.CompletedProcess:
 
 
 def test_crashpoint_inert_counted_and_checked():
-    code = ("from albra.engine.crashpoints import crashpoint\n"
+    code = ("from albra.crashpoints import crashpoint\n"
             "for i in range(3):\n    crashpoint('mid_reconcile'); crashpoint('after_order_sent'); print(i, flush=True)")
     assert _py(code, None).stdout.split() == ["0", "1", "2"]
     killed = _py(code, "after_order_sent:2")
     assert killed.returncode == -signal.SIGKILL and killed.stdout.split() == ["0"]
     first = _py(code, "mid_reconcile")
     assert first.returncode == -signal.SIGKILL and first.stdout == ""
-    bad = _py("import albra.engine.crashpoints", "after_intent_comit")
+    bad = _py("import albra.crashpoints", "after_intent_comit")
     assert bad.returncode == 1 and "unknown crash point 'after_intent_comit'" in bad.stderr
-    bad_n = _py("import albra.engine.crashpoints", "mid_reconcile:0")
+    bad_n = _py("import albra.crashpoints", "mid_reconcile:0")
     assert bad_n.returncode == 1 and "at least 1" in bad_n.stderr
 
 
