@@ -62,6 +62,9 @@ def run(
     except sqlite3.OperationalError as e:  # e.g. the disk holding the store filled up mid-run
         fail(f"the store {settings.db_path} cannot be written: {e}; the runner stopped"
              f"{disk_full_note(settings.paths.state_dir)}", EXIT_USAGE)
+    except OSError as e:  # pid file or another state file under the state dir (disk full, permissions)
+        fail(f"cannot write under {settings.paths.state_dir}: {e}; the runner stopped"
+             f"{disk_full_note(settings.paths.state_dir)}", EXIT_USAGE)
     if json_out:
         emit_json(summary.as_dict())
         return
