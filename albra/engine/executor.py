@@ -200,6 +200,9 @@ class Executor:
             crashpoint("after_order_sent")
         except X.OutcomeUnknown as e:
             I.mark_unknown(self.store, intent.client_id, str(e), now_ms=self.now_ms())
+            self._journal("order_outcome_unknown", f"{intent.purpose} {intent.client_id}: outcome unknown ({e}); "
+                          "looking it up by client id", level="WARNING", strategy=intent.strategy,
+                          symbol=intent.symbol, data={"client_id": intent.client_id, "error": type(e).__name__})
             self._alert("order_unknown", f"order_unknown:{intent.client_id}",
                         f"{intent.purpose} {intent.client_id}: outcome unknown, looking it up by client id",
                         strategy=intent.strategy, symbol=intent.symbol)
@@ -217,6 +220,14 @@ class Executor:
             self._alert("order_rejected", f"order_rejected:{intent.client_id}",
                         f"{intent.purpose} order rejected: {e}", strategy=intent.strategy, symbol=intent.symbol)
             raise
+        except X.ExchangeError as e:
+            # retryable but not retried for a placement (429/418, a breaker refusing, -1021 past its retry): most
+            # likely nothing was placed, but only a lookup by id can say — start-up/reconciliation resolves it
+            I.mark_unknown(self.store, intent.client_id, str(e), now_ms=self.now_ms())
+            self._journal("order_outcome_unknown", f"{intent.purpose} {intent.client_id}: placement failed ({e}); "
+                          "left for resolution by client id", level="WARNING", strategy=intent.strategy,
+                          symbol=intent.symbol, data={"client_id": intent.client_id, "error": type(e).__name__})
+            raise
         I.mark_outcome(self.store, res, now_ms=self.now_ms())
         return res
 
@@ -230,8 +241,14 @@ class Executor:
             return None
         if found is None:
             I.mark_not_found(self.store, intent.client_id, now_ms=self.now_ms(), note="lookup after unknown outcome")
+            self._journal("order_resolved", f"{intent.purpose} {intent.client_id}: the exchange does not know it "
+                          "(never placed)", level="WARNING", strategy=intent.strategy, symbol=intent.symbol,
+                          data={"client_id": intent.client_id, "state": "not_found"})
             return None
-        I.mark_outcome(self.store, found, now_ms=self.now_ms())
+        after = I.mark_outcome(self.store, found, now_ms=self.now_ms())
+        self._journal("order_resolved", f"{intent.purpose} {intent.client_id}: found on the exchange, "
+                      f"{found.status.value} → {after.state}", level="INFO", strategy=intent.strategy,
+                      symbol=intent.symbol, data={"client_id": intent.client_id, "state": after.state})
         return found
 
     async def _apply_fills(self, intent: I.Intent, res: OrderResult) -> None:
@@ -483,18 +500,7 @@ class Executor:
             for it in I.intents_of_leg(self.store, leg.leg_id, purpose):
                 if it.client_id in keep or it.state not in ("open", "sent", "unknown", "pending"):
                     continue
-                if it.state == "pending":
-                    I.mark_not_found(self.store, it.client_id, now_ms=self.now_ms(), note="superseded before sending")
-                    continue
-                res = await self.gw.cancel_order(leg.symbol, it.client_id, True)
-                if res is None:
-                    res = await self.gw.fetch_order(leg.symbol, it.client_id, True)
-                    if res is None:
-                        I.mark_gone(self.store, it.client_id, now_ms=self.now_ms(), note="gone at cancel")
-                        continue
-                I.mark_outcome(self.store, res, now_ms=self.now_ms())
-                if res.status is OrderStatus.FILLED:
-                    await self._apply_fills(it, res)
+                await self._cancel_intent(leg, it)
 
     async def move_stop(self, leg_id: str, new_stop: float, reason: str) -> None:
         leg = L.require_leg(self.store, leg_id)
@@ -627,45 +633,124 @@ class Executor:
 
     # ------------------------------------------------------------------ sync with the exchange
     async def sync_protective(self, symbols: Iterable[str] | None = None) -> int:
-        """Look up every live protective order of the open legs; a fired stop/TP closes (or reduces) its leg
-        with the realised PnL, and the sibling order is cancelled. Returns how many legs changed."""
+        """Look up every live protective order of the open legs — every live intent of each leg, not only the ids
+        the leg names (an interrupted replacement can leave a newer generation the leg does not name yet); a fired
+        stop/TP closes (or reduces) its leg with the realised PnL, and the sibling order is cancelled. Then the leg
+        is settled (:meth:`settle_protection`). Returns how many legs changed."""
         changed = 0
         for leg in list(self.open_legs()):
             if symbols is not None and leg.symbol not in symbols:
                 continue
-            for cid, purpose in ((leg.sl_client_id, "stop_loss"), (leg.tp_client_id, "take_profit")):
-                if not cid:
+            intents = I.intents_of_leg(self.store, leg.leg_id)
+            fired = False
+            touched = False
+            for it in intents:
+                if it.purpose not in I.PROTECTIVE_PURPOSES or it.state not in ("open", "sent", "unknown"):
                     continue
-                it = I.get_intent(self.store, cid)
-                if it is None or it.state not in ("open", "sent", "unknown"):
-                    continue
+                cid, purpose = it.client_id, it.purpose
                 res = await self.gw.fetch_order(leg.symbol, cid, True)
                 if res is None:
                     I.mark_gone(self.store, cid, now_ms=self.now_ms(), note="protective order vanished")
-                    await self.reprotect(leg.leg_id, cid, purpose, "the exchange does not know it any more")
+                    await self._protective_lost(leg.leg_id, cid, purpose, "the exchange does not know it any more")
                     changed += 1
+                    touched = True
                     continue
                 if res.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+                    if it.state != "open":  # a placement whose answer was lost: it is on the book
+                        I.mark_outcome(self.store, res, now_ms=self.now_ms())
+                        touched = True
                     continue
                 I.mark_outcome(self.store, res, now_ms=self.now_ms())
+                touched = True
                 if res.status not in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
                     # cancelled (by hand?), expired or rejected without firing: the leg lost that order
-                    await self.reprotect(leg.leg_id, cid, purpose, f"the exchange says {res.status.value}")
+                    await self._protective_lost(leg.leg_id, cid, purpose, f"the exchange says {res.status.value}")
                     changed += 1
                     continue
-                if res.status in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
-                    await self._apply_fills(it, res)
-                    after = self._refresh(leg.leg_id)
-                    kind = "stop_triggered" if purpose == "stop_loss" else "take_profit_hit"
-                    self._alert(kind, f"{kind}:{leg.leg_id}:{cid}", f"{purpose} fired at {res.avg_price}",
-                                strategy=leg.strategy, symbol=leg.symbol, side=leg.direction.value,
-                                size=res.filled_qty)
-                    if after.state is L.LegState.CLOSED:
-                        await self._cancel_protective(after)
-                        self._closed(after, purpose)
+                await self._apply_fills(it, res)
+                after = self._refresh(leg.leg_id)
+                kind = "stop_triggered" if purpose == "stop_loss" else "take_profit_hit"
+                self._alert(kind, f"{kind}:{leg.leg_id}:{cid}", f"{purpose} fired at {res.avg_price}",
+                            strategy=leg.strategy, symbol=leg.symbol, side=leg.direction.value,
+                            size=res.filled_qty)
+                if after.state is L.LegState.CLOSED:
+                    await self._cancel_protective(after)
+                    self._closed(after, purpose)
+                changed += 1
+                fired = True
+                break
+            if not fired and (touched or self._unsettled(leg, intents)):
+                if await self.settle_protection(leg.leg_id):
                     changed += 1
-                    break
         return changed
+
+    def _unsettled(self, leg: L.Leg, intents: list[I.Intent]) -> bool:
+        """Whether the leg's record of its protective orders disagrees with its live intents (cheap: no query)."""
+        from albra.ledger.protection import STOP, TAKE_PROFIT, protection_links
+
+        return not all(protection_links(leg, intents, p).settled for p in (STOP, TAKE_PROFIT))
+
+    async def _protective_lost(self, leg_id: str, cid: str, purpose: str, why: str) -> None:
+        """A live protective intent ended without firing. If another generation of the same purpose is still live
+        (the lost one was superseded by an interrupted replacement) nothing is missing: journaled only. Otherwise
+        the leg lost its order: :meth:`reprotect`."""
+        from albra.ledger.protection import live_protective
+
+        if live_protective(self.store, leg_id, purpose):
+            leg = L.require_leg(self.store, leg_id)
+            self._journal("protective_superseded_gone", f"{purpose} {cid} of {leg_id} is no longer on the exchange "
+                          f"({why}); a newer generation still protects the leg", level="WARNING",
+                          strategy=leg.strategy, symbol=leg.symbol,
+                          data={"client_id": cid, "purpose": purpose, "why": why, "leg_id": leg_id})
+            return
+        await self.reprotect(leg_id, cid, purpose, why)
+
+    async def settle_protection(self, leg_id: str) -> bool:
+        """Make the leg's record of its protective orders match what is live, after an interrupted replacement:
+        link the newest open generation to the leg (:func:`albra.ledger.protection.link_protection`), cancel every
+        older generation still live (one that fired meanwhile has its fills applied and may close the leg), and
+        re-size a newest order whose qty is not the leg's (through the two-case protocol). Returns whether anything
+        changed."""
+        from albra.ledger.protection import link_protection
+
+        found = link_protection(self.store, leg_id, now_ms=self.now_ms())
+        if not found:
+            return False
+        for pl in found:
+            for old in pl.superseded:
+                fired = await self._cancel_intent(L.require_leg(self.store, leg_id), old)
+                leg = self._refresh(leg_id)
+                self._journal("protection_superseded", f"{pl.purpose} {old.client_id} of {leg_id} cancelled: "
+                              f"superseded by {pl.newest.client_id if pl.newest else '?'}"
+                              + (" (it had fired)" if fired else ""), level="WARNING", strategy=leg.strategy,
+                              symbol=leg.symbol, data={"client_id": old.client_id, "leg_id": leg_id,
+                                                       "newest": pl.newest.client_id if pl.newest else None})
+                if leg.state is L.LegState.CLOSED:
+                    await self._cancel_protective(leg)
+                    self._closed(leg, pl.purpose)
+                    return True
+        leg = self._refresh(leg_id)
+        if leg.state is L.LegState.OPEN and leg.qty > 0 and any(pl.missized for pl in found):
+            await self._resize_protection(leg)
+        return True
+
+    async def _cancel_intent(self, leg: L.Leg, it: I.Intent) -> bool:
+        """Cancel one protective intent of the leg and record its final state; a pending one is marked not sent.
+        Returns whether it had fired (its fills are then applied)."""
+        if it.state == "pending":
+            I.mark_not_found(self.store, it.client_id, now_ms=self.now_ms(), note="superseded before sending")
+            return False
+        res = await self.gw.cancel_order(leg.symbol, it.client_id, True)
+        if res is None:
+            res = await self.gw.fetch_order(leg.symbol, it.client_id, True)
+            if res is None:
+                I.mark_gone(self.store, it.client_id, now_ms=self.now_ms(), note="gone at cancel")
+                return False
+        I.mark_outcome(self.store, res, now_ms=self.now_ms())
+        if res.status in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
+            await self._apply_fills(it, res)
+            return True
+        return False
 
     async def cancel_pending_entries(self) -> int:
         """Shutdown step: cancel entry orders still working (protective orders stay)."""

@@ -18,7 +18,9 @@ One round, in this order:
 5. Compare again; an exchange excess becomes an explicit ``UNATTRIBUTED`` leg
    (:func:`~albra.ledger.positions.adopt_unattributed`: journal + incident) and an alert. Never a silent overwrite.
    Symbols with intents still unresolved are only reported: their intents may explain the difference.
-6. :func:`~albra.ledger.protection.protection_gaps`: a leg without a live stop gets one
+6. An interrupted replacement is settled first (:meth:`~albra.engine.executor.Executor.settle_protection`: the leg
+   is pointed at its newest open generation, older live ones are cancelled, a mis-sized one re-sized); then
+   :func:`~albra.ledger.protection.protection_gaps`: a leg without a live stop gets one
    (:func:`~albra.ledger.protection.protect_leg`; refused → the leg is closed reduce-only), older duplicate stops
    are cancelled. An unattributed leg has no stop price: its adoption alert and incident say so, and the operator
    protects or closes it (it is not re-reported every round).
@@ -158,6 +160,9 @@ class Reconciler:
     async def _reprotect(self, leg_id: str, cid: str, purpose: str, why: str, rep: RoundReport) -> None:
         """A live protective order that left the exchange without firing: re-protect now (the executor's path,
         shared with the periodic sync), so a later step of this round sees the leg protected."""
+        if live_protective(self.store, leg_id, purpose):  # a superseded generation: a newer one protects the leg
+            await self.executor._protective_lost(leg_id, cid, purpose, why)
+            return
         ok = await self.executor.reprotect(leg_id, cid, purpose, why)
         after = L.require_leg(self.store, leg_id)
         placed = [i.client_id for i in live_protective(self.store, leg_id, purpose) if i.client_id != cid]
@@ -230,6 +235,13 @@ class Reconciler:
 
     # ------------------------------------------------------------------ step 6
     async def _repair_protection(self, rep: RoundReport) -> None:
+        for leg in L.live_legs(self.store, self.account):
+            if leg.state not in (L.LegState.OPEN, L.LegState.CLOSING) or leg.qty <= 0:
+                continue
+            if await self.executor.settle_protection(leg.leg_id):  # an interrupted replacement: link, cancel older
+                after = L.require_leg(self.store, leg.leg_id)
+                rep.protective_updated.append(after.sl_client_id or leg.leg_id)
+                self._repaired()
         for gap in protection_gaps(self.store, self.account):
             leg = L.require_leg(self.store, gap.leg_id)
             if gap.extra:

@@ -9,8 +9,10 @@ The order of operations is what makes orders safe across crashes, timeouts and 5
    (or :func:`mark_unknown` when the placement's result was not seen).
 3. :func:`resolve_unresolved` runs on start-up, before anything else: every intent still ``pending``, ``sent``
    or ``unknown`` is looked up on the exchange by its client id. Found → its outcome is recorded and the fills of
-   a regular order are applied. Not found → ``not_found``; an entry's pending leg becomes ``cancelled``. It never
-   re-sends anything: whether to try again (with the next generation of the id) is the engine's decision.
+   a regular order are applied. Not found → ``not_found``; an entry's pending leg becomes ``cancelled``. A
+   protective order found open is linked to its leg when it is the leg's newest generation
+   (:func:`albra.ledger.protection.link_protection`). It never re-sends anything: whether to try again (with the
+   next generation of the id) is the engine's decision.
 
 Intent states: ``pending → sent → open → filled | canceled | expired``; ``rejected``; ``unknown`` (placement
 result not seen) and ``not_found`` (the exchange positively does not know the id). An algo order that fired
@@ -415,6 +417,12 @@ async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, no
                         continue
                     if apply_fill(store, account, t, now_ms=now_ms).applied:
                         applied += 1
+        if intent.leg_id and intent.purpose in PROTECTIVE_PURPOSES and after.state == "open":
+            # a replacement interrupted between its placement and its ledger update: the leg names an older
+            # generation. Point it at the newest open one (older live ones are the engine's to cancel).
+            from albra.ledger.protection import link_protection
+
+            link_protection(store, intent.leg_id, now_ms=now_ms)
         leg = L.get_leg(store, intent.leg_id) if intent.leg_id else None
         res = Resolution(intent.client_id, intent.state, after.state, applied, intent.leg_id,
                          leg.state.value if leg else None)

@@ -34,9 +34,21 @@ Neither order is safe in every case, so :func:`replace_stop` picks per case:
 2. **Shared side**: **cancel old, then place new**. Over-close of another leg is impossible; the residual risk is a
    gap of one cancel+place round trip (tens of ms against Binance) with this leg unprotected. If the new stop is
    refused (e.g. -2021 "would immediately trigger": the price crossed it meanwhile) the result is ``unprotected``,
-   journaled CRITICAL, and the engine must close the leg with a reduce-only market exit. If the process dies inside
+   journaled CRITICAL, and the engine must close the leg with a reduce-only market exit. A new stop whose
+   placement was lost (dropped connection, 5xx, junk answer) is first looked up by client id — it may be on the
+   book; only if the exchange positively does not know it is it placed once more, with the next generation; only
+   if that fails too is the leg ``unprotected``. If the process dies inside
    the gap, the leg has no live stop intent; :func:`protection_gaps` reports it on start-up and the engine
    re-protects it before trading (:func:`protect_leg`).
+
+Interrupted replacements. The leg is pointed at a new order (``set_protection``) only after the exchange accepted
+it. A crash (or a lost answer) between the placement and that update leaves the new generation open on the
+exchange while the leg still names the old one — cancelled already (shared side) or still live (alone on its side).
+Once the new intent resolves to open (start-up resolution, the periodic sync, reconciliation),
+:func:`link_protection` points the leg at the newest open generation (id and trigger) and the engine cancels any
+older generation still live (:func:`protection_links` says which) and re-sizes a newest order whose qty is not the
+leg's. Everything that follows protective orders follows all of a leg's live intents (:func:`live_protective`),
+never only the id the leg names, so a fill of any generation is attributed to its leg.
 
 The same two cases govern re-sizing after a partial exit (:func:`resize_protection`, stop and take-profit): the
 engine shrinks the protection to the qty the leg will keep BEFORE sending the reduce order, so on a shared side the
@@ -53,7 +65,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from albra.crashpoints import crashpoint
-from albra.exchange.client_ids import make_client_id
+from albra.exchange.client_ids import make_client_id, parse_client_id
 from albra.exchange.types import Gateway, OrderRequest
 from albra.ledger import intents as I
 from albra.ledger import legs as L
@@ -138,10 +150,21 @@ async def send_intent(store: Store, gateway: Gateway, intent: I.Intent, *, now_m
         return I.mark_rejected(store, intent.client_id, f"{type(e).__name__}: {e}", now_ms=now_ms)
     except Exception as e:  # noqa: BLE001 - outcome unknown: look it up, never re-send
         I.mark_unknown(store, intent.client_id, f"{type(e).__name__}: {e}", now_ms=now_ms)
+        where = dict(account=intent.account, strategy=intent.strategy, symbol=intent.symbol, ts=now_ms)
+        journal.append(store, "order_outcome_unknown", f"{intent.purpose} {intent.client_id}: outcome unknown "
+                       f"({type(e).__name__}: {e}); looking it up by client id", level="WARNING",
+                       data={"client_id": intent.client_id, "error": type(e).__name__}, **where)
         found = await gateway.fetch_order(intent.symbol, intent.client_id, intent.is_algo)
         if found is None:
-            return I.mark_not_found(store, intent.client_id, now_ms=now_ms, note="placement failed; id unknown")
-        return I.mark_outcome(store, found, now_ms=now_ms)
+            out = I.mark_not_found(store, intent.client_id, now_ms=now_ms, note="placement failed; id unknown")
+        else:
+            out = I.mark_outcome(store, found, now_ms=now_ms)
+        journal.append(store, "order_resolved", f"{intent.purpose} {intent.client_id}: "
+                       + ("the exchange does not know it (never placed)" if found is None else
+                          f"found on the exchange, {found.status.value} → {out.state}"),
+                       level="WARNING" if found is None else "INFO",
+                       data={"client_id": intent.client_id, "state": out.state}, **where)
+        return out
     return I.mark_outcome(store, res, now_ms=now_ms)
 
 
@@ -163,6 +186,95 @@ def live_protective(store: Store, leg_id: str, purpose: str = STOP) -> list[I.In
     return [i for i in I.intents_of_leg(store, leg_id, purpose) if i.state in ("open", *I.UNRESOLVED)]
 
 
+def generation_of(intent: I.Intent) -> int:
+    """The generation encoded in a protective intent's client id (-1 for an id albra did not make): the order in
+    which a leg's replacements were made, independent of clock ties and of base-36 string order."""
+    p = parse_client_id(intent.client_id)
+    return p.generation if p is not None else -1
+
+
+def _newest_open(intents: list[I.Intent]) -> I.Intent | None:
+    live = [i for i in intents if i.state == "open"]
+    return max(live, key=lambda i: (generation_of(i), i.created_ms)) if live else None
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectionLinks:
+    """What :func:`protection_links` finds for one leg and one purpose (stop or take-profit).
+
+    ``newest``: the newest-generation protective intent the exchange holds open (None: none open). ``relink``: the
+    leg does not name it (``legs.sl_client_id``/``stop_price`` or ``tp_client_id``/``take_profit`` still name an
+    older generation — a replacement was interrupted between its exchange call and its ledger update).
+    ``superseded``: older generations still live (open or unresolved) beside it; they must be cancelled, on a shared
+    side two live stops can over-close another leg's share. ``missized``: the newest one's qty differs from the
+    leg's (a re-size interrupted on either side of the reduce order)."""
+
+    leg_id: str
+    purpose: str
+    newest: I.Intent | None
+    relink: bool
+    superseded: tuple[I.Intent, ...]
+    missized: bool
+
+    @property
+    def settled(self) -> bool:
+        return not (self.relink or self.superseded or self.missized)
+
+
+def protection_links(leg: L.Leg, intents: list[I.Intent], purpose: str = STOP) -> ProtectionLinks:
+    """Compare a leg's record of its ``purpose`` order with its live intents (``intents``: the leg's intents, any
+    purposes, as :func:`albra.ledger.intents.intents_of_leg` returns them). Pure: no store, no exchange."""
+    mine = [i for i in intents if i.purpose == purpose and i.state in ("open", *I.UNRESOLVED)]
+    newest = _newest_open(mine)
+    if newest is None:
+        return ProtectionLinks(leg.leg_id, purpose, None, False, (), False)
+    linked, price = ((leg.sl_client_id, leg.stop_price) if purpose == STOP else (leg.tp_client_id, leg.take_profit))
+    g = generation_of(newest)
+    older = tuple(i for i in mine if i.client_id != newest.client_id and generation_of(i) < g)
+    return ProtectionLinks(leg.leg_id, purpose, newest,
+                           linked != newest.client_id or price != newest.trigger_price, older,
+                           newest.qty is not None and newest.qty != leg.qty)
+
+
+def link_protection(store: Store, leg_id: str, *, now_ms: int, actor: str = "") -> list[ProtectionLinks]:
+    """Point the leg at its newest open protective orders (client id and trigger) where it names an older one.
+
+    Why: every replacement (stop move, re-size, re-protection) sends the next generation and only then records it
+    on the leg. A crash between the two — or a lost answer resolved later by client id — leaves the new order open
+    on the exchange while the leg still names the old one; whatever follows the leg's ids would then treat the new
+    order's fill as unattributed. Start-up resolution, the periodic sync and reconciliation call this after an
+    intent resolves to open. It only writes the ledger (journaled ``protection_linked``); cancelling the older
+    generations still live is the caller's (it needs the exchange). Returns what it found per purpose that was not
+    settled."""
+    leg = L.get_leg(store, leg_id)
+    if leg is None or leg.state not in (L.LegState.OPEN, L.LegState.CLOSING) or leg.qty <= 0:
+        return []
+    intents = I.intents_of_leg(store, leg_id)
+    out: list[ProtectionLinks] = []
+    for purpose in (STOP, TAKE_PROFIT):
+        pl = protection_links(leg, intents, purpose)
+        if pl.settled:
+            continue
+        out.append(pl)
+        if not pl.relink or pl.newest is None:
+            continue
+        new = pl.newest
+        if purpose == STOP:
+            previous = leg.sl_client_id
+            L.set_protection(store, leg_id, now_ms=now_ms, stop_price=new.trigger_price, sl_client_id=new.client_id)
+        else:
+            previous = leg.tp_client_id
+            L.set_protection(store, leg_id, now_ms=now_ms, take_profit=new.trigger_price, tp_client_id=new.client_id)
+        journal.append(store, "protection_linked",
+                       f"leg {leg_id} {purpose} linked to its newest live order {new.client_id} @ {new.trigger_price}"
+                       f" (it named {previous}; a replacement was interrupted before the ledger recorded it)",
+                       level="WARNING", account=leg.account, strategy=leg.strategy, symbol=leg.symbol,
+                       data={"leg_id": leg_id, "purpose": purpose, "client_id": new.client_id, "previous": previous,
+                             "trigger": str(new.trigger_price),
+                             "superseded": [i.client_id for i in pl.superseded]}, ts=now_ms, actor=actor)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ProtectionGap:
     """A live leg whose stops are not exactly one: ``missing`` (none live) or ``extra`` (older ones still live)."""
@@ -179,7 +291,7 @@ def protection_gaps(store: Store, account: str) -> list[ProtectionGap]:
     for leg in L.live_legs(store, account):
         if leg.qty <= 0:
             continue
-        live = live_protective(store, leg.leg_id, STOP)
+        live = sorted(live_protective(store, leg.leg_id, STOP), key=lambda i: (generation_of(i), i.created_ms))
         if not live:
             out.append(ProtectionGap(leg.leg_id, leg.symbol, True))
         elif len(live) > 1:
@@ -296,7 +408,7 @@ async def _replace_protective(store: Store, gateway: Gateway, leg_id: str, purpo
         leg = replace(leg, qty=qty)
     trigger = (stop_trigger if purpose == STOP else take_profit_trigger)(leg, new_price, filters)
     live = live_protective(store, leg_id, purpose)
-    old = live[-1] if live else None
+    old = max(live, key=lambda i: (generation_of(i), i.created_ms)) if live else None
     if old is not None and old.trigger_price == trigger and old.qty == leg.qty:
         return StopReplacement("unchanged", "none", old.client_id, old.client_id, trigger)
     if purpose == STOP and mark_price is not None and (mark_price - trigger) * leg.direction.sign <= 0:
@@ -312,8 +424,8 @@ async def _replace_protective(store: Store, gateway: Gateway, leg_id: str, purpo
     gen = I.next_generation(store, leg_id, purpose)
     req = (stop_request if purpose == STOP else take_profit_request)(leg, new_price, filters, gen)
 
-    def record() -> I.Intent:
-        return I.record_intent(store, req, account=leg.account, strategy=leg.strategy, purpose=purpose,
+    def record(r: OrderRequest = req) -> I.Intent:
+        return I.record_intent(store, r, account=leg.account, strategy=leg.strategy, purpose=purpose,
                                candle_ts=_candle(leg), now_ms=now_ms, leg_id=leg_id)
 
     def protect(cid: str) -> None:
@@ -355,6 +467,17 @@ async def _replace_protective(store: Store, gateway: Gateway, leg_id: str, purpo
                                    f"old {what} fired before it could be cancelled; new {what} not sent"), "WARNING")
     crashpoint("mid_stop_replace")  # old cancelled, new not yet placed
     new = await send_intent(store, gateway, record(), now_ms=now_ms)
+    if new.state == "not_found":
+        # the placement was lost (dropped, 5xx, junk) and the lookup by id says it never reached the book: not a
+        # refusal, so one more try with the next generation (a fresh id: ids are never reused) before giving up
+        lost = new
+        retry = (stop_request if purpose == STOP else take_profit_request)(leg, new_price, filters,
+                                                                           I.next_generation(store, leg_id, purpose))
+        journal.append(store, f"{kind}_replace_retried", f"leg {leg_id}: new {what} {lost.client_id} was lost "
+                       f"({lost.error or 'not on the exchange'}); placing {retry.client_id} once more",
+                       level="WARNING", account=leg.account, strategy=leg.strategy, symbol=leg.symbol,
+                       data={"lost": lost.client_id, "new": retry.client_id}, ts=now_ms)
+        new = await send_intent(store, gateway, record(retry), now_ms=now_ms)
     if new.state != "open":
         return log(StopReplacement("unprotected" if purpose == STOP else "new_not_placed", protocol, old.client_id,
                                    new.client_id, trigger,

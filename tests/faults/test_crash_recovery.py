@@ -3,7 +3,7 @@
 The rig (``tests/faults/harness.py``): ``albra run --account flt`` in live mode (real ccxt) against ``albra sim
 serve`` as real processes, hedge mode, MOMENTUM (loosened) + TEMPLATE on BTCUSDT over a busy January 2024 window.
 
-* **Named points.** The runner is started with ``ALBRA_CRASHPOINT=name:N`` (``albra/engine/crashpoints.py``: the
+* **Named points.** The runner is started with ``ALBRA_CRASHPOINT=name:N`` (``albra/crashpoints.py``: the
   process SIGKILLs itself at the N-th time it passes that point): after an intent is committed and before it is
   sent, after it is sent and before the answer, after an entry fills and before its stop, in the middle of a stop
   replacement, during reconciliation, while writing the journal. The exchange clock is stepped until the runner
@@ -17,8 +17,10 @@ the exchange, no unattributed leg, every open leg has its stop on the exchange s
 an outcome, the MDD peak and daily anchor present and the peak never lowered, candle marks never backwards, the store
 passes ``check_integrity``; and the restarted runner is still running.
 
-``test_crash_after_sending_a_moved_stop_keeps_the_leg_linked`` pins an engine finding (xfail, strict: it turns red
-once the engine is fixed, so the marker gets removed). Each test prints ``crash points: tried N /
+``test_crash_after_sending_a_moved_stop_keeps_the_leg_linked`` pins a fixed engine finding: a crash after the new
+stop of a shared-side stop move was sent left the leg naming the cancelled stop (now linked to the newest live
+generation at start-up, sync and reconciliation; tests/engine/test_interrupted_replacement.py covers both protocol
+orders in-process). Each test prints ``crash points: tried N /
 recovered cleanly M`` (run with ``-s`` to see it).
 
 Longer randomised version, by hand (not in CI)::
@@ -161,13 +163,6 @@ async def test_sigkill_at_named_crash_points(tmp_path: Path) -> None:
     assert all(r["ok"] for r in rows), report
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine finding: a crash after the new stop of a cancel_then_place stop move was sent (old stop cancelled, new "
-    "intent 'sent') is resolved at start-up to 'open' but never linked to the leg (legs.sl_client_id/stop_price still "
-    "name the cancelled stop; protection.py's protect(new) step was skipped). sync_protective follows only "
-    "sl_client_id, so when the new stop fires its fill is 'fill_unattributed', the strategy's later exit on the "
-    "shared hedge side closes the OTHER strategy's position, and reconciliation closes that leg as "
-    "missing_on_exchange: ledger != exchange in between and PnL booked to the wrong leg"))
 async def test_crash_after_sending_a_moved_stop_keeps_the_leg_linked(tmp_path: Path) -> None:
     # deterministic in this window: the third armed runner's first order is MOMENTUM's stop move on the SHORT side
     # that TEMPLATE's short shares (cancel_then_place)
