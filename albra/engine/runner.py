@@ -1,6 +1,7 @@
 """``albra run --account NAME``: the trading loop of one account (ADR 0001: one process per account).
 
-Start-up, in this order: store → heartbeat row → gateway (a paper replay account whose in-process exchange was
+Start-up, in this order: store → heartbeat row → gateway (its retries, re-syncs, rate limits and breaker changes
+journaled and alerted through :mod:`albra.engine.exchange_events`) (a paper replay account whose in-process exchange was
 just built starts a new session: the previous session's ledger is journaled and cleared, ADR 0006) → position mode, margin mode and leverage → markets →
 resolve EVERY unresolved order intent by client id (before anything can send) → leg cache, protection check
 (every open leg has a live stop) and a first sync → systemd READY → loop.
@@ -91,9 +92,11 @@ class RunSummary:
                 "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by}
 
 
-def build_gateway(settings: Any, account: str) -> tuple[Any, ReplayCtx | None]:
+def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[Any, ReplayCtx | None]:
     """The account's gateway, always through :func:`albra.exchange.factory.gateway_for`; for a paper account
-    also the replay that drives its in-process exchange (taken from the paper gateway)."""
+    also the replay that drives its in-process exchange (taken from the paper gateway). ``on_event`` receives the
+    resilience layer's events of a live/testnet gateway (the runner passes its
+    :class:`~albra.engine.exchange_events.ExchangeEventSink`; the in-process paper exchange has no network)."""
     from albra.exchange.factory import gateway_for
     from albra.timefmt import parse_time
 
@@ -111,7 +114,7 @@ def build_gateway(settings: Any, account: str) -> tuple[Any, ReplayCtx | None]:
     from albra.exchange.client import is_loopback
 
     local = is_loopback(acc.base_url)  # a local exchange (albra sim serve): ccxt's own throttler off
-    gw = gateway_for(account, acc, secrets, state_dir=settings.paths.state_dir, test_mode=local)
+    gw = gateway_for(account, acc, secrets, state_dir=settings.paths.state_dir, test_mode=local, on_event=on_event)
     return gw, None
 
 
@@ -173,6 +176,7 @@ class Runner:
         self._t_sync = self._t_rec = self._t_eq = self._t_beat = -1e18
         self._clock: tuple[int, float] | None = None  # live: (exchange time read, monotonic time of the read)
         self.reconciler: Reconciler | None = None
+        self.exchange_events: Any = None  # the gateway's event sink (journal + alerts), when the runner built it
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -223,7 +227,10 @@ class Runner:
         started = int(time.time() * 1000)
         runners.beat(self.store, self.name, "starting", {"mode": self.acc.mode.value}, started_ms=started)
         if self.gw is None:
-            self.gw, self.replay = build_gateway(self.settings, self.account)
+            from albra.engine.exchange_events import ExchangeEventSink
+
+            self.exchange_events = ExchangeEventSink(self.store, self.account, now_ms=self.now_ms, actor=self.name)
+            self.gw, self.replay = build_gateway(self.settings, self.account, on_event=self.exchange_events)
             if self.replay is not None:
                 self._new_paper_session()
         if self.replay is None:
@@ -409,6 +416,8 @@ class Runner:
         if not force and t - self._t_beat < 1.0:
             return
         self._t_beat = t
+        if self.exchange_events is not None:
+            self.exchange_events.tick()  # a breaker open past its threshold opens an incident
         from albra.store import flags
 
         blk = flags.kill_switch(self.store)
