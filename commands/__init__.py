@@ -18,9 +18,26 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-# (module, how it registers). A module exposes either ``register(app)`` (for plain commands) or
-# ``app`` (a Typer sub-app registered under ``name``).
+# Each module exposes ``register(app)``, which adds its command(s) or sub-app to the root app.
 _MODULES: list[str] = [
+    # the runbook, in the order an operator reaches for it
+    "run",
+    "control",
+    "status",
+    "audit",
+    "reconcile",
+    "emergency",
+    "restart",
+    "incident",
+    "session_log",
+    # the rest of the toolkit
+    "backtest",
+    "bot",
+    "dashboard",
+    "config_cmd",
+    "service",
+    "sim",
+] = [
     "config_cmd",
     "control",
     "status",
