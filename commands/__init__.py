@@ -37,22 +37,6 @@ _MODULES: list[str] = [
     "config_cmd",
     "service",
     "sim",
-] = [
-    "config_cmd",
-    "control",
-    "status",
-    "audit",
-    "reconcile",
-    "emergency",
-    "restart",
-    "incident",
-    "session_log",
-    "bot",
-    "service",
-    "sim",
-    "dashboard",
-    "run",
-    "backtest",
 ]
 
 
