@@ -15,6 +15,7 @@ driver last fed it.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from decimal import Decimal
 from typing import Any, Callable, Sequence
 
@@ -36,6 +37,10 @@ MARGIN_ALREADY_SET = -4046
 POSITION_MODE_ALREADY_SET = -4059
 
 
+def _row_time(r: dict) -> int:
+    return r["time"]
+
+
 class PaperGateway:
     """:class:`Gateway` over a ``SimExchange`` account. ``replay`` (a ``MarketReplay``) serves candles and, with
     ``clock``, moves the market to the clock's time before every call."""
@@ -52,6 +57,7 @@ class PaperGateway:
         self._sim_error = SimError
         exchange.account(account)  # unknown account: ValueError now, not on the first order
         self._markets: dict[str, MarketFilters] | None = None
+        self._order_checks: dict[int, list[Any]] = {}  # id(history list) -> [list, rows checked, ordered, last time]
 
     # -- plumbing ------------------------------------------------------------------------------------------------
 
@@ -73,6 +79,53 @@ class PaperGateway:
             if isinstance(err, OutcomeUnknown):  # in-process and synchronous: an error means nothing happened
                 err = Rejected(str(err), code=e.code)
             raise err from e
+
+    def _select(self, rows: list[dict], since: int | None, limit: int,
+                keep: Callable[[dict], bool] | None) -> list[dict]:
+        """The history rows ``keep`` accepts: with ``since`` the first ``limit`` at or after it, else the last
+        ``limit`` — in history order, exactly what a full scan returns. Why not a full scan: the histories only
+        grow, and a backtest asks after every fill, so scanning all of them made each trade cost O(history).
+        With ``since`` the start is found by binary search on ``time`` while the list is verified
+        non-decreasing in time (checked incrementally, per list); an unordered list falls back to the scan."""
+        if limit < 1:  # the slicing rules of a plain scan, kept for odd limits (0 means "all" without since)
+            hits = [r for r in rows if (keep is None or keep(r)) and (since is None or r["time"] >= since)]
+            return hits[:limit] if since is not None else hits[-limit:]
+        if since is None:
+            out: list[dict] = []
+            for r in reversed(rows):
+                if len(out) >= limit:
+                    break
+                if keep is None or keep(r):
+                    out.append(r)
+            out.reverse()
+            return out
+        start = bisect_left(rows, since, key=_row_time) if self._time_ordered(rows) else 0
+        out = []
+        for i in range(start, len(rows)):
+            if len(out) >= limit:
+                break
+            r = rows[i]
+            if r["time"] >= since and (keep is None or keep(r)):
+                out.append(r)
+        return out
+
+    def _time_ordered(self, rows: list[dict]) -> bool:
+        """Whether ``rows`` is non-decreasing in ``time``; only rows appended since the last call are checked
+        (a list that shrank or was replaced is checked again from its start)."""
+        st = self._order_checks.get(id(rows))
+        if st is None or st[0] is not rows or st[1] > len(rows):
+            st = [rows, 0, True, None]
+            self._order_checks[id(rows)] = st
+        _, checked, ok, last = st
+        if ok:
+            for i in range(checked, len(rows)):
+                t = rows[i]["time"]
+                if last is not None and t < last:
+                    ok = False
+                    break
+                last = t
+            st[1], st[2], st[3] = len(rows), ok, last
+        return ok
 
     # -- reads ---------------------------------------------------------------------------------------------------
 
@@ -142,17 +195,14 @@ class PaperGateway:
     async def fetch_trades(self, symbol: str, since: int | None = None, limit: int = 1000) -> list[Fill]:
         self._now()
         self._run(lambda: self.ex.spec(symbol))
-        rows = [t for t in self.ex.account(self.account).trades
-                if t["symbol"] == symbol and (since is None or t["time"] >= since)]
-        rows = rows[:limit] if since is not None else rows[-limit:]
+        rows = self._select(self.ex.account(self.account).trades, since, limit, lambda t: t["symbol"] == symbol)
         return P.parse_trades([self._payloads.trade(t) for t in rows], symbol)
 
     async def fetch_income(self, since: int | None = None, income_type: str | None = None,
                            limit: int = 1000) -> list[IncomeRow]:
         self._now()
-        rows = [r for r in self.ex.account(self.account).income
-                if (income_type is None or r["incomeType"] == income_type) and (since is None or r["time"] >= since)]
-        rows = rows[:limit] if since is not None else rows[-limit:]
+        rows = self._select(self.ex.account(self.account).income, since, limit,
+                            None if income_type is None else (lambda r: r["incomeType"] == income_type))
         return P.parse_income([self._payloads.income(r) for r in rows])
 
     # -- set-up --------------------------------------------------------------------------------------------------
