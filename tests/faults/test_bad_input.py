@@ -56,7 +56,8 @@ def _cfg_extra(extra: str, accounts: str = DEMO_ACCOUNT) -> Callable[[Path], str
     return lambda root: config_text(root, accounts=accounts, extra=extra)
 
 
-def _cfg_live(name: str = "live1", base_url: str = "https://fapi.binance.com") -> Callable[[Path], str]:
+def _cfg_live(name: str = "live1", base_url: str = "http://127.0.0.1:9") -> Callable[[Path], str]:
+    # loopback, closed port: these cases are refused before any request, and if one ever were sent it stays here
     return lambda root: config_text(root, accounts=DEMO_ACCOUNT + "\n" + live_account(name, base_url))
 
 
