@@ -252,7 +252,8 @@ class AccountSettings(_Strict):
     position_mode: PositionMode = PositionMode.ONE_WAY
     margin_mode: MarginMode = MarginMode.ISOLATED
     paper_balance: Decimal = Field(Decimal("10000"), gt=0)
-    paper_feed: Literal["replay", "live"] = "replay"
+    # Only recorded candles drive paper accounts today; a live public-candle feed is not built, so it is not offered.
+    paper_feed: Literal["replay"] = "replay"
     replay: dict[str, Path] = Field(default_factory=dict)
     replay_start: str | None = None
     replay_end: str | None = None
