@@ -188,10 +188,15 @@ class Executor:
     # ------------------------------------------------------------------ sending
     async def _send(self, intent: I.Intent) -> OrderResult | None:
         """Send a recorded intent once. Returns the exchange's view, or None when it is not (yet) known."""
+        return (await self._send_marked(intent))[0]
+
+    async def _send_marked(self, intent: I.Intent) -> tuple[OrderResult | None, I.Intent | None]:
+        """:meth:`_send`, plus the intent as its placement answer was recorded (None on any other path), so a
+        caller that wants the stored intent right after sending need not read it back."""
         if intent.state not in ("pending",):
             if intent.state in ("sent", "unknown"):
-                return await self._resolve(intent)
-            return None  # already has an outcome: never sent twice
+                return await self._resolve(intent), None
+            return None, None  # already has an outcome: never sent twice
         crashpoint("after_intent_commit")
         I.mark_sent(self.store, intent.client_id, now_ms=self.now_ms())
         self.stats.orders_sent += 1
@@ -206,7 +211,7 @@ class Executor:
             self._alert("order_unknown", f"order_unknown:{intent.client_id}",
                         f"{intent.purpose} {intent.client_id}: outcome unknown, looking it up by client id",
                         strategy=intent.strategy, symbol=intent.symbol)
-            return await self._resolve(I.get_intent(self.store, intent.client_id) or intent)
+            return await self._resolve(I.get_intent(self.store, intent.client_id) or intent), None
         except X.Fatal as e:
             self.stats.errors += 1
             I.mark_outcome(self.store, OrderResult(intent.client_id, "", intent.symbol, intent.side,
@@ -228,8 +233,7 @@ class Executor:
                           "left for resolution by client id", level="WARNING", strategy=intent.strategy,
                           symbol=intent.symbol, data={"client_id": intent.client_id, "error": type(e).__name__})
             raise
-        I.mark_outcome(self.store, res, now_ms=self.now_ms())
-        return res
+        return res, I.mark_outcome(self.store, res, now_ms=self.now_ms())
 
     async def _resolve(self, intent: I.Intent) -> OrderResult | None:
         """Find out what happened to an intent by its client id (never by sending it again)."""
@@ -404,10 +408,10 @@ class Executor:
         req = OrderRequest(cid, leg.symbol, side, otype, leg.qty, pside, None, trigger, ro)
         intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy, purpose=purpose,
                                  candle_ts=leg.entry_ts, now_ms=self.now_ms(), leg_id=leg.leg_id)
-        res = await self._send(intent)
+        res, recorded = await self._send_marked(intent)
         if res is None or res.status not in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
             return None
-        return I.get_intent(self.store, cid)
+        return recorded if recorded is not None else I.get_intent(self.store, cid)
 
     async def protect(self, leg: L.Leg) -> None:
         """Place the leg's stop (and take-profit) sized to the leg. A stop the exchange refuses closes the leg."""

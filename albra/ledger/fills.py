@@ -148,6 +148,7 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                                  f"{leg.state}", "ERROR", intent.client_id)
         _insert_fill(c, account, fill, leg.leg_id)
         realized = Decimal(0)
+        state_after = leg.state  # only transition_in below changes it (no read-back: nothing else writes the leg)
         if increasing:
             new_qty = leg.qty + fill.qty
             avg = ((leg.entry_price or Decimal(0)) * leg.qty + fill.price * fill.qty) / new_qty
@@ -155,7 +156,7 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                       (_s(new_qty), _s(leg.qty_initial + fill.qty), _s(avg), _s(leg.fees + fill.fee), now,
                        leg.leg_id))
             if leg.state is L.LegState.PENDING:
-                L.transition_in(c, leg.leg_id, L.LegState.OPEN, now_ms=now)
+                state_after = L.transition_in(c, leg.leg_id, L.LegState.OPEN, now_ms=now).state
         else:
             close_qty = min(fill.qty, leg.qty)
             excess = fill.qty - close_qty
@@ -169,16 +170,15 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                       (_s(new_qty), _s(leg.realized_pnl + realized), _s(leg.fees + fill.fee),
                        None if exit_px is None else _s(exit_px), now, leg.leg_id))
             if new_qty == 0:
-                L.transition_in(c, leg.leg_id, L.LegState.CLOSED, now_ms=now, close_reason=intent.purpose)
+                state_after = L.transition_in(c, leg.leg_id, L.LegState.CLOSED, now_ms=now,
+                                              close_reason=intent.purpose).state
             if excess > 0:
                 journal.append(store, "fill_over_close", f"fill {fill.trade_id} exits {fill.qty} but leg "
                                f"{leg.leg_id} held {leg.qty}: {excess} is not this leg's", level="ERROR",
                                account=account, strategy=leg.strategy, symbol=fill.symbol,
                                data={"trade_id": fill.trade_id, "excess": str(excess)}, ts=fill.ts, conn=c)
         daily_pnl.add(c, account, leg.strategy, fill.ts, realized - fill.fee, now)
-        after = L.fetch_leg(c, leg.leg_id)
-        assert after is not None
-        return FillResult(True, leg.leg_id, intent.client_id, realized, after.state.value)
+        return FillResult(True, leg.leg_id, intent.client_id, realized, state_after.value)
 
 
 @dataclass(frozen=True, slots=True)
