@@ -115,6 +115,9 @@ class Executor:
         self.limits_for = limits_for
         self.now_ms = now_ms
         self.alerts = alerts
+        # Alert event ids dedup across processes; "" = as derived. A paper replay session after a reset sets it so
+        # its alerts are not swallowed as duplicates of the previous session's (docs/adr/0006-paper-sessions.md).
+        self.event_scope = ""
         self.journal_decisions = journal_decisions
         self.entries_blocked = False  # set at shutdown: no new entries, exits/stops keep working
         self.stats = ExecStats()
@@ -177,6 +180,8 @@ class Executor:
 
         from albra.notify.kinds import UnknownAlertKind
 
+        if self.event_scope:  # a new paper replay session repeats the ids of the last one: scope them
+            event_id = f"{self.event_scope}:{event_id}"
         try:
             emit(self.store, AlertEvent(event_id=event_id, kind=kind, message=message, account=self.account,
                                         ts=self.now_ms(), **kw))

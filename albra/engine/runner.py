@@ -254,6 +254,10 @@ class Runner:
                           "WARNING", ids=[r.client_id for r in resolved])
         slots = [StrategySlot(n, e.size_pct, e.leverage) for n, e in self.entries.items()]
         self.executor = Executor(self.store, self.gw, self.account, mode, filters, slots, self.limits, self.now_ms)
+        if self.replay is not None:
+            sessions = len(self.store.query("SELECT seq FROM journal WHERE kind='paper_session_reset' AND account=?",
+                                            (self.account,)))
+            self.executor.event_scope = f"paper{sessions}" if sessions else ""
         self.scheduler = CandleScheduler(self.store, self.account, self.tracks)
         self.reconciler = Reconciler(self.store, self.gw, self.account, self.executor, filters, self.now_ms,
                                      actor=self.name)

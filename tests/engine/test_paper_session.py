@@ -44,6 +44,11 @@ def test_demo_run_twice_gives_the_same_summary(tmp_path):
         # the journal kept both sessions: two starts, two stops
         kinds = [e.kind for e in journal.entries(st, account="demo")]
         assert kinds.count("runner_started") == 2 and kinds.count("runner_stopped") == 2
+        # the second session's alerts are its own events, not swallowed as duplicates of the first session's
+        ids = [r["event_id"] for r in st.query("SELECT event_id FROM alerts WHERE account='demo' ORDER BY ts")]
+        first_ids = [i for i in ids if not i.startswith("paper1:")]
+        second_ids = [i[len("paper1:"):] for i in ids if i.startswith("paper1:")]
+        assert first_ids and sorted(second_ids) == sorted(first_ids)
 
 
 def _seed(store: Store, account: str) -> None:
