@@ -110,6 +110,7 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     import time as _time
 
     from albra.sim.exchange import SimExchange
+    from albra.sim.realism import Realism
     from albra.store import Store
     from strategies import registry
 
@@ -120,7 +121,8 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     if len(set(names)) != len(names):
         raise BacktestError(f"strategy listed twice: {names}")
     funding = dict(setup.funding or {})
-    ex = SimExchange(funding=funding, now_ms=0)
+    # the replay's clock stands still while the engine decides: the realistic exchange's rules, no timing gaps
+    ex = SimExchange(funding=funding, now_ms=0, realism=Realism.replay())
     ex.add_account(ACCOUNT, setup.balance, setup.position_mode)
     tmp = tempfile.TemporaryDirectory(prefix="albra-bt-", dir=setup.store_dir)
     store = Store.open(Path(tmp.name) / "backtest.db")

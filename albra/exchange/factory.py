@@ -110,7 +110,7 @@ def paper_market(account: str, settings: Any, clock: Clock | None = None) -> Pap
     from albra.sim.build import DEFAULT_DATA, DEFAULT_FUNDING
     from albra.sim.exchange import SimExchange
     from albra.sim.feed import MarketReplay, SimClock
-    from albra.sim.markets import DEFAULT_MARKETS
+    from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
 
     if getattr(settings, "paper_feed", "replay") != "replay":
         raise ValueError(f"account {account}: paper_feed {settings.paper_feed!r} — this factory builds replay-fed "
@@ -118,6 +118,9 @@ def paper_market(account: str, settings: Any, clock: Clock | None = None) -> Pap
     files: dict[str, Path] = {s.upper(): Path(p) for s, p in (getattr(settings, "replay", None) or {}).items()}
     if not files:
         wanted = settings.symbols() if hasattr(settings, "symbols") else []
+        unlisted = [s for s in wanted if s not in DEFAULT_MARKETS]
+        if unlisted:
+            raise ValueError(f"account {account}: {unknown_symbol_message(unlisted[0])}")
         missing = [s for s in wanted if s not in DEFAULT_DATA]
         if missing:
             raise ValueError(f"account {account}: no replay file for {', '.join(missing)} and no bundled data; set "
@@ -125,17 +128,31 @@ def paper_market(account: str, settings: Any, clock: Clock | None = None) -> Pap
         files = {s: bundled(DEFAULT_DATA[s]) for s in (wanted or DEFAULT_DATA)}
     unknown = [s for s in files if s not in DEFAULT_MARKETS]
     if unknown:
-        raise ValueError(f"account {account}: {', '.join(unknown)} not simulated; known: {', '.join(DEFAULT_MARKETS)}")
+        raise ValueError(f"account {account}: {unknown_symbol_message(unknown[0])}")
     series = {s: load_candles(p, symbol=s) for s, p in files.items()}
     funding = {s: load_funding(bundled(DEFAULT_FUNDING[s])) for s in series
                if s in DEFAULT_FUNDING and bundled(DEFAULT_FUNDING[s]).is_file()}
     start_s = getattr(settings, "replay_start", None)
     start = parse_time(start_s) if start_s else max(int(v.ts[0]) for v in series.values())
-    ex = SimExchange({s: DEFAULT_MARKETS[s] for s in series}, funding=funding, now_ms=start)
+    speed = float(getattr(settings, "replay_speed", 0.0) or 0.0)
+    if clock is None and speed > 0:
+        # a clock that runs: the realism windows run on the wall clock, as against the local server
+        from albra.sim.build import wall_ms
+        from albra.sim.realism import Realism
+
+        realism, latency = Realism(), wall_ms
+    else:
+        # pulled as fast as the engine consumes: the clock stands still while the engine decides, so a timing
+        # window could never elapse — every rule of the realistic exchange, no timing gaps (ADR 0009)
+        from albra.sim.realism import Realism
+
+        realism, latency = Realism.replay(), None
+    ex = SimExchange({s: DEFAULT_MARKETS[s] for s in series}, funding=funding, now_ms=start, realism=realism,
+                     latency_clock=latency)
     hedge = PositionMode(getattr(settings, "position_mode", PositionMode.ONE_WAY)) is PositionMode.HEDGE
     ex.add_account(account, Decimal(str(getattr(settings, "paper_balance", "10000"))),
                    PositionMode.HEDGE if hedge else PositionMode.ONE_WAY)
-    sim_clock = clock or SimClock(start, float(getattr(settings, "replay_speed", 0.0) or 0.0))
+    sim_clock = clock or SimClock(start, speed)
     replay = MarketReplay(ex, series)
     replay.sync(start)
     return PaperMarket(ex, replay, sim_clock)

@@ -142,7 +142,10 @@ class PaperGateway:
         try:
             return markets[symbol]
         except KeyError:
-            raise BadSymbol(f"{symbol} is not simulated (known: {', '.join(sorted(markets))})") from None
+            known = sorted(markets)
+            shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+            raise BadSymbol(f"{symbol} is not simulated here (known: {shown}); `albra sim markets` lists every "
+                            f"Binance USDⓈ-M market a paper account can replay") from None
 
     async def fetch_candles(self, symbol: str, timeframe: str, since: int | None = None,
                             limit: int = 500) -> list[Candle]:
@@ -167,7 +170,7 @@ class PaperGateway:
     async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[ExchangePosition]:
         self._now()
         acct = self.ex.account(self.account)
-        rows = self._run(lambda: [self._payloads.position_row(self.ex, acct, p) for p in acct.live_positions()])
+        rows = self._run(lambda: [self._payloads.position_row_v3(self.ex, acct, p) for p in acct.live_positions()])
         return P.parse_positions(rows, symbols)
 
     async def fetch_position_mode(self) -> PositionMode:
@@ -193,16 +196,25 @@ class PaperGateway:
                 for o in self._run(lambda: self.ex.open_orders(self.account, symbol))]
 
     async def fetch_trades(self, symbol: str, since: int | None = None, limit: int = 1000) -> list[Fill]:
+        """``userTrades`` as Binance answers it: the 7-day window from ``since`` (the last 7 days without it)
+        and only the fills that have reached trade history (``SimExchange.trade_window`` / ``visible``)."""
         self._now()
         self._run(lambda: self.ex.spec(symbol))
-        rows = self._select(self.ex.account(self.account).trades, since, limit, lambda t: t["symbol"] == symbol)
+        lo, hi = self._run(lambda: self.ex.trade_window(since, None, None))
+        vis = self.ex.visible
+        rows = self._select(self.ex.account(self.account).trades, since, limit,
+                            lambda t: t["symbol"] == symbol and (lo is None or t["time"] >= lo)
+                            and (hi is None or t["time"] <= hi) and vis(t))
         return P.parse_trades([self._payloads.trade(t) for t in rows], symbol)
 
     async def fetch_income(self, since: int | None = None, income_type: str | None = None,
                            limit: int = 1000) -> list[IncomeRow]:
         self._now()
+        lo, _ = self.ex.income_window(since, None)
+        vis = self.ex.visible
         rows = self._select(self.ex.account(self.account).income, since, limit,
-                            None if income_type is None else (lambda r: r["incomeType"] == income_type))
+                            lambda r: (income_type is None or r["incomeType"] == income_type) and vis(r)
+                            and (lo is None or r["time"] >= lo))
         return P.parse_income([self._payloads.income(r) for r in rows])
 
     # -- set-up --------------------------------------------------------------------------------------------------

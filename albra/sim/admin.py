@@ -149,7 +149,30 @@ def add_admin_routes(app: web.Application, srv: "SimServer") -> None:
         return {"trades": [P.trade(t) | {"clientOrderId": t["clientOrderId"]} for t in acct.trades],
                 "income": [P.income(r) for r in acct.income]}
 
+    def realism_get(request, body):
+        return srv.ex.realism.describe()
+
+    def realism_set(request, body):
+        """Replace the realism windows: ``{"ideal": true}``, or fields over the realistic defaults."""
+        from albra.sim.realism import Realism
+
+        if body.get("ideal"):
+            if set(body) - {"ideal"}:
+                raise ValueError("'ideal' excludes other realism fields")
+            srv.ex.realism = Realism.ideal()
+        else:
+            srv.ex.realism = Realism.from_spec(body)
+        return srv.ex.realism.describe()
+
+    def stream_events(request, body):
+        acct = request.query.get("account")
+        return {"events": [e for e in srv.hub.sent if not acct or e["account"] == acct],
+                "listen_keys": {a: {"expires": k.expires} for a, k in srv.hub.keys.by_account.items()}}
+
     r = app.router
+    r.add_get("/_sim/realism", guard(realism_get))
+    r.add_post("/_sim/realism", guard(realism_set))
+    r.add_get("/_sim/stream", guard(stream_events))
     r.add_get("/_sim/orders", guard(orders))
     r.add_get("/_sim/accounts", guard(accounts))
     r.add_get("/_sim/clock", guard(clock_get))

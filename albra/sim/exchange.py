@@ -31,7 +31,11 @@ from albra.model import D, MarginMode, OrderType, PositionMode, PositionSide, Si
 from albra.sim import errors as E
 from albra.sim.errors import SimError
 from albra.sim.markets import DEFAULT_MARKETS, Bracket, MarketSpec, market_spec
+from albra.sim.realism import DAY_MS, Realism
 from albra.sim.state import ZERO, Account, AlgoOrder, Order, Position
+
+#: an observer of what the exchange makes observable: (kind, object, latency-clock ms when observable)
+Observer = Callable[[str, object, int], None]
 
 FUNDING_INTERVAL_MS = 8 * 3_600_000
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
@@ -78,8 +82,13 @@ class SimExchange:
 
     def __init__(self, markets: dict[str, MarketSpec] | None = None, fees: Fees | None = None,
                  funding: dict[str, list[tuple[int, float]]] | None = None,
-                 default_funding_rate: Decimal = Decimal("0.0001"), now_ms: int = 0) -> None:
+                 default_funding_rate: Decimal = Decimal("0.0001"), now_ms: int = 0,
+                 realism: Realism | None = None, latency_clock: Callable[[], int] | None = None) -> None:
         self.markets = dict(markets or DEFAULT_MARKETS)
+        #: how far the exchange departs from instant consistency (realistic unless told otherwise)
+        self.realism = realism if realism is not None else Realism()
+        #: the clock the realism windows run on (wall ms for the server); None: the exchange's own time
+        self.latency_clock = latency_clock
         self.fees = fees or Fees()
         self.default_funding_rate = default_funding_rate
         self.now = int(now_ms)
@@ -93,6 +102,8 @@ class SimExchange:
         self.all_algos: list[AlgoOrder] = []
         self.rejections: list[dict] = []
         self.listeners: list[Callable[[str, object], None]] = []
+        #: the user data stream's source: every observable change with the time it becomes observable
+        self.observers: list[Observer] = []
         self._slow_candles = 0  # candles that needed the full path walk (benches and tests read it)
         for sym, rows in (funding or {}).items():
             self.set_funding(sym, rows)
@@ -121,6 +132,16 @@ class SimExchange:
 
     def set_time(self, ms: int) -> None:
         self.now = int(ms)
+
+    def lnow(self) -> int:
+        """Now on the latency clock (what the realism windows are measured on)."""
+        return self.latency_clock() if self.latency_clock is not None else self.now
+
+    def _observe(self, kind: str, obj: object, at: int | None = None) -> None:
+        if self.observers:
+            t = self.lnow() if at is None else at
+            for cb in self.observers:
+                cb(kind, obj, t)
 
     def _sym(self, symbol: str) -> _Sym:
         st = self._syms.get(symbol)
@@ -466,20 +487,27 @@ class SimExchange:
         if not reduce:
             self._check_margin(acct, symbol, qty - reducible, ref)
         cid = self._client_id(acct, client_id, algo=False)
+        if self.realism.open_order_limits and otype is OrderType.LIMIT:
+            cap = getattr(spec, "max_num_orders", 200)
+            if sum(1 for o in acct.open_orders.values() if o.symbol == symbol) >= cap:
+                raise SimError(-2025, "Reach max open order limit.")
         order = Order(self._next_order, cid, account, symbol, side, pside, otype, qty,
                       price if otype is OrderType.LIMIT else ZERO, bool(reduce_only), False, tif,
-                      self.now, self.now)
+                      self.now, self.now, seen_at=self.lnow() + self.realism.lookup_ms)
         self._next_order += 1
         acct.orders[order.order_id] = order
         self.all_orders.append(order)
+        self._observe("order_new", order)
         marketable = otype is OrderType.MARKET or (side is Side.BUY and price >= last) or (
             side is Side.SELL and price <= last)
         if marketable and tif == "GTX":
             order.status = "EXPIRED"
+            self._observe("order_done", order)
         elif marketable:
             self._fill(acct, order, last, qty, maker=False)
         elif tif in ("IOC", "FOK"):
             order.status = "EXPIRED"
+            self._observe("order_done", order)
         else:
             acct.open_orders[order.order_id] = order
             st.orders[order.order_id] = order
@@ -502,11 +530,21 @@ class SimExchange:
             return None
         raise SimError(-1102, "Either orderId or origClientOrderId must be sent.")
 
+    def _queryable(self, o: Order) -> bool:
+        """Whether GET order finds ``o`` now: not before its lookup delay (eventual visibility), and not a
+        CANCELED/EXPIRED order without fills more than 3 days old (Binance's Query Order notes)."""
+        if o.seen_at > self.lnow():
+            return False
+        if (self.realism.purge_lookups and o.status in ("CANCELED", "EXPIRED") and o.executed_qty == 0
+                and self.now - o.time > 3 * DAY_MS):
+            return False
+        return True
+
     def get_order(self, account: str, symbol: str, order_id: int | None = None,
                   client_id: str | None = None) -> Order:
         self.spec(symbol)
         o = self._find_order(self.account(account), symbol, order_id, client_id)
-        if o is None:
+        if o is None or not self._queryable(o):
             raise E.no_such_order()
         return o
 
@@ -527,6 +565,7 @@ class SimExchange:
         st = self._syms[o.symbol]
         st.orders.pop(o.order_id, None)
         self._refresh(st)
+        self._observe("order_done", o)
         self._emit("order", o)
 
     def open_orders(self, account: str, symbol: str | None = None) -> list[Order]:
@@ -593,14 +632,19 @@ class SimExchange:
         if not reduce and qty * trig < spec.filters.min_notional:
             raise SimError(-4164, f"Order's notional must be no smaller than {spec.filters.min_notional.normalize():f} (unless you choose reduce only).")
         cid = self._client_id(acct, client_algo_id, algo=True)
+        if self.realism.open_order_limits:
+            if sum(1 for x in acct.open_algos.values() if x.symbol == symbol) >= getattr(spec, "max_num_algo_orders", 100):
+                raise SimError(-4045, "Reach max stop order limit.")
         a = AlgoOrder(self._next_algo, cid, account, symbol, side, pside, otype, qty, trig, wt,
-                      bool(close_position), bool(reduce_only), self.now, self.now)
+                      bool(close_position), bool(reduce_only), self.now, self.now,
+                      seen_at=self.lnow() + self.realism.lookup_ms)
         self._next_algo += 1
         acct.algos[a.algo_id] = a
         acct.open_algos[a.algo_id] = a
         st.algos[a.algo_id] = a
         self.all_algos.append(a)
         self._refresh(st)
+        self._observe("algo", (a, "NEW"))
         self._emit("algo", a)
         return a
 
@@ -618,10 +662,26 @@ class SimExchange:
         raise SimError(-1102, "Either algoId or clientAlgoId must be sent.")
 
     def get_algo(self, account: str, algo_id: int | None = None, client_algo_id: str | None = None) -> AlgoOrder:
+        """What GET algoOrder shows: -2013 before its lookup delay; a fired order at the stage reached so far
+        (TRIGGERING, TRIGGERED, then its final status), a copy — the record itself is already final."""
         a = self._find_algo(self.account(account), algo_id, client_algo_id)
-        if a is None:
+        if a is None or a.seen_at > self.lnow():
             raise E.no_such_order()
-        return a
+        return self.algo_view(a)
+
+    def algo_view(self, a: AlgoOrder) -> AlgoOrder:
+        """``a`` as the API shows it now: before its last stage is reached, the stage's status, no child order
+        id before TRIGGERED and no executed price before the final status."""
+        if not a.stages or a.stages[-1][0] <= self.lnow():
+            return a
+        now = self.lnow()
+        status = a.stages[0][1]
+        for t, s in a.stages:
+            if t <= now:
+                status = s
+        from dataclasses import replace as _replace
+        return _replace(a, status=status, actual_order_id=a.actual_order_id if status != "TRIGGERING" else 0,
+                        actual_price=ZERO, stages=list(a.stages))
 
     def cancel_algo(self, account: str, algo_id: int | None = None, client_algo_id: str | None = None) -> AlgoOrder:
         acct = self.account(account)
@@ -639,6 +699,8 @@ class SimExchange:
         st = self._syms[a.symbol]
         st.algos.pop(a.algo_id, None)
         self._refresh(st)
+        if not a.stages:  # a fired order's stages are observed by _trigger at their own times
+            self._observe("algo", (a, status))
         self._emit("algo", a)
 
     def open_algos(self, account: str, symbol: str | None = None) -> list[AlgoOrder]:
@@ -665,37 +727,64 @@ class SimExchange:
         self._fill(acct, o, o.price, qty, maker=True)
 
     def _trigger(self, a: AlgoOrder) -> None:
+        """The order fires. As on Binance it goes TRIGGERING → TRIGGERED (its child market order exists,
+        ``actualOrderId``) → FINISHED (the child is done), each stage observable ``trigger_ms`` / ``finish_ms``
+        later on the latency clock. FINISHED does not mean filled: a reduce-only or closePosition child that
+        finds nothing to reduce expires with zero executed and the algo is still FINISHED (read the child to
+        know); a child denied by the margin check makes it REJECTED with no child. Approximation: the child
+        executes (at the price of the trigger instant) when the order fires; only what the API shows of it
+        waits."""
         acct = self.accounts[a.account]
         acct.open_algos.pop(a.algo_id, None)
         self._syms[a.symbol].algos.pop(a.algo_id, None)
-        a.status = "TRIGGERED"
+        r = self.realism
+        t0 = self.lnow()
+        t1 = t0 + r.trigger_ms
+        t2 = t1 + r.finish_ms
+        a.stages = [(t0, "TRIGGERING"), (t1, "TRIGGERED"), (t2, "FINISHED")]
         a.trigger_time = a.update_time = self.now
+        self._observe("algo", (a, "TRIGGERING"), t0)
         reduce = a.close_position or a.reduce_only or self._closing(a.position_side, a.side)
         last = self.last_price(a.symbol)
+        child_status = ""
         if reduce:
             can = self.reducible(acct, a.symbol, a.side, a.position_side)
             qty = can if a.close_position else min(a.qty, can)
             if qty <= 0:
-                self._close_algo(acct, a, "EXPIRED", "no position to reduce when triggered")
-                return
+                qty = a.qty
+                child_status, a.reason = "EXPIRED", "Reduce Only reject"
         else:
             qty = a.qty
             reducible = self.reducible(acct, a.symbol, a.side, a.position_side)
             try:
                 self._check_margin(acct, a.symbol, qty - reducible, last)
             except SimError as e:
-                self._close_algo(acct, a, "REJECTED", e.msg)
+                # denied by the matching engine's margin check: REJECTED, no child order (Algo Status)
+                a.stages = [(t0, "TRIGGERING"), (t1, "REJECTED")]
+                a.reason, a.status, a.update_time = f"Margin is insufficient: {e.msg}", "REJECTED", self.now
+                self._observe("algo", (a, "REJECTED"), t1)
+                self._emit("algo", a)
                 return
         child = Order(self._next_order, f"algo-{a.algo_id}", acct.name, a.symbol, a.side, a.position_side,
                       OrderType.MARKET, qty, ZERO, a.reduce_only, a.close_position, "GTC", self.now, self.now,
-                      stop_price=a.trigger_price, working_type=a.working_type, source="trigger")
+                      stop_price=a.trigger_price, working_type=a.working_type, source="trigger",
+                      seen_at=t1 + r.lookup_ms)
         self._next_order += 1
         acct.orders[child.order_id] = child
         self.all_orders.append(child)
-        self._fill(acct, child, last, qty, maker=False)
         a.actual_order_id = child.order_id
-        a.actual_price = child.avg_price
-        self._close_algo(acct, a, "FINISHED")
+        self._observe("algo", (a, "TRIGGERED"), t1)
+        self._observe("order_new", child, t1)
+        if child_status:
+            child.status = child_status
+            self._observe("order_done", child, t1)
+        else:
+            self._fill(acct, child, last, qty, maker=False, at=t1)
+            a.actual_price = child.avg_price
+        a.status = "FINISHED"
+        a.update_time = self.now
+        self._observe("algo", (a, "FINISHED"), t2)
+        self._emit("algo", a)
 
     def _liquidate(self, acct: Account, pos: Position, price: Decimal) -> None:
         for o in list(acct.open_orders.values()):
@@ -715,8 +804,10 @@ class SimExchange:
             acct.wallet = ZERO
         self._emit("liquidation", {"account": acct.name, "symbol": pos.symbol, "price": price, "qty": qty})
 
-    def _fill(self, acct: Account, o: Order, price: Decimal, qty: Decimal, maker: bool) -> None:
-        """Apply one execution to the position, wallet, order, trade history and income."""
+    def _fill(self, acct: Account, o: Order, price: Decimal, qty: Decimal, maker: bool, at: int | None = None) -> None:
+        """Apply one execution to the position, wallet, order, trade history and income. ``at``: when it becomes
+        observable on the latency clock (default now); it reaches userTrades ``trade_ms`` after that."""
+        at = self.lnow() if at is None else at
         sym = o.symbol
         pos = acct.position(sym, o.position_side)
         lev = acct.lev(sym)
@@ -763,20 +854,24 @@ class SimExchange:
             "id": tid, "orderId": o.order_id, "clientOrderId": o.client_id, "symbol": sym, "side": o.side.value,
             "positionSide": o.position_side.value, "price": price, "qty": qty, "quoteQty": qty * price,
             "realizedPnl": realized, "commission": fee, "commissionAsset": acct.asset, "time": self.now,
-            "buyer": o.side is Side.BUY, "maker": maker,
+            "buyer": o.side is Side.BUY, "maker": maker, "_vis": at + self.realism.trade_ms,
         })
         if realized != 0:
-            self._income(acct, sym, "REALIZED_PNL", realized, "", trade_id=tid)
+            self._income(acct, sym, "REALIZED_PNL", realized, "", trade_id=tid, vis=at + self.realism.trade_ms)
         if fee != 0:
-            self._income(acct, sym, "COMMISSION", -fee, "", trade_id=tid)
+            self._income(acct, sym, "COMMISSION", -fee, "", trade_id=tid, vis=at + self.realism.trade_ms)
+        if self.observers:
+            self._observe("trade", (o, acct.trades[-1]), at)
+            self._observe("account", (acct, "ORDER", sym), at)
         self._emit("fill", acct.trades[-1])
 
     def _income(self, acct: Account, symbol: str, kind: str, amount: Decimal, info: str,
-                trade_id: int | None = None) -> None:
+                trade_id: int | None = None, vis: int | None = None) -> None:
         self._next_tran += 1
         acct.income.append({"symbol": symbol, "incomeType": kind, "income": amount, "asset": acct.asset,
                             "info": info, "time": self.now, "tranId": self._next_tran,
-                            "tradeId": "" if trade_id is None else str(trade_id)})
+                            "tradeId": "" if trade_id is None else str(trade_id),
+                            "_vis": self.lnow() if vis is None else vis})
 
     def _settle_funding(self, st: _Sym, f_ms: int) -> None:
         rate = st.funding.get(f_ms // FUNDING_INTERVAL_MS, self.default_funding_rate)
@@ -789,6 +884,7 @@ class SimExchange:
                     pos.isolated_margin += pay
                 self._income(acct, st.symbol, "FUNDING_FEE", pay, f"rate {rate}")
                 acct.income[-1]["time"] = f_ms
+                self._observe("account", (acct, "FUNDING_FEE", st.symbol))
 
     # ------------------------------------------------------------------ settings and transfers
     def set_leverage(self, account: str, symbol: str, leverage: int) -> dict:
@@ -796,6 +892,9 @@ class SimExchange:
         acct = self.account(account)
         if not isinstance(leverage, int) or leverage < 1 or leverage > spec.max_leverage:
             raise SimError(-4028, f"Leverage {leverage} is not valid")
+        if (leverage < acct.lev(symbol) and acct.mm(symbol) is MarginMode.ISOLATED
+                and acct.live_positions(symbol)):
+            raise SimError(-4161, "Leverage reduction is not supported in Isolated Margin Mode with open positions")
         acct.leverage[symbol] = leverage
         cap = max(b.cap for b in spec.brackets if b.max_leverage >= leverage)
         return {"symbol": symbol, "leverage": leverage, "maxNotionalValue": cap}
@@ -835,7 +934,41 @@ class SimExchange:
         acct.wallet += amount
         acct.update_time = self.now
         self._income(acct, "", "TRANSFER", amount, info)
+        self._observe("account", (acct, "DEPOSIT" if amount > 0 else "WITHDRAW", ""))
         return acct.wallet
+
+    # ------------------------------------------------------------------ history reads (Binance's windows)
+    def trade_window(self, start: int | None, end: int | None, from_id: int | None) -> tuple[int | None, int | None]:
+        """The [start, end] ``GET /fapi/v1/userTrades`` really answers for these parameters (Account Trade List:
+        at most 7 days between startTime and endTime; without both, the last 7 days; with one, 7 days from or
+        to it; fromId not with a time). None: unbounded (windows off, or fromId paging)."""
+        if not self.realism.history_windows:
+            return start, end
+        if from_id is not None:
+            if start is not None or end is not None:
+                raise SimError(-1128, "Combination of optional parameters invalid. (fromId cannot be sent with "
+                                      "startTime or endTime)")
+            return None, None
+        span = 7 * DAY_MS
+        if start is not None and end is not None:
+            if end - start > span:
+                raise SimError(-1127, "More than 168 hours between startTime and endTime.")
+            return start, end
+        if start is not None:
+            return start, start + span
+        if end is not None:
+            return end - span, end
+        return self.now - span, self.now
+
+    def income_window(self, start: int | None, end: int | None) -> tuple[int | None, int | None]:
+        """Get Income History: without startTime and endTime, the recent 7 days."""
+        if self.realism.history_windows and start is None and end is None:
+            return self.now - 7 * DAY_MS, None
+        return start, end
+
+    def visible(self, row: dict) -> bool:
+        """Whether a trade / income row has reached the history endpoints yet."""
+        return row.get("_vis", 0) <= self.lnow()
 
     # ------------------------------------------------------------------ views
     def upnl(self, pos: Position) -> Decimal:

@@ -51,8 +51,8 @@ def _symbol(spec: MarketSpec) -> dict:
             {"filterType": "LOT_SIZE", "stepSize": num(f.step_size), "maxQty": num(f.max_qty), "minQty": num(f.min_qty)},
             {"filterType": "MARKET_LOT_SIZE", "stepSize": num(f.step_size), "maxQty": num(f.market_max_qty or f.max_qty),
              "minQty": num(f.min_qty)},
-            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MAX_NUM_ORDERS", "limit": getattr(spec, "max_num_orders", 200)},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": getattr(spec, "max_num_algo_orders", 100)},
             {"filterType": "MIN_NOTIONAL", "notional": num(f.min_notional)},
             {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500", "multiplierDecimal": "4"},
         ],
@@ -86,6 +86,15 @@ def algo(a: AlgoOrder) -> dict:
         "createTime": a.create_time, "updateTime": a.update_time, "triggerTime": a.trigger_time,
         "goodTillDate": 0,
     }
+
+
+def position_row_v3(ex: SimExchange, acct: Account, p: Position) -> dict:
+    """A ``GET /fapi/v3/positionRisk`` row: as v2 but, as Binance sends it, without ``leverage``, ``marginType``
+    and ``maxNotionalValue`` (Position Information V3 lists none of them)."""
+    row = position_row(ex, acct, p)
+    for k in ("leverage", "marginType", "maxNotionalValue", "isAutoAddMargin"):
+        row.pop(k, None)
+    return row
 
 
 def position_row(ex: SimExchange, acct: Account, p: Position) -> dict:
@@ -140,12 +149,14 @@ def trade(t: dict) -> dict:
     for k in ("price", "qty", "quoteQty", "realizedPnl", "commission"):
         out[k] = num(t[k])
     out.pop("clientOrderId", None)
+    out.pop("_vis", None)
     return out
 
 
 def income(r: dict) -> dict:
     out = dict(r)
     out["income"] = num(r["income"])
+    out.pop("_vis", None)
     return out
 
 

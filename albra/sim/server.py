@@ -28,10 +28,14 @@ from albra.sim.errors import SimError
 from albra.sim.exchange import SimExchange
 from albra.sim.faults import FaultTable
 from albra.sim.feed import MarketReplay, SimClock
-from albra.sim.limits import TimestampCheck, WeightMeter, request_weight
+from albra.sim.limits import OrderRateMeter, TimestampCheck, WeightMeter, request_weight
+from albra.sim.stream import StreamHub, add_stream_routes
 from albra.timefmt import TIMEFRAME_MS
 
 Handler = Callable[[dict[str, str], str | None, int], Any]
+
+#: routes that place orders (counted by the order-rate limits)
+ORDER_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders")
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,10 @@ class SimServer:
         self.ts_check = TimestampCheck()
         self.requests: deque[dict] = deque(maxlen=20_000)
         self.unknown: list[dict] = []
-        self.routes: dict[tuple[str, str], tuple[Handler, bool]] = {}
+        self.orders_meter = OrderRateMeter()
+        self.routes: dict[tuple[str, str], tuple[Handler, bool | str]] = {}
+        self.hub = StreamHub(self)
+        self._late: set[asyncio.TimerHandle] = set()
         self._register()
 
     # ------------------------------------------------------------------ plumbing
@@ -116,11 +123,25 @@ class SimServer:
 
         app = web.Application(client_max_size=1 << 20)
         add_admin_routes(app, self)
+        add_stream_routes(app, self.hub)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
         return app
 
-    def _json(self, body: Any, status: int = 200, weight: int | None = None) -> web.Response:
+    async def _on_startup(self, app: web.Application) -> None:
+        self.hub.start()
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        for h in list(self._late):
+            h.cancel()
+        await self.hub.stop()
+
+    def _json(self, body: Any, status: int = 200, weight: int | None = None,
+              extra: dict[str, str] | None = None) -> web.Response:
         headers = {} if weight is None else {"X-MBX-USED-WEIGHT-1M": str(weight)}
+        if extra:
+            headers.update(extra)
         return web.Response(text=json.dumps(body), status=status, content_type="application/json", headers=headers)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -159,13 +180,57 @@ class SimServer:
                 entry["status"] = "dropped"
                 return self._drop(request)
         handler, signed = route
+        order_counts: dict[str, str] | None = None
+        if method == "POST" and path in ORDER_PATHS:
+            acct = self.keys.get(request.headers.get("X-MBX-APIKEY", ""))
+            if acct is not None and self.ex.realism.order_rate_limits:
+                order_counts, over = self.orders_meter.charge(acct.account)
+                if over is not None:
+                    entry["status"], entry["code"] = 429, -1015
+                    return self._json({"code": -1015, "msg": f"Too many new orders; current limit is {over}."},
+                                      429, used, order_counts)
+        if fault is not None and fault.action == "backend_timeout":
+            return self._backend_timeout(fault, handler, signed, request, raw, params, entry, used)
         status, body = self._handle(handler, signed, request, raw, params, entry)
         if fault is not None and fault.action == "commit_lose":
             entry["status"] = f"lost ({status})"
             if fault.lose == "timeout":
                 await asyncio.sleep((fault.delay_ms or 5000) / 1000)
             return self._drop(request)
-        return self._json(body, status, used)
+        return self._json(body, status, used, order_counts)
+
+    def _backend_timeout(self, fault: Any, handler: Handler, signed: bool | str, request: web.Request, raw: str,
+                         params: dict[str, str], entry: dict, used: int) -> web.Response:
+        """Binance's -1007: "Timeout waiting for response from backend server. Send status unknown; execution
+        status unknown." The request is executed now (``execute: true``), never (``false``), either
+        (``null``: seeded coin) or ``execute_after_ms`` later — the order that turns up after its sender gave
+        up. The answer is the -1007 error either way (HTTP 408)."""
+        execute = fault.execute
+        if execute is None:
+            execute = self.faults.rng.random() < 0.5
+        note = "not executed"
+        if fault.execute_after_ms:
+            try:
+                account = self._auth(request, raw, params) if signed else None
+            except SimError as e:
+                entry["status"], entry["code"] = e.http_status, e.code
+                return self._json(e.payload(), e.http_status, used)
+
+            def late() -> None:
+                try:
+                    handler(params, account, self.now())
+                    self.requests.append({**entry, "status": "late executed", "time": self.clock.now_ms()})
+                except SimError as e:
+                    self.requests.append({**entry, "status": "late rejected", "code": e.code})
+            h = asyncio.get_running_loop().call_later(fault.execute_after_ms / 1000, late)
+            self._late.add(h)
+            note = f"executes in {fault.execute_after_ms} ms"
+        elif execute:
+            status, _ = self._handle(handler, signed, request, raw, params, entry)
+            note = f"executed ({status})"
+        entry["status"], entry["code"] = f"-1007 ({note})", -1007
+        return self._json({"code": -1007, "msg": "Timeout waiting for response from backend server. Send status "
+                                                 "unknown; execution status unknown."}, 408, used)
 
     def _drop(self, request: web.Request) -> web.StreamResponse:
         """Close the socket without answering (the client sees a disconnect)."""
@@ -176,7 +241,10 @@ class SimServer:
     def _handle(self, handler: Handler, signed: bool, request: web.Request, raw: str, params: dict[str, str],
                 entry: dict) -> tuple[int, Any]:
         try:
-            account = self._auth(request, raw, params) if signed else None
+            if signed == "key":
+                account = self._api_key(request)
+            else:
+                account = self._auth(request, raw, params) if signed else None
             entry["account"] = account
             body = handler(params, account, self.now())
             entry["status"] = 200
@@ -184,6 +252,16 @@ class SimServer:
         except SimError as e:
             entry["status"], entry["code"] = e.http_status, e.code
             return e.http_status, e.payload()
+
+    def _api_key(self, request: web.Request) -> str:
+        """USER_STREAM security: the API key header, no signature (User Data Streams)."""
+        key = request.headers.get("X-MBX-APIKEY")
+        if not key:
+            raise SimError(-2014, "API-key format invalid.", 401)
+        k = self.keys.get(key)
+        if k is None:
+            raise SimError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        return k.account
 
     def _auth(self, request: web.Request, raw: str, params: dict[str, str]) -> str:
         key = request.headers.get("X-MBX-APIKEY")
@@ -214,7 +292,7 @@ class SimServer:
                ("GET", "/fapi/v1/exchangeInfo", self.exchange_info), ("GET", "/fapi/v1/klines", self.klines),
                ("GET", "/fapi/v1/ticker/price", self.ticker), ("GET", "/fapi/v2/ticker/price", self.ticker),
                ("GET", "/fapi/v1/premiumIndex", self.premium)]
-        priv = [("GET", "/fapi/v3/account", self.account), ("GET", "/fapi/v3/positionRisk", self.position_risk),
+        priv = [("GET", "/fapi/v3/account", self.account), ("GET", "/fapi/v3/positionRisk", self.position_risk_v3),
                 ("GET", "/fapi/v2/positionRisk", self.position_risk),
                 ("GET", "/fapi/v1/leverageBracket", self.leverage_bracket),
                 ("POST", "/fapi/v1/leverage", self.leverage), ("POST", "/fapi/v1/marginType", self.margin_type),
@@ -231,6 +309,8 @@ class SimServer:
             r[(m, p)] = (h, False)
         for m, p, h in priv:
             r[(m, p)] = (h, True)
+        for m, h in (("POST", self.hub.post_key), ("PUT", self.hub.put_key), ("DELETE", self.hub.delete_key)):
+            r[(m, "/fapi/v1/listenKey")] = (h, "key")
 
     def ping(self, params, account, now):
         return {}
@@ -291,8 +371,14 @@ class SimServer:
         sym = _sym(params, required=False)
         if sym:
             self.ex.spec(sym)
-        rows = [P.position_row(self.ex, acct, p) for p in acct.live_positions(sym)]
-        return rows
+        return [P.position_row(self.ex, acct, p) for p in acct.live_positions(sym)]
+
+    def position_risk_v3(self, params, account, now):
+        acct = self.ex.account(account)
+        sym = _sym(params, required=False)
+        if sym:
+            self.ex.spec(sym)
+        return [P.position_row_v3(self.ex, acct, p) for p in acct.live_positions(sym)]
 
     def leverage_bracket(self, params, account, now):
         rows = P.brackets(self.ex)
@@ -394,19 +480,24 @@ class SimServer:
         limit = min(_int(params, "limit", 500) or 500, 1000)
         start, end = _int(params, "startTime"), _int(params, "endTime")
         from_id, oid = _int(params, "fromId"), _int(params, "orderId")
-        rows = [t for t in self.ex.account(account).trades if t["symbol"] == sym
+        asked_start = start
+        start, end = self.ex.trade_window(start, end, from_id)
+        vis = self.ex.visible
+        rows = [t for t in self.ex.account(account).trades if t["symbol"] == sym and vis(t)
                 and (start is None or t["time"] >= start) and (end is None or t["time"] <= end)
                 and (from_id is None or t["id"] >= from_id) and (oid is None or t["orderId"] == oid)]
-        rows = rows[:limit] if (start is not None or from_id is not None) else rows[-limit:]
+        rows = rows[:limit] if (asked_start is not None or from_id is not None) else rows[-limit:]
         return [P.trade(t) for t in rows]
 
     def income(self, params, account, now):
         sym = _sym(params, required=False)
         kind = params.get("incomeType")
         limit = min(_int(params, "limit", 100) or 100, 1000)
-        start, end = _int(params, "startTime"), _int(params, "endTime")
-        rows = [r for r in self.ex.account(account).income if (not sym or r["symbol"] == sym)
+        asked_start = _int(params, "startTime")
+        start, end = self.ex.income_window(asked_start, _int(params, "endTime"))
+        vis = self.ex.visible
+        rows = [r for r in self.ex.account(account).income if vis(r) and (not sym or r["symbol"] == sym)
                 and (not kind or r["incomeType"] == kind) and (start is None or r["time"] >= start)
                 and (end is None or r["time"] <= end)]
-        rows = rows[:limit] if start is not None else rows[-limit:]
+        rows = rows[:limit] if asked_start is not None else rows[-limit:]
         return [P.income(r) for r in rows]

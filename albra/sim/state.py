@@ -51,15 +51,17 @@ class Order:
     stop_price: Decimal = ZERO
     working_type: WorkingType = WorkingType.CONTRACT_PRICE
     source: str = "api"
+    #: latency-clock ms from which GET order finds it (eventual visibility, :class:`~albra.sim.realism.Realism`)
+    seen_at: int = 0
 
 
 @dataclass(slots=True)
 class AlgoOrder:
     """A conditional order (``/fapi/v1/algoOrder``): STOP_MARKET / TAKE_PROFIT_MARKET.
 
-    ``status`` uses Binance's algoStatus values: NEW, CANCELED, TRIGGERED (fired, child order
-    working), FINISHED (child order filled), REJECTED (child order refused, e.g. margin) and
-    EXPIRED (nothing left to reduce/close when it fired)."""
+    ``status`` uses Binance's algoStatus values: NEW, CANCELED, TRIGGERING (fired, child order being
+    placed), TRIGGERED (child order placed), FINISHED (the child order is done: filled, or expired /
+    rejected with nothing executed — read the child to know which), REJECTED, EXPIRED."""
 
     algo_id: int
     client_algo_id: str
@@ -80,6 +82,11 @@ class AlgoOrder:
     actual_order_id: int = 0
     actual_price: Decimal = ZERO
     reason: str = ""
+    #: latency-clock ms from which GET algoOrder finds it
+    seen_at: int = 0
+    #: after it fired: (latency-clock ms, algoStatus) — TRIGGERING, TRIGGERED, then the final status; what the
+    #: API shows is the last stage reached (``status`` is already the final truth)
+    stages: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -75,6 +75,25 @@ class SimAdmin:
     async def position_mode(self, account: str, hedge: bool) -> str:
         return (await self._req("POST", "position_mode", {"account": account, "hedge": hedge}))["mode"]
 
+    async def realism(self, **fields: Any) -> dict:
+        """Set realism windows (``ideal=True`` for instant consistency); no arguments: read them."""
+        if not fields:
+            return await self._req("GET", "realism")
+        return await self._req("POST", "realism", fields)
+
+    async def settle(self) -> float:
+        """Wait until everything the exchange did so far is visible: every realism window (trigger, finish,
+        lookup, trade, stream) has elapsed. Returns the seconds waited. For tests that check what a call
+        returns, not how an engine copes with the wait."""
+        r = await self.realism()
+        wait = (r["trigger_ms"] + r["finish_ms"] + max(r["lookup_ms"], r["trade_ms"]) + r["stream_ms"] + 20) / 1000
+        await asyncio.sleep(wait)
+        return wait
+
+    async def stream_events(self, account: str | None = None) -> list[dict]:
+        q = {"account": account} if account else {}
+        return (await self._req("GET", "stream", **q))["events"]
+
     async def mark(self, symbol: str, price: Decimal | str | float | None) -> str:
         return (await self._req("POST", "mark", {"symbol": symbol, "price": None if price is None else str(price)}))["mark"]
 
@@ -109,8 +128,9 @@ class SimHandle:
 async def run_sim_server(start: str | int = "2024-01-01", speed: float = 0.0,
                          accounts: dict[str, tuple[str, str]] | None = None, balance: str = "10000",
                          hedge: set[str] | None = None, data: dict[str, str] | None = None,
-                         weight_limit: int = 2400) -> AsyncIterator[SimHandle]:
-    """Start the server in this event loop on 127.0.0.1:0, yield a :class:`SimHandle`, stop it."""
+                         weight_limit: int = 2400, realism: Any = None) -> AsyncIterator[SimHandle]:
+    """Start the server in this event loop on 127.0.0.1:0, yield a :class:`SimHandle`, stop it. ``realism``:
+    a :class:`~albra.sim.realism.Realism` (default: realistic, as ``albra sim serve``)."""
     from aiohttp import web
 
     from albra.sim.build import SimConfig, build_server
@@ -123,6 +143,8 @@ async def run_sim_server(start: str | int = "2024-01-01", speed: float = 0.0,
                     data={s: Path(p) for s, p in (data or {}).items()},
                     start_ms=parse_time(start) if isinstance(start, str) else int(start), speed=speed,
                     balance=Decimal(balance), hedge=set(hedge or ()), weight_limit=weight_limit)
+    if realism is not None:
+        cfg.realism = realism
     srv = build_server(cfg)
     runner = web.AppRunner(srv.app(), shutdown_timeout=0.1, handle_signals=False, access_log=None)
     await runner.setup()

@@ -79,6 +79,7 @@ async def test_orders_one_way(gw, sim):
     assert positions[0].liquidation_price is not None and positions[0].liquidation_price < positions[0].entry_price
     assert [o.client_id for o in await gw.fetch_open_orders(BTC)] == [limit.client_id]
     assert {o.client_id for o in await gw.fetch_open_orders(BTC, algo=True)} == {stop.client_id, tp.client_id}
+    await sim.admin.settle()  # found by client id, and in trade history, only after the exchange's delays
     assert (await gw.fetch_order(BTC, stop.client_id, True)).exchange_id == stop.exchange_id
     assert (await gw.fetch_order(BTC, entry.client_id, False)).status is OrderStatus.FILLED
     assert await gw.fetch_order(BTC, cid("exit"), False) is None
@@ -168,6 +169,7 @@ async def test_hedge_mode_exits_and_stops(sim, make_gw):
     await sim.admin.mark(BTC, "39000")
     pos = {p.position_side: p.qty for p in await g.fetch_positions([BTC])}
     assert pos == {PositionSide.SHORT: Decimal("-0.015")}
+    await sim.admin.settle()
     fired = await g.fetch_order(BTC, stop_long.client_id, True)
     assert fired.status in (OrderStatus.TRIGGERED, OrderStatus.FILLED)
 

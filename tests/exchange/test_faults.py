@@ -65,7 +65,7 @@ async def test_timeout_on_placement_is_outcome_unknown_and_resolved(sim, make_gw
     with pytest.raises(E.OutcomeUnknown) as ei:
         await gw.place_order(market())
     assert ei.value.client_id == cid("entry") and not ei.value.is_algo
-    found = await resolve_unknown(gw, BTC, cid("entry"), False, sleep=_no_wait)
+    found = await resolve_unknown(gw, BTC, cid("entry"), False, spacing_s=0.2)  # spaced: visibility is eventual
     assert found is not None and found.status is OrderStatus.FILLED
     assert await count(sim, cid("entry")) == 1  # sent exactly once, never re-sent
 
@@ -223,7 +223,7 @@ async def test_lost_response_order_exists_exactly_once(sim, make_gw, algo):
     await sim.admin.fault("POST", "/fapi/v1/algoOrder" if algo else "/fapi/v1/order", "commit_lose", lose="drop")
     with pytest.raises(E.OutcomeUnknown):
         await gw.place_order(req)
-    found = await resolve_unknown(gw, BTC, req.client_id, algo, sleep=_no_wait)
+    found = await resolve_unknown(gw, BTC, req.client_id, algo, spacing_s=0.2)  # spaced: visibility is eventual
     assert found is not None and found.client_id == req.client_id and found.is_algo is algo
     assert await count(sim, req.client_id) == 1
 

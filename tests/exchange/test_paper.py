@@ -17,6 +17,7 @@ from albra.exchange.types import OrderRequest
 from albra.model import MarginMode, OrderStatus, OrderType, PositionMode, PositionSide, Side
 from albra.sim.exchange import SimExchange
 from albra.sim.feed import MarketReplay
+from albra.sim.realism import Realism
 from albra.timefmt import FixedClock
 
 pytestmark = pytest.mark.anyio
@@ -31,10 +32,41 @@ def cid(purpose: str, gen: int = 0, strategy: str = "TURTLE") -> str:
 
 @pytest.fixture
 def core() -> SimExchange:
-    ex = SimExchange(now_ms=T0)
+    # nobody moves this exchange's clock while the gateway is asked, as in a replay: the realistic rules with no
+    # timing gaps (Realism.replay, ADR 0009); the timing windows are tested below with a running clock
+    ex = SimExchange(now_ms=T0, realism=Realism.replay())
     ex.add_account("paper", Decimal("10000"))
     ex.open_at(BTC, T0, 44000.0)
     return ex
+
+
+async def test_realistic_windows_show_through_the_paper_gateway():
+    """With the realistic default a fill reaches trade history ``trade_ms`` later, a new order is not found by
+    its client id for ``lookup_ms``, and a fired stop shows TRIGGERING/TRIGGERED before its final status."""
+    ex = SimExchange(now_ms=T0)
+    ex.add_account("paper", Decimal("10000"))
+    ex.open_at(BTC, T0, 44000.0)
+    gw = PaperGateway("paper", ex)
+    r = ex.realism
+    entry = await gw.place_order(OrderRequest(cid("entry"), BTC, Side.BUY, OrderType.MARKET, Decimal("0.1")))
+    assert entry.status is OrderStatus.FILLED
+    assert await gw.fetch_trades(BTC) == []
+    assert await gw.fetch_order(BTC, entry.client_id, False) is None
+    ex.set_time(T0 + r.trade_ms)
+    assert len(await gw.fetch_trades(BTC)) == 1
+    ex.set_time(T0 + r.lookup_ms)
+    assert (await gw.fetch_order(BTC, entry.client_id, False)).status is OrderStatus.FILLED
+    stop = await gw.place_order(OrderRequest(cid("stop_loss"), BTC, Side.SELL, OrderType.STOP_MARKET, None,
+                                             trigger_price=Decimal("43000"), close_position=True))
+    ex.set_time(ex.now + r.lookup_ms)
+    ex.move(BTC, 42900.0)
+    t = ex.now
+    assert (await gw.fetch_order(BTC, stop.client_id, True)).status is OrderStatus.TRIGGERED  # TRIGGERING
+    ex.set_time(t + r.trigger_ms)
+    seen = await gw.fetch_order(BTC, stop.client_id, True)
+    assert seen.status is OrderStatus.TRIGGERED and seen.actual_order_id  # TRIGGERED: the child exists
+    ex.set_time(t + r.trigger_ms + r.finish_ms)
+    assert (await gw.fetch_order(BTC, stop.client_id, True)).status is OrderStatus.FILLED  # FINISHED
 
 
 async def test_place_stop_trigger_positions_balance(core):

@@ -26,6 +26,7 @@ async def test_every_gateway_call_works_through_ccxt(sim, ex):
     assert limit["status"] == "open"
     assert len(await ex.fetch_open_orders(SYM)) == 1
     assert len(await ex.fetch_open_orders(SYM, params={"trigger": True})) == 1
+    await sim.admin.settle()  # a new order is found by its client id only after the lookup delay
     assert (await ex.fetch_order(None, SYM, {"clientOrderId": "sl1", "trigger": True}))["id"] == stop["id"]
     assert (await ex.fetch_order(None, SYM, {"clientOrderId": "l1"}))["id"] == limit["id"]
     pos = await ex.fetch_positions([SYM])

@@ -172,11 +172,16 @@ def test_close_position_closes_exactly_the_position_at_trigger_time():
     assert child.executed_qty == Dec("0.223") and pos(ex).amt == 0
 
 
-def test_close_position_with_nothing_to_close_expires():
+def test_close_position_with_nothing_to_close_finishes_with_an_expired_child():
+    """Binance: FINISHED means the child order is done in the matching engine, filled *or* not: a
+    closePosition child that finds no position expires with nothing executed, and the algo says FINISHED."""
     ex = make()
     sl = ex.place_algo("a", "BTCUSDT", "SELL", "STOP_MARKET", Dec("39000"), close_position=True)
     ex.on_candle("BTCUSDT", T0 + M15, 40000, 40000, 38000, 38500)
-    assert sl.status == "EXPIRED" and pos(ex).amt == 0
+    assert sl.status == "FINISHED" and pos(ex).amt == 0
+    child = ex.account("a").orders[sl.actual_order_id]
+    assert child.status == "EXPIRED" and child.executed_qty == 0 and sl.actual_price == 0
+    assert ex.account("a").trades == []
 
 
 def test_hedge_mode_rules_and_close_position_closes_its_side_only():
@@ -252,8 +257,16 @@ def test_duplicate_client_id_of_open_order_rejected_and_lookup_by_client_id():
     with pytest.raises(SimError) as e:
         ex.place_order("a", "BTCUSDT", "BUY", "LIMIT", Dec("0.01"), Dec("38000"), client_id="bad id!")
     assert code(e) == -4015
+    with pytest.raises(SimError) as e:  # eventual visibility: not found by its client id right away
+        ex.get_order("a", "BTCUSDT", client_id="dup")
+    assert code(e) == -2013
+    ex.set_time(ex.now + ex.realism.lookup_ms)
     assert ex.get_order("a", "BTCUSDT", client_id="dup").price == Dec("39000")
     ex.place_algo("a", "BTCUSDT", "BUY", "STOP_MARKET", Dec("41000"), Dec("0.01"), client_algo_id="s1")
+    with pytest.raises(SimError) as e:
+        ex.get_algo("a", client_algo_id="s1")
+    assert code(e) == -2013
+    ex.set_time(ex.now + ex.realism.lookup_ms)
     assert ex.get_algo("a", client_algo_id="s1").trigger_price == Dec("41000")
     with pytest.raises(SimError) as e:
         ex.get_order("a", "BTCUSDT", client_id="nope")

@@ -44,6 +44,7 @@ async def test_orders_and_positions_follow_the_clock(sim, ex):
     assert sl["triggerPrice"] and tp["triggerPrice"]
     # the stop works on CONTRACT_PRICE (Binance's default): a forced mark below it does not fire it
     await sim.admin.mark("BTCUSDT", round(price * 0.96, 1))
+    await sim.admin.settle()  # orders are found by client id (and fills in trade history) only after a delay
     assert (await ex.fetch_order(None, SYM, {"clientOrderId": "sl-1", "trigger": True}))["status"] == "open"
     await sim.admin.mark("BTCUSDT", None)
     await ex.cancel_order(sl["id"], SYM, {"trigger": True})
@@ -167,6 +168,9 @@ async def test_commit_but_lose_leaves_exactly_one_order(sim, ex):
     await sim.admin.fault("POST", "/fapi/v1/order", "commit_lose")
     with pytest.raises(ccxt.NetworkError):
         await ex.create_order(SYM, "market", "buy", 0.01, None, {"clientOrderId": "lost-1"})
+    with pytest.raises(ccxt.OrderNotFound):  # looked up at once: not visible yet, though it was executed
+        await ex.fetch_order(None, SYM, {"clientOrderId": "lost-1"})
+    await sim.admin.settle()
     found = await ex.fetch_order(None, SYM, {"clientOrderId": "lost-1"})
     assert found["status"] == "closed" and found["filled"] == 0.01
     await sim.admin.fault("POST", "/fapi/v1/algoOrder", "commit_lose", lose="timeout", delay_ms=600)
@@ -175,6 +179,7 @@ async def test_commit_but_lose_leaves_exactly_one_order(sim, ex):
         await ex.create_order(SYM, "market", "sell", 0.01, None,
                               {"stopLossPrice": 30000, "reduceOnly": True, "clientOrderId": "lost-sl"})
     ex.timeout = 10_000
+    await sim.admin.settle()
     assert (await ex.fetch_order(None, SYM, {"clientOrderId": "lost-sl", "trigger": True}))["status"] == "open"
     report = await sim.admin.orders(account="main")
     assert report["counts"] == {"lost-1": 1, "lost-sl": 1}
@@ -212,6 +217,7 @@ async def test_mark_price_stop_fires_on_forced_mark_and_position_closes(sim, ex)
                           {"stopPrice": trigger, "closePosition": True, "workingType": "MARK_PRICE",
                            "clientOrderId": "sl-mark"})
     await sim.admin.mark("BTCUSDT", trigger - 100)
+    await sim.admin.settle()
     done = await ex.fetch_order(None, SYM, {"clientOrderId": "sl-mark", "trigger": True})
     assert done["status"] == "closed" and done["info"]["algoStatus"] == "FINISHED"
     assert await ex.fetch_positions([SYM]) == []
