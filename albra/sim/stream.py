@@ -252,7 +252,7 @@ class StreamHub:
 
     # -- HTTP side ----------------------------------------------------------------------------------------------
     async def ws_handler(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
+        name = request.match_info.get("name") or request.query.get("listenKey", "")
         if "@kline_" in name:
             return await self._kline_ws(request, name)
         k = self.keys.get(name)
@@ -324,3 +324,4 @@ def add_stream_routes(app: web.Application, hub: StreamHub) -> None:
     """WebSocket routes on the same host and port (before the REST catch-all)."""
     for prefix in ("/ws", "/private/ws", "/market/ws"):
         app.router.add_get(prefix + "/{name}", hub.ws_handler)
+    app.router.add_get("/private/ws", hub.ws_handler)  # ?listenKey=… (the form ccxt 4.5.90 connects to)
