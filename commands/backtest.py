@@ -51,7 +51,7 @@ def _render(summary: dict[str, Any]) -> None:
 
 def backtest(
     strategy: List[str] = typer.Option(..., "--strategy", "-s", help="Strategy name (repeat for several)."),
-    symbol: List[str] = typer.Option(..., "--symbol", help="Symbol to trade (repeat for several)."),
+    symbol: List[str] = typer.Option(..., "--symbol", help="Symbol to trade (repeat for several; any market `albra sim markets` lists)."),
     data: List[str] = typer.Option(..., "--data", help="SYMBOL=FILE candle file (repeat; several timeframes ok)."),
     start: Optional[str] = typer.Option(None, "--start", help="First candle (YYYY-MM-DD, ISO, epoch ms; UTC)."),
     end: Optional[str] = typer.Option(None, "--end", help="End of the window (exclusive)."),
@@ -89,8 +89,13 @@ def backtest(
         fail(str(e))
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         fail(f"--start ({start}) must be before --end ({end})")
-    series = _parse_data(list(data))
+    from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
+
     symbols = [s.strip().upper() for s in symbol]
+    for s in dict.fromkeys([*symbols, *(d.split("=", 1)[0].strip().upper() for d in data if "=" in d)]):
+        if s not in DEFAULT_MARKETS:
+            fail(unknown_symbol_message(s))
+    series = _parse_data(list(data))
     missing = [s for s in symbols if s not in series]
     if missing:
         fail(f"no --data for {', '.join(missing)} (give --data {missing[0]}=FILE)")

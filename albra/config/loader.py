@@ -304,7 +304,13 @@ def _replay_problems(settings: Settings, label: str) -> list[ConfigProblem]:
             if not p.is_file():
                 problems.append(ConfigProblem(label, f"accounts.{acc_name}.replay.{sym}", f"replay file {p} does not exist"))
         if acc.mode is AccountMode.PAPER and acc.paper_feed == "replay":
+            from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
+
             for sym in acc.symbols():
+                if sym not in DEFAULT_MARKETS:  # a paper account trades on the simulated exchange's listed markets
+                    problems.append(ConfigProblem(label, f"accounts.{acc_name}.strategies",
+                                                  f"paper account cannot trade it: {unknown_symbol_message(sym)}"))
+                    continue
                 if sym in resolved:
                     continue
                 default = bundled(f"{sym}-15m.csv.gz")

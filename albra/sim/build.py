@@ -11,7 +11,7 @@ from albra.candles import CandleSeries, bundled, load_candles, load_funding
 from albra.model import PositionMode
 from albra.sim.exchange import Fees, SimExchange
 from albra.sim.feed import MarketReplay, SimClock
-from albra.sim.markets import DEFAULT_MARKETS
+from albra.sim.markets import DEFAULT_MARKETS, check_listed
 from albra.sim.server import ApiKey, SimServer
 
 DEFAULT_DATA = {"BTCUSDT": "BTCUSDT-15m.csv.gz", "ETHUSDT": "ETHUSDT-15m.csv.gz"}
@@ -46,10 +46,7 @@ def parse_symbol_file(spec: str, what: str) -> tuple[str, Path]:
     sym, sep, path = spec.partition("=")
     if not sep or not sym or not path:
         raise ValueError(f"{what} must be SYMBOL=FILE, got {spec!r}")
-    sym = sym.upper()
-    if sym not in DEFAULT_MARKETS:
-        raise ValueError(f"{what}: symbol {sym} is not simulated; known: {', '.join(DEFAULT_MARKETS)}")
-    return sym, Path(path)
+    return check_listed(sym, what), Path(path)
 
 
 @lru_cache(maxsize=16)

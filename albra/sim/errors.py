@@ -22,7 +22,8 @@ class SimError(Exception):
 
 
 def bad_symbol(symbol: str) -> SimError:
-    return SimError(-1121, f"Invalid symbol. ({symbol!r} is not listed on this simulated exchange)")
+    return SimError(-1121, f"Invalid symbol. ({symbol!r} is not listed on this simulated exchange; "
+                           f"`albra sim markets` lists the Binance USDⓈ-M markets it can simulate)")
 
 
 def bad_param(msg: str) -> SimError:

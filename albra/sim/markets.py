@@ -1,16 +1,32 @@
 """Listed markets: exchange filters, leverage brackets and contract metadata of the simulation.
 
-The numbers follow Binance USDⓈ-M as of 2024 for BTCUSDT and ETHUSDT (tick, step, min notional,
-and the classic maintenance-margin brackets). Unknown symbols are an error (-1121), never a guess.
+Every market comes from a real Binance USDⓈ-M ``GET /fapi/v1/exchangeInfo`` response shipped with the package
+(``data/exchange_info_usdm.json.gz``; source, commit and date in ``data/PROVENANCE.md``): every PERPETUAL contract
+that was TRADING with quote asset USDT or USDC, its PRICE_FILTER / LOT_SIZE / MARKET_LOT_SIZE / MIN_NOTIONAL
+filters and precisions as Binance sent them, and its maintenance-margin brackets as ``GET
+/fapi/v1/leverageBracket`` sent them (freqtrade's recorded copy, four days younger than the exchangeInfo). A
+symbol the snapshot does not list is an error (-1121 in the exchange, exit 2 in commands, with a pointer to
+``albra sim markets``), never a guess. The snapshot is read on first use and cached: importing this module
+costs nothing.
 """
 
 from __future__ import annotations
 
+import difflib
+import gzip
+import json
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 
 from albra.model import MarketFilters
-from albra.sim.errors import bad_symbol
+from albra.sim.errors import SimError, bad_symbol
+
+SNAPSHOT = Path(__file__).with_name("data") / "exchange_info_usdm.json.gz"
+LIST_HINT = "List them with `albra sim markets` (e.g. `albra sim markets --search SOL`)."
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,10 @@ class MarketSpec:
     price_precision: int
     qty_precision: int
     brackets: tuple[Bracket, ...]
+    margin_asset: str = ""
+    onboard_ms: int = 0
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
 
     @property
     def symbol(self) -> str:
@@ -52,50 +72,132 @@ class MarketSpec:
         return self.brackets[-1]
 
 
-def _brackets(rows: list[tuple[int, int, str, int]]) -> tuple[Bracket, ...]:
-    """Build tiers from (floor, cap, mmr, max leverage); cum follows Binance's definition
-    cum_n = cum_{n-1} + floor_n * (mmr_n - mmr_{n-1})."""
-    out: list[Bracket] = []
-    cum = Decimal(0)
-    prev_mmr = Decimal(0)
-    for i, (floor, cap, mmr, lev) in enumerate(rows, start=1):
-        m = Decimal(mmr)
-        cum = cum + Decimal(floor) * (m - prev_mmr)
-        out.append(Bracket(i, Decimal(floor), Decimal(cap), m, lev, cum))
-        prev_mmr = m
-    return tuple(out)
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """Where the listed markets come from (``data/PROVENANCE.md`` has the full story)."""
+
+    server_time_ms: int
+    symbols: int
+    source: dict[str, str]
+    path: Path
+
+    @property
+    def date(self) -> str:
+        return datetime.fromtimestamp(self.server_time_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _spec(symbol: str, base: str, tick: str, step: str, min_qty: str, max_qty: str, market_max: str,
-          min_notional: str, pp: int, qp: int, rows: list[tuple[int, int, str, int]]) -> MarketSpec:
-    f = MarketFilters(symbol, Decimal(tick), Decimal(step), Decimal(min_qty), Decimal(max_qty),
-                      Decimal(min_notional), Decimal(market_max))
-    return MarketSpec(f, base, "USDT", pp, qp, _brackets(rows))
+def _filter(filters: list[dict], kind: str) -> dict:
+    for f in filters:
+        if f.get("filterType") == kind:
+            return f
+    raise ValueError(f"no {kind} filter")
 
 
-DEFAULT_MARKETS: dict[str, MarketSpec] = {
-    "BTCUSDT": _spec(
-        "BTCUSDT", "BTC", "0.1", "0.001", "0.001", "1000", "120", "100", 2, 3,
-        [(0, 50_000, "0.004", 125), (50_000, 250_000, "0.005", 100), (250_000, 3_000_000, "0.01", 50),
-         (3_000_000, 15_000_000, "0.025", 20), (15_000_000, 30_000_000, "0.05", 10),
-         (30_000_000, 80_000_000, "0.1", 5), (80_000_000, 100_000_000, "0.125", 4),
-         (100_000_000, 200_000_000, "0.15", 3), (200_000_000, 300_000_000, "0.25", 2),
-         (300_000_000, 500_000_000, "0.5", 1)],
-    ),
-    "ETHUSDT": _spec(
-        "ETHUSDT", "ETH", "0.01", "0.001", "0.001", "10000", "2000", "20", 2, 3,
-        [(0, 10_000, "0.005", 100), (10_000, 100_000, "0.0065", 75), (100_000, 500_000, "0.01", 50),
-         (500_000, 1_000_000, "0.02", 25), (1_000_000, 2_000_000, "0.05", 10),
-         (2_000_000, 5_000_000, "0.1", 5), (5_000_000, 10_000_000, "0.125", 4),
-         (10_000_000, 20_000_000, "0.15", 3), (20_000_000, 50_000_000, "0.25", 2),
-         (50_000_000, 100_000_000, "0.5", 1)],
-    ),
-}
+def _spec(row: dict, fields: list[str]) -> MarketSpec:
+    fl = row["filters"]
+    price, lot, market = _filter(fl, "PRICE_FILTER"), _filter(fl, "LOT_SIZE"), _filter(fl, "MARKET_LOT_SIZE")
+    notional = _filter(fl, "MIN_NOTIONAL")
+    f = MarketFilters(row["symbol"], Decimal(price["tickSize"]), Decimal(lot["stepSize"]), Decimal(lot["minQty"]),
+                      Decimal(lot["maxQty"]), Decimal(notional["notional"]), Decimal(market["maxQty"]))
+    brackets = []
+    for raw in row["brackets"]:
+        b = dict(zip(fields, raw))
+        brackets.append(Bracket(int(b["bracket"]), Decimal(b["notionalFloor"]), Decimal(b["notionalCap"]),
+                                Decimal(b["maintMarginRatio"]), int(b["initialLeverage"]), Decimal(b["cum"])))
+    return MarketSpec(f, row["baseAsset"], row["quoteAsset"], int(row["pricePrecision"]),
+                      int(row["quantityPrecision"]), tuple(brackets), row.get("marginAsset", row["quoteAsset"]),
+                      int(row.get("onboardDate", 0)), Decimal(price["minPrice"]), Decimal(price["maxPrice"]))
 
 
-def market_spec(symbol: str, markets: dict[str, MarketSpec] | None = None) -> MarketSpec:
+class ListedMarkets(Mapping[str, MarketSpec]):
+    """symbol → MarketSpec for every market of the bundled snapshot, loaded on first access and cached."""
+
+    def __init__(self, path: Path = SNAPSHOT) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._specs: dict[str, MarketSpec] | None = None
+        self._info: SnapshotInfo | None = None
+
+    def _load(self) -> dict[str, MarketSpec]:
+        specs = self._specs
+        if specs is not None:
+            return specs
+        with self._lock:
+            if self._specs is None:
+                with gzip.open(self._path, "rt", encoding="utf-8") as fh:
+                    snap = json.load(fh)
+                fields = snap["bracketFields"]
+                loaded = {row["symbol"]: _spec(row, fields) for row in snap["symbols"]}
+                self._info = SnapshotInfo(int(snap["serverTime"]), len(loaded), dict(snap.get("source", {})),
+                                          self._path)
+                self._specs = loaded
+            return self._specs
+
+    def __getitem__(self, symbol: str) -> MarketSpec:
+        return self._load()[symbol]
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._load()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<ListedMarkets {len(self)} symbols from {self._path.name}>"
+
+    @property
+    def info(self) -> SnapshotInfo:
+        self._load()
+        assert self._info is not None
+        return self._info
+
+    def search(self, text: str = "") -> list[MarketSpec]:
+        """Listed markets whose symbol or base asset contains ``text`` (case-insensitive), sorted by symbol."""
+        t = text.strip().upper()
+        return [s for k, s in sorted(self._load().items()) if not t or t in k or t in s.base.upper()]
+
+
+#: Every listed market (the bundled exchangeInfo snapshot). A read-only mapping; build a plain dict of the
+#: symbols a simulation needs (``{s: DEFAULT_MARKETS[s] for s in ...}``) to restrict an exchange to them.
+DEFAULT_MARKETS: ListedMarkets = ListedMarkets()
+
+
+def unknown_symbol_message(symbol: str, markets: Mapping[str, MarketSpec] | None = None) -> str:
+    """A person's explanation of why ``symbol`` cannot be simulated and how to find the listed ones."""
+    pool = DEFAULT_MARKETS if markets is None else markets
+    close = difflib.get_close_matches(symbol.upper(), list(pool), n=3, cutoff=0.75)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    if markets is None or markets is DEFAULT_MARKETS:
+        info = DEFAULT_MARKETS.info
+        where = (f"the bundled Binance USDⓈ-M exchangeInfo snapshot ({info.symbols} perpetuals, "
+                 f"{info.date})")
+    else:
+        where = f"this simulation (it lists {', '.join(sorted(markets)) or 'nothing'})"
+    return f"symbol {symbol!r} is not listed in {where}.{hint} {LIST_HINT}"
+
+
+def check_listed(symbol: str, what: str = "") -> str:
+    """``symbol`` upper-cased if the snapshot lists it, else ValueError with :func:`unknown_symbol_message`."""
+    sym = symbol.strip().upper()
+    if sym not in DEFAULT_MARKETS:
+        raise ValueError(f"{what}: {unknown_symbol_message(sym)}" if what else unknown_symbol_message(sym))
+    return sym
+
+
+def market_spec(symbol: str, markets: Mapping[str, MarketSpec] | None = None) -> MarketSpec:
     """The spec of ``symbol`` or a -1121 rejection."""
+    pool = DEFAULT_MARKETS if markets is None or not markets else markets
     try:
-        return (markets or DEFAULT_MARKETS)[symbol]
+        return pool[symbol]
     except KeyError:
+        if isinstance(symbol, str) and symbol in DEFAULT_MARKETS:
+            raise SimError(-1121, f"Invalid symbol. ({symbol!r} is listed on Binance but not loaded into this "
+                                  f"simulation; give it candles, e.g. `albra sim serve --data {symbol}=FILE`)") \
+                from None
         raise bad_symbol(symbol) from None
