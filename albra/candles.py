@@ -128,9 +128,9 @@ def infer_timeframe(ts: "np.ndarray") -> str:
     if len(ts) < 2:
         raise CandleFileError("need at least two candles to infer the timeframe")
     step = int(np.diff(ts).min())
-    for name, ms in sorted(timeframe_by_ms().items()):
-        if ms == step:
-            return timeframe_by_ms()[ms]
+    name = timeframe_by_ms().get(step)
+    if name is not None:
+        return name
     raise CandleFileError(f"rows are {step} ms apart, which is no Binance interval")
 
 

@@ -89,16 +89,16 @@ def backtest(
         fail(str(e))
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         fail(f"--start ({start}) must be before --end ({end})")
-    from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
-
-    symbols = [s.strip().upper() for s in symbol]
-    for s in dict.fromkeys([*symbols, *(d.split("=", 1)[0].strip().upper() for d in data if "=" in d)]):
-        if s not in DEFAULT_MARKETS:
-            fail(unknown_symbol_message(s))
     series = _parse_data(list(data))
+    symbols = [s.strip().upper() for s in symbol]
     missing = [s for s in symbols if s not in series]
     if missing:
         fail(f"no --data for {', '.join(missing)} (give --data {missing[0]}=FILE)")
+    from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
+
+    for s in symbols:  # the simulated exchange trades the listed Binance markets only, with their real filters
+        if s not in DEFAULT_MARKETS:
+            fail(unknown_symbol_message(s))
     risk = None
     if config:
         from commands._common import load
