@@ -19,6 +19,7 @@ from albra.exchange.resilience import Resilience, WeightLimiter
 from albra.exchange.types import OrderRequest
 from albra.model import OrderType, Side
 from albra.sim.exchange import SimExchange
+from albra.sim.realism import Realism
 from albra.sim.testing import DEFAULT_ACCOUNTS, SimAdmin, sim_process
 
 BTC = "BTCUSDT"
@@ -97,7 +98,7 @@ async def weight_pacing(url: str, seconds: float) -> None:
 
 
 async def through_paper(n: int) -> None:
-    core = SimExchange(now_ms=1_704_153_600_000)
+    core = SimExchange(now_ms=1_704_153_600_000, realism=Realism.ideal())  # raw throughput (said in the output)
     core.add_account("paper", Decimal("100000"))
     core.open_at(BTC, 1_704_153_600_000, 44000.0)
     gw = PaperGateway("paper", core)
@@ -113,7 +114,9 @@ async def through_paper(n: int) -> None:
 
 
 async def main(n: int) -> None:
-    with sim_process("--speed", "0", "--start", "2024-01-02") as (url, _proc):
+    # raw call throughput: the server runs --ideal (no order-rate limit, no visibility windows); said in the output
+    print("server: albra sim serve --ideal (instantly consistent, no order-rate limit)")
+    with sim_process("--speed", "0", "--start", "2024-01-02", "--ideal") as (url, _proc):
         await through_ccxt(url, n)
         await weight_pacing(url, 8.0)
     await through_paper(n * 10)

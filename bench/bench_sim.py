@@ -54,7 +54,10 @@ async def bench_server() -> None:
     from albra.sim.testing import ccxt_client, run_sim_server
 
     sym = "BTC/USDT:USDT"
-    async with run_sim_server(start="2024-02-01", speed=0, weight_limit=0) as sim:
+    from albra.sim.realism import Realism
+
+    print("server: --ideal (raw throughput, no order-rate limit)")
+    async with run_sim_server(start="2024-02-01", speed=0, weight_limit=0, realism=Realism.ideal()) as sim:
         ex = ccxt_client(sim.url, *sim.accounts["main"])
         try:
             await ex.load_markets()

@@ -38,13 +38,14 @@ from albra.crashpoints import armed, crashpoint
 from albra.engine.risk_limits import refresh_equity
 from albra.exchange import errors as X
 from albra.exchange.client_ids import MAX_GENERATION, make_client_id
+from albra.exchange.resolve import await_fills, resolve_unknown
 from albra.exchange.types import Gateway, OrderRequest, OrderResult
 from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.ledger.fills import apply_fill
 from albra.ledger.protection import replace_stop, resize_protection
 from albra.risk import EntryRequest, RiskLimits, evaluate_entry
-from albra.model import D, Direction, MarketFilters, OrderStatus, OrderType, PositionMode, PositionSide, Side
+from albra.model import D, Direction, Fill, MarketFilters, OrderStatus, OrderType, PositionMode, PositionSide, Side
 from albra.store import journal
 from albra.store.db import Store
 from strategies.base import Decision, Enter, Exit, LegView, MoveStop, UpdateLegState
@@ -120,6 +121,10 @@ class Executor:
         self.event_scope = ""
         self.journal_decisions = journal_decisions
         self.entries_blocked = False  # set at shutdown: no new entries, exits/stops keep working
+        # spacing of the lookups that resolve an unknown outcome (3 lookups: 0, +s, +2s) and of the reads that wait
+        # for an answered fill to reach trade history (0.1, 0.2, 0.4, 0.8 s): Binance's REST views lag its answers
+        self.lookup_spacing_s = 0.5
+        self.fill_spacing_s = 0.1
         self.stats = ExecStats()
         self._legs: dict[tuple[str, str], list[L.Leg]] = {}
         self._views: dict[tuple[str, str], list[LegView]] = {}
@@ -241,9 +246,11 @@ class Executor:
         return res, I.mark_outcome(self.store, res, now_ms=self.now_ms())
 
     async def _resolve(self, intent: I.Intent) -> OrderResult | None:
-        """Find out what happened to an intent by its client id (never by sending it again)."""
+        """Find out what happened to an intent by its client id (never by sending it again): lookups spaced over
+        a bounded time (an order accepted a moment ago is not visible at once on Binance), never one."""
         try:
-            found = await self.gw.fetch_order(intent.symbol, intent.client_id, intent.is_algo)
+            found = await resolve_unknown(self.gw, intent.symbol, intent.client_id, intent.is_algo,
+                                          spacing_s=self.lookup_spacing_s)
         except X.ExchangeError as e:
             self._journal("intent_unresolved", f"{intent.client_id}: lookup failed ({e}); stays unresolved",
                           level="WARNING", strategy=intent.strategy, symbol=intent.symbol)
@@ -260,27 +267,35 @@ class Executor:
                       symbol=intent.symbol, data={"client_id": intent.client_id, "state": after.state})
         return found
 
-    async def _apply_fills(self, intent: I.Intent, res: OrderResult) -> None:
+    async def _apply_fills(self, intent: I.Intent, res: OrderResult) -> int:
         """Apply the trades of ``res`` to the ledger. Binance's trade rows name the order id, not our client id;
         a fired conditional order's trades carry its child order's id (``actual_order_id``), tagged here with
         the algo's client id so the ledger attributes them exactly (not by guessing from price and side)."""
         child = res.actual_order_id if res.is_algo else None
         if res.filled_qty <= 0 and not child:
-            return
-        trades = await self.gw.fetch_trades(intent.symbol, since=max(0, intent.created_ms - 60_000))
+            return 0
+
+        def mine(t: Fill) -> bool:
+            if child:
+                return t.order_id == child
+            return t.client_id == intent.client_id or bool(res.exchange_id and t.order_id == res.exchange_id)
+
+        # the fills reach trade history a little after the answer: read until they are all there (bounded)
+        # (a fired conditional's child: longer, since finding nothing means "its child executed nothing")
+        trades = await await_fills(self.gw, intent.symbol, max(0, intent.created_ms - 60_000), self.now_ms, mine,
+                                   res.filled_qty if res.filled_qty > 0 else None, spacing_s=self.fill_spacing_s,
+                                   attempts=7 if child else 5)
         n = 0
         for t in trades:
-            if child and t.order_id == child:
+            if child:
                 t = replace(t, extra={**(t.extra or {}), "algo_client_id": intent.client_id})
-            elif not (t.client_id == intent.client_id or (res.exchange_id and not res.is_algo
-                                                          and t.order_id == res.exchange_id)):
-                continue
             apply_fill(self.store, self.account, t, now_ms=self.now_ms())
             n += 1
-        if n == 0:
+        if n == 0 and not res.is_algo:
             self._journal("fills_missing", f"{intent.client_id} reports {res.filled_qty} filled but no trade row "
                           f"matched yet; the next sync applies it", level="WARNING", strategy=intent.strategy,
                           symbol=intent.symbol)
+        return n
 
     def _filters(self, symbol: str) -> MarketFilters:
         try:
@@ -657,7 +672,7 @@ class Executor:
                 if it.purpose not in I.PROTECTIVE_PURPOSES or it.state not in ("open", "sent", "unknown"):
                     continue
                 cid, purpose = it.client_id, it.purpose
-                res = await self.gw.fetch_order(leg.symbol, cid, True)
+                res = await resolve_unknown(self.gw, leg.symbol, cid, True, spacing_s=self.lookup_spacing_s)
                 if res is None:
                     I.mark_gone(self.store, cid, now_ms=self.now_ms(), note="protective order vanished")
                     await self._protective_lost(leg.leg_id, cid, purpose, "the exchange does not know it any more")
@@ -669,14 +684,26 @@ class Executor:
                         I.mark_outcome(self.store, res, now_ms=self.now_ms())
                         touched = True
                     continue
-                I.mark_outcome(self.store, res, now_ms=self.now_ms())
+                if res.status is OrderStatus.TRIGGERED:
+                    # TRIGGERING / TRIGGERED: fired, its child not done yet — not final on Binance; FINISHED says
+                    # when (the next sync), and only the child's fills say whether it filled
+                    continue
                 touched = True
-                if res.status not in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
+                if res.status is not OrderStatus.FILLED:
+                    I.mark_outcome(self.store, res, now_ms=self.now_ms())
                     # cancelled (by hand?), expired or rejected without firing: the leg lost that order
                     await self._protective_lost(leg.leg_id, cid, purpose, f"the exchange says {res.status.value}")
                     changed += 1
                     continue
-                await self._apply_fills(it, res)
+                # FINISHED: filled *or* its child was cancelled/expired in the matching engine — the child's fills
+                # tell which (read before the intent is recorded, so a crash in between re-reads them)
+                if await self._apply_fills(it, res) == 0 and res.is_algo:
+                    I.mark_outcome(self.store, replace(res, status=OrderStatus.EXPIRED), now_ms=self.now_ms())
+                    await self._protective_lost(leg.leg_id, cid, purpose,
+                                                "it fired but its child order executed nothing (FINISHED, 0 filled)")
+                    changed += 1
+                    continue
+                I.mark_outcome(self.store, res, now_ms=self.now_ms())
                 after = self._refresh(leg.leg_id)
                 kind = "stop_triggered" if purpose == "stop_loss" else "take_profit_hit"
                 self._alert(kind, f"{kind}:{leg.leg_id}:{cid}", f"{purpose} fired at {res.avg_price}",

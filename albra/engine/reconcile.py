@@ -32,12 +32,13 @@ replaced system's reconciler re-reported the same difference every five minutes 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Callable
 
 from albra.crashpoints import crashpoint
 from albra.exchange import errors as X
+from albra.exchange.resolve import resolve_unknown
 from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.ledger.errors import LedgerError
@@ -131,7 +132,9 @@ class Reconciler:
                 for it in live_protective(self.store, leg.leg_id, purpose):
                     if it.client_id in open_ids:
                         continue
-                    res = await self.gw.fetch_order(it.symbol, it.client_id, True)
+                    # spaced lookups: an order placed a moment ago is not visible at once (never one lookup)
+                    res = await resolve_unknown(self.gw, it.symbol, it.client_id, True,
+                                                spacing_s=self.executor.lookup_spacing_s)
                     if res is None:
                         I.mark_gone(self.store, it.client_id, now_ms=self.now_ms(),
                                     note="protective order not on the exchange at reconciliation")
@@ -142,20 +145,27 @@ class Reconciler:
                         continue
                     if res.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
                         continue  # listed after our read of the open orders: live
-                    I.mark_outcome(self.store, res, now_ms=self.now_ms())
+                    if res.status is OrderStatus.TRIGGERED:
+                        continue  # TRIGGERING / TRIGGERED: fired, child not done — not final (a later round)
                     rep.protective_updated.append(it.client_id)
                     self._repaired()
-                    if res.status not in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
+                    if res.status is not OrderStatus.FILLED:
+                        I.mark_outcome(self.store, res, now_ms=self.now_ms())
                         await self._reprotect(leg.leg_id, it.client_id, purpose,
                                               f"the exchange says {res.status.value}", rep)
                         continue
-                    if res.status in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
-                        await self.executor._apply_fills(it, res)
-                        after = L.require_leg(self.store, leg.leg_id)
-                        if after.state is L.LegState.CLOSED:
-                            await self.executor._cancel_protective(after)
-                            self.executor._closed(after, purpose)
-                        break
+                    # FINISHED: filled, or its child executed nothing — the child's fills say which
+                    if await self.executor._apply_fills(it, res) == 0:
+                        I.mark_outcome(self.store, replace(res, status=OrderStatus.EXPIRED), now_ms=self.now_ms())
+                        await self._reprotect(leg.leg_id, it.client_id, purpose,
+                                              "it fired but its child order executed nothing", rep)
+                        continue
+                    I.mark_outcome(self.store, res, now_ms=self.now_ms())
+                    after = L.require_leg(self.store, leg.leg_id)
+                    if after.state is L.LegState.CLOSED:
+                        await self.executor._cancel_protective(after)
+                        self.executor._closed(after, purpose)
+                    break
 
     async def _reprotect(self, leg_id: str, cid: str, purpose: str, why: str, rep: RoundReport) -> None:
         """A live protective order that left the exchange without firing: re-protect now (the executor's path,

@@ -111,6 +111,7 @@ def paper_market(account: str, settings: Any, clock: Clock | None = None) -> Pap
     from albra.sim.exchange import SimExchange
     from albra.sim.feed import MarketReplay, SimClock
     from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
+    from albra.sim.realism import Realism
 
     if getattr(settings, "paper_feed", "replay") != "replay":
         raise ValueError(f"account {account}: paper_feed {settings.paper_feed!r} — this factory builds replay-fed "
@@ -135,20 +136,11 @@ def paper_market(account: str, settings: Any, clock: Clock | None = None) -> Pap
     start_s = getattr(settings, "replay_start", None)
     start = parse_time(start_s) if start_s else max(int(v.ts[0]) for v in series.values())
     speed = float(getattr(settings, "replay_speed", 0.0) or 0.0)
-    if clock is None and speed > 0:
-        # a clock that runs: the realism windows run on the wall clock, as against the local server
-        from albra.sim.build import wall_ms
-        from albra.sim.realism import Realism
-
-        realism, latency = Realism(), wall_ms
-    else:
-        # pulled as fast as the engine consumes: the clock stands still while the engine decides, so a timing
-        # window could never elapse — every rule of the realistic exchange, no timing gaps (ADR 0009)
-        from albra.sim.realism import Realism
-
-        realism, latency = Realism.replay(), None
-    ex = SimExchange({s: DEFAULT_MARKETS[s] for s in series}, funding=funding, now_ms=start, realism=realism,
-                     latency_clock=latency)
+    # a clock that runs: the realism windows run on the wall clock, as against the local server. Pulled as fast as
+    # the engine consumes, the clock stands still while the engine decides: every rule of the realistic exchange,
+    # no timing gaps (they could never elapse there; ADR 0009)
+    realism = Realism() if clock is None and speed > 0 else Realism.replay()
+    ex = SimExchange({s: DEFAULT_MARKETS[s] for s in series}, funding=funding, now_ms=start, realism=realism)
     hedge = PositionMode(getattr(settings, "position_mode", PositionMode.ONE_WAY)) is PositionMode.HEDGE
     ex.add_account(account, Decimal(str(getattr(settings, "paper_balance", "10000"))),
                    PositionMode.HEDGE if hedge else PositionMode.ONE_WAY)

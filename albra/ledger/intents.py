@@ -397,24 +397,33 @@ async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, no
     """
     from albra.ledger.fills import apply_fill
 
+    from albra.exchange.resolve import await_fills, resolve_unknown
+    from albra.model import OrderStatus
+
     out: list[Resolution] = []
     for intent in unresolved(store, account):
-        found = await gateway.fetch_order(intent.symbol, intent.client_id, intent.is_algo)
+        # spaced lookups: a just-accepted order is not visible at once (one lookup would call it never placed)
+        found = await resolve_unknown(gateway, intent.symbol, intent.client_id, intent.is_algo)
         applied = 0
         if found is None:
             after = mark_not_found(store, intent.client_id, now_ms=now_ms,
                                    note=f"exchange does not know this id (was {intent.state})")
+        elif found.is_algo and found.status is OrderStatus.TRIGGERED:
+            after = intent  # TRIGGERING / TRIGGERED: fired, child not done — not final; a later sync resolves it
         else:
             after = mark_outcome(store, found, now_ms=now_ms)
             child = found.actual_order_id if found.is_algo else None  # a fired conditional's child order
             if (found.filled_qty > 0 and not found.is_algo) or child:
-                trades = await gateway.fetch_trades(intent.symbol, since=max(0, intent.created_ms - trade_lookback_ms))
+                def mine(t, child=child, found=found, intent=intent) -> bool:
+                    if child:
+                        return t.order_id == child
+                    return t.client_id == intent.client_id or t.order_id == found.exchange_id
+                trades = await await_fills(gateway, intent.symbol, max(0, intent.created_ms - trade_lookback_ms),
+                                           lambda: now_ms, mine,
+                                           found.filled_qty if found.filled_qty > 0 else None)
                 for t in trades:
-                    if child and t.order_id == child:
+                    if child:
                         t = replace(t, extra={**(t.extra or {}), "algo_client_id": intent.client_id})
-                    elif not (t.client_id == intent.client_id or (not found.is_algo
-                                                                  and t.order_id == found.exchange_id)):
-                        continue
                     if apply_fill(store, account, t, now_ms=now_ms).applied:
                         applied += 1
         if intent.leg_id and intent.purpose in PROTECTIVE_PURPOSES and after.state == "open":

@@ -138,8 +138,10 @@ def plan_protection(leg: L.Leg, filters: MarketFilters, *, stop_generation: int 
 
 async def send_intent(store: Store, gateway: Gateway, intent: I.Intent, *, now_ms: int) -> I.Intent:
     """Send a recorded intent and record the outcome. A definite refusal (Fatal) → ``rejected``; anything else
-    that is not an answer → ``unknown`` and an immediate lookup by client id (never a re-send)."""
+    that is not an answer → ``unknown`` and lookups by client id spaced over a bounded time (a just-accepted order
+    is not visible at once; never a re-send)."""
     from albra.exchange.errors import Fatal
+    from albra.exchange.resolve import resolve_unknown
 
     crashpoint("after_intent_commit")
     I.mark_sent(store, intent.client_id, now_ms=now_ms)
@@ -154,7 +156,7 @@ async def send_intent(store: Store, gateway: Gateway, intent: I.Intent, *, now_m
         journal.append(store, "order_outcome_unknown", f"{intent.purpose} {intent.client_id}: outcome unknown "
                        f"({type(e).__name__}: {e}); looking it up by client id", level="WARNING",
                        data={"client_id": intent.client_id, "error": type(e).__name__}, **where)
-        found = await gateway.fetch_order(intent.symbol, intent.client_id, intent.is_algo)
+        found = await resolve_unknown(gateway, intent.symbol, intent.client_id, intent.is_algo)
         if found is None:
             out = I.mark_not_found(store, intent.client_id, now_ms=now_ms, note="placement failed; id unknown")
         else:
@@ -171,11 +173,13 @@ async def send_intent(store: Store, gateway: Gateway, intent: I.Intent, *, now_m
 async def cancel_intent(store: Store, gateway: Gateway, intent: I.Intent, *, now_ms: int) -> I.Intent:
     """Cancel an intent's order and record its final state (already final in the ledger: left as is). When the
     cancel finds nothing, the order is looked up to learn whether it fired or was already gone."""
+    from albra.exchange.resolve import resolve_unknown
+
     if intent.state in I.TERMINAL:
         return intent
     res = await gateway.cancel_order(intent.symbol, intent.client_id, intent.is_algo)
     if res is None:
-        res = await gateway.fetch_order(intent.symbol, intent.client_id, intent.is_algo)
+        res = await resolve_unknown(gateway, intent.symbol, intent.client_id, intent.is_algo)
         if res is None:
             return I.mark_gone(store, intent.client_id, now_ms=now_ms, note="gone when cancelled")
     return I.mark_outcome(store, res, now_ms=now_ms)

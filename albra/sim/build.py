@@ -11,6 +11,7 @@ from albra.candles import CandleSeries, bundled, load_candles, load_funding
 from albra.model import PositionMode
 from albra.sim.exchange import Fees, SimExchange
 from albra.sim.feed import MarketReplay, SimClock
+from albra.sim.realism import Realism, wall_ms
 from albra.sim.markets import DEFAULT_MARKETS, check_listed
 from albra.sim.server import ApiKey, SimServer
 
@@ -31,6 +32,8 @@ class SimConfig:
     hedge: set[str] = field(default_factory=set)
     fees: Fees = field(default_factory=Fees)
     weight_limit: int = 2400
+    #: how far the server departs from instant consistency (realistic by default; Realism.ideal() for benches)
+    realism: Realism = field(default_factory=Realism)
 
 
 def parse_account(spec: str) -> ApiKey:
@@ -82,7 +85,7 @@ def build_server(cfg: SimConfig) -> SimServer:
             raise ValueError(f"funding file for {s} not found: {path}")
     markets = {s: DEFAULT_MARKETS[s] for s in series}
     start = cfg.start_ms if cfg.start_ms is not None else max(int(v.ts[0]) for v in series.values())
-    ex = SimExchange(markets, cfg.fees, funding, now_ms=start)
+    ex = SimExchange(markets, cfg.fees, funding, now_ms=start, realism=cfg.realism, latency_clock=wall_ms)
     for name in dict.fromkeys(names):
         ex.add_account(name, cfg.balance, PositionMode.HEDGE if name in cfg.hedge else PositionMode.ONE_WAY)
     clock = SimClock(start, cfg.speed)

@@ -31,7 +31,7 @@ from albra.model import D, MarginMode, OrderType, PositionMode, PositionSide, Si
 from albra.sim import errors as E
 from albra.sim.errors import SimError
 from albra.sim.markets import DEFAULT_MARKETS, Bracket, MarketSpec, market_spec
-from albra.sim.realism import DAY_MS, Realism
+from albra.sim.realism import DAY_MS, Realism, wall_ms
 from albra.sim.state import ZERO, Account, AlgoOrder, Order, Position
 
 #: an observer of what the exchange makes observable: (kind, object, latency-clock ms when observable)
@@ -83,12 +83,13 @@ class SimExchange:
     def __init__(self, markets: dict[str, MarketSpec] | None = None, fees: Fees | None = None,
                  funding: dict[str, list[tuple[int, float]]] | None = None,
                  default_funding_rate: Decimal = Decimal("0.0001"), now_ms: int = 0,
-                 realism: Realism | None = None, latency_clock: Callable[[], int] | None = None) -> None:
+                 realism: Realism | None = None, latency_clock: Callable[[], int] | str = wall_ms) -> None:
         self.markets = dict(markets or DEFAULT_MARKETS)
         #: how far the exchange departs from instant consistency (realistic unless told otherwise)
         self.realism = realism if realism is not None else Realism()
-        #: the clock the realism windows run on (wall ms for the server); None: the exchange's own time
-        self.latency_clock = latency_clock
+        #: the clock the realism windows run on: wall ms by default; "exchange": the exchange's own time (for
+        #: tests that step time by hand)
+        self.latency_clock = None if latency_clock == "exchange" else latency_clock
         self.fees = fees or Fees()
         self.default_funding_rate = default_funding_rate
         self.now = int(now_ms)

@@ -20,9 +20,16 @@ Two kinds of knobs:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 DAY_MS = 86_400_000
+
+
+def wall_ms() -> int:
+    """The default latency clock: monotonic wall milliseconds. Visibility is a matter of real time, whatever the
+    exchange clock does (stand still, run at a speed, jump by admin advances)."""
+    return time.monotonic_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -34,9 +41,9 @@ class Realism:
     #: TRIGGERED → FINISHED: the child market order has executed (or was rejected) before the algo says so
     finish_ms: int = 20
     #: a newly accepted order (regular or algo) is not found by GET order / algoOrder (-2013) for this long
-    lookup_ms: int = 300
+    lookup_ms: int = 500
     #: a fill reaches ``userTrades`` (and its REALIZED_PNL / COMMISSION ``income`` rows) this long after it happened
-    trade_ms: int = 80
+    trade_ms: int = 200
     #: user data stream events leave this long after the change they report
     stream_ms: int = 5
     #: ``userTrades`` answers at most 7 days from ``startTime`` (the last 7 days without one); ``income`` without

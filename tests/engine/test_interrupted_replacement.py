@@ -9,6 +9,8 @@ stay live, and when that stop fires its fill closes this leg — never ``fill_un
 
 from __future__ import annotations
 
+import time
+
 from decimal import Decimal
 
 import pytest
@@ -111,6 +113,8 @@ def test_interrupted_stop_move_is_linked_and_the_old_one_cancelled(store, monkey
     # the moved stop fires: its fill closes THIS leg (attributed), the other strategy's leg keeps its share
     ex.now += 60_000
     ex.on_candle("BTCUSDT", ex.now, 60000.0, 61500.0, 59900.0, 61200.0)
+    r = ex.realism  # a sync right after the trigger sees TRIGGERING (not final): the next one, after FINISHED
+    time.sleep((r.trigger_ms + r.finish_ms) / 1000 + 0.02)
     run_sync(e2.sync_protective())
     closed = L.require_leg(store, a)
     assert closed.state is L.LegState.CLOSED and closed.close_reason == "stop_loss"

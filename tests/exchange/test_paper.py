@@ -43,7 +43,7 @@ def core() -> SimExchange:
 async def test_realistic_windows_show_through_the_paper_gateway():
     """With the realistic default a fill reaches trade history ``trade_ms`` later, a new order is not found by
     its client id for ``lookup_ms``, and a fired stop shows TRIGGERING/TRIGGERED before its final status."""
-    ex = SimExchange(now_ms=T0)
+    ex = SimExchange(now_ms=T0, latency_clock="exchange")  # the windows measured on the exchange time stepped here
     ex.add_account("paper", Decimal("10000"))
     ex.open_at(BTC, T0, 44000.0)
     gw = PaperGateway("paper", ex)

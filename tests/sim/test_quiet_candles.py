@@ -91,7 +91,8 @@ def _drive(ex: SimExchange, rows, seed: int, mode: PositionMode, isolated: bool,
 def test_shortcut_matches_the_full_walk(mode, isolated, leverage, seed):
     rows = _rows(3000)
     funding = {"BTCUSDT": load_funding(bundled("BTCUSDT-funding.csv"))}
-    fast, ref = SimExchange(funding=funding), WalkEveryCandle(funding=funding)
+    fast, ref = (SimExchange(funding=funding, latency_clock="exchange"),  # deterministic stamps
+                 WalkEveryCandle(funding=funding, latency_clock="exchange"))
     for ex in (fast, ref):
         _drive(ex, rows, seed, mode, isolated, leverage)
     assert _snapshot(fast) == _snapshot(ref)

@@ -21,7 +21,7 @@ from albra.sim.testing import SimAdmin, ccxt_client, sim_process
 
 pytestmark = pytest.mark.anyio
 SYM = "BTC/USDT:USDT"
-SLOW = {"trigger_ms": 400, "finish_ms": 400, "lookup_ms": 300, "trade_ms": 80, "stream_ms": 5}
+SLOW = {"trigger_ms": 400, "finish_ms": 400, "lookup_ms": 500, "trade_ms": 200, "stream_ms": 5}
 
 
 @pytest.fixture
