@@ -513,7 +513,15 @@ class Executor:
                                  candle_ts=leg.entry_ts, now_ms=self.now_ms(), leg_id=leg.leg_id)
         self._journal("leg_force_closed", f"{leg.leg_id} closed at market: {why}", level="ERROR",
                       strategy=leg.strategy, symbol=leg.symbol)
-        res = await self._send(intent)
+        try:
+            res = await self._send(intent)
+        except X.Fatal as e:
+            # refused (e.g. -2022: nothing left to reduce — the position went away behind the ledger's back): the
+            # leg stays as it is, flagged; reconciliation settles it against the exchange's position
+            self._alert("unprotected_leg", f"unprotected_leg:{leg.leg_id}:close_refused",
+                        f"closing {leg.leg_id} at market was refused ({e}); reconciliation compares it with the "
+                        f"exchange's position", strategy=leg.strategy, symbol=leg.symbol)
+            return
         if res is not None:
             await self._apply_fills(intent, res)
         await self._after_reduce(leg.leg_id, "unprotected")

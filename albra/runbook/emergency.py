@@ -334,11 +334,7 @@ class _AccountWork:
         symbols = sorted(set(order_ids) | {g.symbol for g in live})
         if not symbols:
             return
-        try:
-            trades = dict(zip(symbols, await asyncio.gather(*(self.gw.fetch_trades(s) for s in symbols))))
-        except ExchangeError as e:
-            self.out.ledger.append(f"trade history unreadable ({type(e).__name__}); legs left for `albra reconcile`")
-            return
+        from albra.exchange.resolve import pause
         from albra.ledger import intents as I
 
         exch_ids: set[str] = set()
@@ -347,6 +343,19 @@ class _AccountWork:
                 it = self.guard.run("read intent", lambda s: I.get_intent(s, cid))
                 if it is not None and it.exchange_order_id:
                     exch_ids.add(it.exchange_order_id)
+        # the close fills reach trade history a little after the answers: read until every one is there (bounded:
+        # 5 reads over ~1.5 s; what is still missing is left for `albra reconcile`, never guessed)
+        for attempt in range(5):
+            try:
+                trades = dict(zip(symbols, await asyncio.gather(*(self.gw.fetch_trades(s) for s in symbols))))
+            except ExchangeError as e:
+                self.out.ledger.append(f"trade history unreadable ({type(e).__name__}); legs left for "
+                                       "`albra reconcile`")
+                return
+            seen = {str(f.order_id) for fills in trades.values() for f in fills}
+            if exch_ids <= seen:
+                break
+            await pause(0.1 * 2 ** attempt)
         applied = 0
         for sym, fills in trades.items():
             for f in fills:

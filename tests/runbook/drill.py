@@ -20,6 +20,7 @@ from albra.exchange.client_ids import make_client_id
 from albra.exchange.types import OrderRequest
 from albra.ledger import intents as I
 from albra.ledger import legs as L
+from albra.exchange.resolve import await_fills
 from albra.ledger.fills import apply_fill
 from albra.ledger.protection import protect_leg
 from albra.model import Direction, OrderType, PositionMode
@@ -151,9 +152,10 @@ async def open_leg(store: Store, gw: CcxtGateway, strategy: str, symbol: str, di
     I.mark_sent(store, cid, now_ms=now_ms)
     res = await gw.place_order(req)
     I.mark_outcome(store, res, now_ms=now_ms)
-    for t in await gw.fetch_trades(symbol):
-        if t.order_id == res.exchange_id:
-            apply_fill(store, gw.account, t, now_ms=now_ms)
+    # as the engine does: the fill reaches trade history a little after the answer, so it is awaited
+    for t in await await_fills(gw, symbol, now_ms - 60_000, lambda: now_ms, lambda t: t.order_id == res.exchange_id,
+                               res.filled_qty):
+        apply_fill(store, gw.account, t, now_ms=now_ms)
     if stop:
         await protect_leg(store, gw, leg.leg_id, await gw.filters(symbol), now_ms=now_ms)
     got = L.get_leg(store, leg.leg_id)
