@@ -66,6 +66,8 @@ def render(d: dict[str, Any]) -> None:
         c.print(f"[bold]{a['account']}[/]: {len(a['proposals'])} difference(s)")
         for p in a["proposals"]:
             c.print(f"  • {p['kind']} {p['symbol']}: {p['detail']}\n    cause: {p['cause']}\n    repair: {p['repair']}")
+        if a.get("blocked"):
+            c.print(f"  [red]{a['blocked']}[/]")
         if a["applied"]:
             for act in a["actions"]:
                 c.print(f"  [green]done[/] {act}")

@@ -41,7 +41,7 @@ def run(
         fail(str(e))
     # Open the store here so a corrupt, newer-schema, unreachable or full store is a clear exit 2, not a traceback.
     store = open_store(settings)
-    from albra.engine.runner import Runner, RunnerError
+    from albra.engine.runner import Runner, RunnerError, WriterBusy
     from albra.exchange.errors import ExchangeError
     from albra.log import setup_logging
 
@@ -53,6 +53,8 @@ def run(
         runner = Runner(settings, account, store=store, max_candles=max_candles, until_ms=until_ms,
                         announce=lambda msg: typer.echo(msg, err=True))
         summary = asyncio.run(runner.run())
+    except WriterBusy as e:  # not a usage error: the account is being written by another process (exit 1)
+        fail(str(e), 1)
     except RunnerError as e:
         fail(str(e), EXIT_USAGE)
     except ConfigError as e:

@@ -58,6 +58,10 @@ class RunnerError(RuntimeError):
     """The runner cannot start (bad configuration for this account, unknown strategy, missing data)."""
 
 
+class WriterBusy(RunnerError):
+    """Another live process holds the account's write lease (a second runner, a repair, an emergency shutdown)."""
+
+
 @dataclass
 class ReplayCtx:
     """The in-process exchange of a paper account and the replay that drives it."""
@@ -177,6 +181,7 @@ class Runner:
         self._clock: tuple[int, float] | None = None  # live: (exchange time read, monotonic time of the read)
         self.reconciler: Reconciler | None = None
         self.exchange_events: Any = None  # the gateway's event sink (journal + alerts), when the runner built it
+        self.lease: Any = None  # the account's write lease (albra.store.leases), held from run() to its end
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -424,12 +429,30 @@ class Runner:
             self.exchange_events.tick()  # a breaker open past its threshold opens an incident
         from albra.store import flags
 
+        self._renew_lease()
         blk = flags.kill_switch(self.store)
         problems = self.health.check()
         runners.beat(self.store, self.name, "running", {"kill_switch": blk is not None, "health": problems,
                                                         "candles": self.summary.candles})
         if self.health.may_feed_watchdog():
             self.notifier.watchdog()
+
+    def _renew_lease(self) -> None:
+        """Renew the account's write lease; when another process took it (emergency shutdown preempts it) this
+        runner stops sending at once: entries blocked, the loop told to stop, journaled CRITICAL."""
+        from albra.store import leases
+
+        if self.lease is None:
+            return
+        try:
+            self.lease = leases.renew(self.store, self.lease)
+        except leases.LeaseLost as e:
+            self.lease = None
+            if self.executor is not None:
+                self.executor.entries_blocked = True
+            self.stopped_by = "write lease lost"
+            self.stop.set()
+            self._journal("lease_lost", f"{e}; this runner stops without sending anything more", "CRITICAL")
 
     # ------------------------------------------------------------------ loop
     async def loop(self) -> None:
@@ -485,7 +508,10 @@ class Runner:
         self.notifier.stopping(f"stopping {self.account}")
         if self.store is not None:
             runners.beat(self.store, self.name, "stopping", {"reason": self.stopped_by})
-        if self.executor is not None:
+        if self.executor is not None and self.lease is None and self.stopped_by == "write lease lost":
+            self.executor.entries_blocked = True  # another process writes this account now: send nothing more
+            await self._fill_summary()
+        elif self.executor is not None:
             self.executor.entries_blocked = True
             try:
                 n = await asyncio.wait_for(self.executor.cancel_pending_entries(), timeout=SHUTDOWN_BUDGET_S)
@@ -531,7 +557,15 @@ class Runner:
             except (NotImplementedError, RuntimeError):
                 pass
         from albra.engine.pidfile import remove_pid_file, write_pid_file
+        from albra.store import leases
 
+        if self.store is None:
+            self.store = Store.open(self.settings.db_path)
+        try:  # one writer per account (invariant 8): before anything is read or sent
+            self.lease = leases.acquire(self.store, self.account, self.name)
+        except leases.LeaseHeld as e:
+            raise WriterBusy(f"{e}; not starting a second writer (stop that one first, or use "
+                             f"`albra emergency-shutdown`)") from None
         state_dir = self.settings.paths.state_dir
         write_pid_file(state_dir, self.account)
         try:
@@ -542,4 +576,6 @@ class Runner:
                 await self.shutdown()
         finally:
             remove_pid_file(state_dir, self.account)
+            if self.lease is not None:
+                leases.release(self.store, self.lease)
         return self.summary

@@ -437,6 +437,12 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
             s, True, reason="emergency-shutdown" + (" (keep positions)" if keep_positions else ""), actor=actor))
         rep.kill_switch = ("already on; refreshed" if was else "set") if guard.store else \
             f"NOT SET — {guard.error}; continuing on the exchange"
+    # one writer per account: preempt every account's write lease first, so a runner still alive (systemd-managed or
+    # started by hand) stops sending at its next heartbeat even before its signal arrives
+    from albra.store import leases
+
+    held = {a: guard.run("write lease", lambda s, a=a: leases.acquire(s, a, "emergency-shutdown", preempt=True,
+                                                                      ttl_ms=10 * 60_000)) for a in accounts}
     rep.runners = await asyncio.to_thread(stop_runners, settings, accounts, guard, stop_timeout_s)
 
     opener = gateway_for or (lambda a: account_gateway(settings, a, emergency=True))
@@ -452,7 +458,12 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
         finally:
             await close_quietly(gw)
 
-    rep.accounts = list(await asyncio.gather(*(one(a) for a in accounts)))
+    try:
+        rep.accounts = list(await asyncio.gather(*(one(a) for a in accounts)))
+    finally:
+        for lease in held.values():
+            if lease is not None:
+                guard.run("write lease", lambda s, lease=lease: leases.release(s, lease))
     rep.seconds = time.monotonic() - t
     rep.store_error = guard.error
     _record(guard, rep, actor)

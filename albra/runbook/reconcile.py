@@ -60,6 +60,7 @@ class AccountReconcile:
     remaining: list[dict[str, Any]] = field(default_factory=list)
     still_found: list[dict[str, Any]] = field(default_factory=list)
     applied: bool = False
+    blocked: str = ""  # --apply refused: another process holds the account's write lease (who, since when)
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -262,6 +263,26 @@ async def reconcile_account(store: "Store", gw: "Gateway", account: str, *, appl
     out.proposals = [_propose(f, store) for f in before.findings]
     if not apply or not before.findings:
         return out, before
+    from albra.store import leases
+
+    try:  # one writer per account: repairs only when no live runner (or other writer) holds the account
+        lease = leases.acquire(store, account, "reconcile")
+    except leases.LeaseHeld as e:
+        out.blocked = (f"not applied: {e}; the runner repairs what its own reconciliation finds — stop it "
+                       f"(`systemctl stop albra@{account}`) to apply by hand")
+        out.remaining = [{"symbol": p.symbol, "issue": f"{p.kind}: {p.detail}"} for p in out.proposals]
+        return out, before
+    try:
+        return await _apply(store, gw, account, before, cancel_unknown, out)
+    finally:
+        leases.release(store, lease)
+
+
+async def _apply(store: "Store", gw: "Gateway", account: str, before: AccountAudit, cancel_unknown: bool,
+                 out: AccountReconcile) -> tuple[AccountReconcile, AccountAudit]:
+    """The repairs of :func:`reconcile_account`, under the account's write lease."""
+    from albra.ledger import intents as I
+
     for r in await I.resolve_unresolved(store, gw, account, now_ms=_now_ms()):
         out.actions.append(f"intent {r.client_id}: {r.before} → {r.after}"
                            + (f", {r.fills_applied} fill(s)" if r.fills_applied else ""))

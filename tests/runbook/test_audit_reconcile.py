@@ -7,6 +7,9 @@ placed — then checks that audit sees each, reconcile explains and repairs each
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import asyncio
 from decimal import Decimal
 
@@ -15,7 +18,7 @@ import pytest
 from albra.exchange.types import OrderRequest
 from albra.ledger import legs as L
 from albra.model import OrderType, PositionSide, Side
-from albra.store import incidents, journal
+from albra.store import incidents, journal, leases
 from tests.runbook.drill import make_drill, seed_book
 
 pytestmark = pytest.mark.anyio
@@ -68,10 +71,27 @@ async def test_audit_finds_reconcile_repairs_and_a_second_run_finds_nothing(sim,
     code, again, _ = await drill.albra_json("audit", "--compare-exchange")  # and after it
     assert code == 1 and again["accounts"][0]["findings"] == out["accounts"][0]["findings"]
 
+    # one writer per account: while a live runner holds main's write lease, --apply repairs nothing there
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with drill.store() as s:
+            leases.acquire(s, "main", "run:main", pid=holder.pid)
+        code, refused, err = await drill.albra_json("reconcile", "--apply", "--cancel-unknown")
+        assert code == 1, (refused, err)
+        main = next(a for a in refused["accounts"] if a["account"] == "main")
+        assert f"run:main (pid {holder.pid}" in main["blocked"] and main["actions"] == [] and main["remaining"]
+        code, again, _ = await drill.albra_json("audit", "--compare-exchange")
+        assert again["accounts"][0]["findings"] == out["accounts"][0]["findings"]  # nothing touched on main
+    finally:
+        holder.kill()
+        holder.wait()
+
     code, done, err = await drill.albra_json("reconcile", "--apply", "--cancel-unknown")
     assert code == 0, (done, err)
     for a in done["accounts"]:
         assert a["remaining"] == [] and a["still_found"] == [], a
+    with drill.store() as s:
+        assert leases.current(s, "main") is None and leases.current(s, "sub1") is None  # given back
 
     (code, second, _), (acode, _, _) = await asyncio.gather(drill.albra_json("reconcile"),
                                                             drill.albra_json("audit", "--compare-exchange"))
