@@ -215,8 +215,24 @@ def parse_balance(raw: Any, asset: str, ts: int) -> Balance:
             w = f"{what} {asset}"
             return Balance(wallet=req_dec(a, "walletBalance", w), unrealized=req_dec(a, "unrealizedProfit", w),
                            equity=req_dec(a, "marginBalance", w), available=req_dec(a, "availableBalance", w),
-                           ts=ts)
+                           ts=ts, positions=_account_positions(row.get("positions")))
     raise MalformedResponse(f"{what}: no {asset} entry in assets (got {[a.get('asset') for a in assets if isinstance(a, dict)]})")
+
+
+def _account_positions(raw: Any) -> tuple[tuple[str, str, Decimal], ...] | None:
+    """The account endpoint's position rows, non-zero only; None when the answer carries no positions list (a
+    malformed row is an error: unknown is not empty)."""
+    if raw is None:
+        return None
+    rows = need_list(raw, "account.positions")
+    out = []
+    for r in rows:
+        r = need_dict(r, "account.positions[]")
+        sym = req_str(r, "symbol", "account.positions")
+        amt = req_dec(r, "positionAmt", f"account.positions {sym}")
+        if amt != 0:
+            out.append((sym, str(r.get("positionSide") or "BOTH"), amt))
+    return tuple(out)
 
 
 def parse_positions(raw: Any, symbols: Iterable[str] | None) -> list[ExchangePosition]:

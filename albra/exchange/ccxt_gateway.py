@@ -239,10 +239,14 @@ class CcxtGateway:
         # the algo cancel reply is only an acknowledgement: read the order back for its final state
         return await self.fetch_order(symbol, client_id, is_algo=True)
 
-    async def cancel_all(self, symbol: str) -> None:
+    async def cancel_all(self, symbol: str, kinds: str = "both") -> None:
+        if kinds not in ("both", "regular", "algo"):
+            raise ValueError(f"kinds must be both, regular or algo, got {kinds!r}")
         await self.filters(symbol)
-        await self._call("cancel_all_orders", "fapiPrivateDeleteAllOpenOrders", {"symbol": symbol}, _ack)
-        await self._call("cancel_all_algo_orders", "fapiPrivateDeleteAlgoOpenOrders", {"symbol": symbol}, _ack)
+        if kinds in ("both", "regular"):
+            await self._call("cancel_all_orders", "fapiPrivateDeleteAllOpenOrders", {"symbol": symbol}, _ack)
+        if kinds in ("both", "algo"):
+            await self._call("cancel_all_algo_orders", "fapiPrivateDeleteAlgoOpenOrders", {"symbol": symbol}, _ack)
 
     async def close(self) -> None:
         await self.client.close()

@@ -269,11 +269,15 @@ class PaperGateway:
         except UnknownOrder:
             return None
 
-    async def cancel_all(self, symbol: str) -> None:
+    async def cancel_all(self, symbol: str, kinds: str = "both") -> None:
+        if kinds not in ("both", "regular", "algo"):
+            raise ValueError(f"kinds must be both, regular or algo, got {kinds!r}")
         await self.filters(symbol)
         self._now()
-        self._run(lambda: self.ex.cancel_all(self.account, symbol))
-        self._run(lambda: self.ex.cancel_all_algos(self.account, symbol))
+        if kinds in ("both", "regular"):
+            self._run(lambda: self.ex.cancel_all(self.account, symbol))
+        if kinds in ("both", "algo"):
+            self._run(lambda: self.ex.cancel_all_algos(self.account, symbol))
 
     async def close(self) -> None:
         return None

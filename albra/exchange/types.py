@@ -35,6 +35,9 @@ class Balance:
     equity: Decimal
     available: Decimal
     ts: int
+    #: the account endpoint's own positions — (symbol, position side, signed amount), non-zero only — a second
+    #: source independent of positionRisk (emergency shutdown verifies "flat" on both); None when not reported
+    positions: tuple[tuple[str, str, Decimal], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +166,9 @@ class Gateway(Protocol):
         """None when the order was already gone (unknown / final)."""
         ...
 
-    async def cancel_all(self, symbol: str) -> None:
-        """Cancel every regular AND algo order on the symbol (two calls on Binance)."""
+    async def cancel_all(self, symbol: str, kinds: str = "both") -> None:
+        """Cancel every regular AND algo order on the symbol (two calls on Binance); ``kinds`` "regular" or
+        "algo" cancels only that kind (emergency shutdown keeps stops until their position is confirmed gone)."""
         ...
 
     async def fetch_open_orders(self, symbol: str | None = None, algo: bool = False) -> list[OrderResult]: ...

@@ -197,12 +197,26 @@ class _AccountWork:
                 self.out.positions_before = [_pos_dict(p) for p in positions]
                 self.out.orders_before = {"regular": len(regular), "algo": len(algo)}
             if not regular and not algo and (self.keep or not positions):
+                if not self.keep:
+                    # "verified flat" needs a second, independent read to agree: one read answering an empty list
+                    # is not proof (it may be wrong, or behind the fills)
+                    why = await self._second_read_disagrees()
+                    if why:
+                        self.out.errors.append(f"round {rnd}: not yet verified: {why}")
+                        await asyncio.sleep(min(self.pause_s * rnd, MAX_ROUND_PAUSE_S))
+                        continue
                 self.out.status = "frozen" if self.keep and positions else "flat"
                 self.out.remaining = {"positions": [_pos_dict(p) for p in positions], "orders": 0}
                 break
-            symbols = sorted({o.symbol for o in regular} | {o.symbol for o in algo})
-            jobs: list[Awaitable[Any]] = [self._cancel(s) for s in symbols]
-            if not self.keep:
+            jobs: list[Awaitable[Any]] = [self._cancel(s, "regular") for s in sorted({o.symbol for o in regular})]
+            algo_symbols = {o.symbol for o in algo}
+            if self.keep:
+                jobs += [self._cancel(s, "algo") for s in sorted(algo_symbols)]
+            else:
+                # a stop or take-profit is cancelled only where the position is confirmed gone by both the position
+                # read and the account's own read: a wrong empty read never strips a live position of its stop
+                held = {p.symbol for p in positions} | await self._account_position_symbols(algo_symbols)
+                jobs += [self._cancel(s, "algo") for s in sorted(algo_symbols - held)]
                 jobs += self._close_jobs(positions, first_round=(rnd == 1))
             await asyncio.gather(*jobs)
         else:
@@ -220,14 +234,46 @@ class _AccountWork:
         self.out.seconds = time.monotonic() - t
         return self.out
 
-    async def _cancel(self, symbol: str) -> None:
+    async def _account_position_symbols(self, fallback: set[str]) -> set[str]:
+        """Symbols the account endpoint (the second source) shows a position on; ``fallback`` (treat them all as
+        held) when it cannot be read or does not report positions."""
         from albra.exchange.errors import ExchangeError
 
         try:
-            await self.gw.cancel_all(symbol)
+            bal = await self.gw.fetch_balance()
+        except ExchangeError as e:
+            self.out.errors.append(f"account read failed ({type(e).__name__}); protective orders kept this round")
+            return set(fallback)
+        if bal.positions is None:
+            return set(fallback)
+        return {sym for sym, _side, _amt in bal.positions}
+
+    async def _second_read_disagrees(self) -> str:
+        """Why the account is not verified flat yet ("" when it is): the account endpoint must show no position,
+        and a second read of positions and open orders (after a pause) must still show nothing."""
+        from albra.exchange.errors import ExchangeError
+
+        await asyncio.sleep(self.pause_s)
+        try:
+            bal = await self.gw.fetch_balance()
+            positions, regular, algo = await _read(self.gw)
+        except ExchangeError as e:
+            return f"confirming read failed: {type(e).__name__}"
+        if bal.positions:
+            return f"the account read still shows {len(bal.positions)} position(s)"
+        if positions or regular or algo:
+            return (f"a second read shows {len(positions)} position(s) and {len(regular) + len(algo)} order(s)")
+        return ""
+
+    async def _cancel(self, symbol: str, kinds: str = "both") -> None:
+        from albra.exchange.errors import ExchangeError
+
+        try:
+            await self.gw.cancel_all(symbol, kinds)
             if symbol not in self.out.cancelled_symbols:
                 self.out.cancelled_symbols.append(symbol)
-            self.guard.run("journal", lambda s: _journal(s, "orders_cancelled", f"all regular and algo orders on "
+            what = {"both": "regular and algo", "regular": "regular", "algo": "algo (protective)"}[kinds]
+            self.guard.run("journal", lambda s: _journal(s, "orders_cancelled", f"all {what} orders on "
                                                          f"{symbol} cancelled", self.account, symbol))
         except ExchangeError as e:
             self.out.errors.append(f"cancel {symbol}: {type(e).__name__}: {str(e)[:200]}")

@@ -149,3 +149,29 @@ async def test_without_yes_and_without_a_terminal_it_refuses(drill) -> None:
     assert code == 2 and "--yes" in err
     with drill.store() as s:
         assert flags.kill_switch(s) is None
+
+
+async def test_a_wrong_empty_positions_read_strips_no_stop_and_is_not_verified(sim, drill) -> None:
+    """Issue 13 finding 12: one positions read answers a valid empty list while the positions are open. The shutdown
+    must not take it for flat: no stop is cancelled while its position is open (watched on every exchange event),
+    and "flat" is claimed only once a second, independent read (the account's own positions) agrees."""
+    await seed_book(drill, await sim.admin.clock())
+    core = sim.server.ex
+    stripped: list[str] = []
+
+    def watch(kind: str, obj: object) -> None:
+        if kind == "algo" and getattr(obj, "status", "") == "CANCELED":
+            acct = core.accounts[obj.account]
+            if acct.position(obj.symbol, obj.position_side).amt != 0:
+                stripped.append(f"{obj.account} {obj.symbol} {obj.position_side.value} {obj.client_algo_id}")
+
+    core.listeners.append(watch)
+    await sim.admin.fault("GET", "/fapi/v3/positionRisk", "status", status=200, body="[]", count=2)
+    code, out, err = await drill.albra_json("emergency-shutdown", "--yes")
+    assert code == 0, (out, err)
+    assert stripped == [], f"stops cancelled while their position was open: {stripped}"
+    assert [a["status"] for a in out["accounts"]] == ["flat", "flat"]
+    for a in KEYS:
+        assert await _exchange_state(sim, a) == ([], 0)
+    reads = [r for r in await sim.admin.requests() if r["path"] == "/fapi/v3/positionRisk"]
+    assert any(r.get("fault") for r in reads)  # the wrong answers were served
