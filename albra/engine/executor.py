@@ -365,9 +365,10 @@ class Executor:
             limits = self.limits_for(strategy)
             await refresh_equity(self.store, self.gw, self.account, self.limits_for(""), now, balance=bal)
             stop = self._stop_price(f, d.direction, d.stop_loss)
+            live = L.live_legs(self.store, self.account)
             dec = evaluate_entry(self.store, limits, EntryRequest(
                 self.account, strategy, symbol, d.direction, px, stop, D(slot.size_pct), self.mode, f, bal,
-                L.live_legs(self.store, self.account), now, {symbol: px}))
+                live, now, await self._marks(symbol, px, live)))
             if not dec.allowed:  # evaluate_entry journaled it (kind risk_refused, with the rule)
                 self._refuse(strategy, symbol, candle_ts, dec.rule, dec.reason, journaled=True)
                 return None
@@ -404,6 +405,17 @@ class Executor:
                                 **({"take_profit": leg.take_profit} if leg.take_profit is not None else {})})
             await self.protect(leg)
         return leg_id
+
+    async def _marks(self, symbol: str, px: Decimal, live: list[L.Leg]) -> dict[str, Decimal]:
+        """Mark prices for valuing every open leg before an entry: the entry's own price, and the exchange's marks
+        for the other symbols legs are open on (one positions read, only when there are such legs) — without
+        them a strategy holding a leg on another symbol could never enter again."""
+        marks = {symbol: px}
+        if any(g.symbol != symbol for g in live):
+            for p in await self.gw.fetch_positions():
+                if p.symbol != symbol and p.mark_price and p.mark_price > 0:
+                    marks.setdefault(p.symbol, p.mark_price)
+        return marks
 
     def _refuse(self, strategy: str, symbol: str, candle_ts: int, rule: str, reason: str,
                 journaled: bool = False) -> None:

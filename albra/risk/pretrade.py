@@ -24,7 +24,8 @@ rule and reason:
 9. ``sizing`` — qty after quantisation below the minimum qty or notional below the minimum notional.
 
 Inputs that cannot be trusted (a non-positive equity, a price ≤ 0, a mark price missing for a leg that must be
-valued) are refused too, never defaulted: a missing number is not zero.
+valued) are refused too, never defaulted: a missing number is not zero. A missing mark is its own rule,
+``no_mark_price`` (not a daily loss).
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def _validate(req: EntryRequest) -> None:
 def _unrealized(leg: Leg, req: EntryRequest) -> Decimal:
     mark = req.marks.get(leg.symbol) or (req.price if leg.symbol == req.symbol else None)
     if mark is None:
-        raise _Refuse("daily_loss", f"no mark price for {leg.symbol}: cannot value leg {leg.leg_id}",
-                      leg_id=leg.leg_id)
+        raise _Refuse("no_mark_price", f"no mark price for {leg.symbol}: cannot value open leg {leg.leg_id} "
+                      "for the daily-loss rule", leg_id=leg.leg_id)
     if leg.entry_price is None:
         return Decimal(0)
     return (mark - leg.entry_price) * leg.qty * leg.direction.sign

@@ -203,3 +203,18 @@ def test_unknown_alert_kind_raises_but_other_alert_failures_do_not(store, monkey
     monkeypatch.setattr("albra.notify.emit", broken)
     e._alert("leg_opened", "x:2", "an outbox failure must not stop trading")
     assert any("could not be queued" in r.getMessage() for r in caplog.records)
+
+
+def test_one_strategy_holds_legs_on_two_symbols_at_once(store):
+    """Issue 13 finding 8: a strategy trading several symbols could never hold two at once — the entry on the
+    second symbol had no mark price for the first leg and was refused as "daily_loss". The executor now gives
+    risk the exchange's marks of every symbol with an open leg."""
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    ex.on_candle("ETHUSDT", ex.now, 3000.0, 3000.0, 3000.0, 3000.0)
+    e = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    btc = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "btc")], 60000.0))
+    eth = run_sync(e.handle("TFPE", "ETHUSDT", C0, [Enter(Direction.LONG, 2900.0, None, "eth")], 3000.0))
+    assert len(btc) == 1 and len(eth) == 1
+    legs = {g.symbol: g for g in L.live_legs(store, "acct")}
+    assert set(legs) == {"BTCUSDT", "ETHUSDT"} and all(g.sl_client_id for g in legs.values())
+    assert not [j for j in journal.entries(store, kinds=("risk_refused",)) if "no mark price" in j.message]

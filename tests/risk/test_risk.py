@@ -119,7 +119,7 @@ def test_daily_loss_per_strategy_realised_plus_unrealised(store: Store) -> None:
     assert evaluate_entry(store, LIM, req(store, strategy="OTHER", symbol="ETHUSDT", price="3000",
                                           direction=Direction.SHORT)).allowed
     v = evaluate_entry(store, LIM, req(store, symbol="ETHUSDT", price="3000"))  # no BTC mark: not zero, refused
-    assert v.rule == "daily_loss" and "no mark price for BTCUSDT" in v.reason
+    assert v.rule == "no_mark_price" and "no mark price for BTCUSDT" in v.reason  # its own rule, not a loss
     # the next KST day the realised part is yesterday's; only today's unrealised counts
     nxt = DAY0 + 86_400_000 + 1000
     ready(store, "9550", now=nxt)
