@@ -13,7 +13,8 @@ see :mod:`albra.engine.syncrun`). Rules it enforces:
   two-case protocol (:mod:`albra.ledger.protection`: alone on its side → place then cancel; shared side → cancel
   then place). A partial exit shrinks the protection to the qty the leg keeps BEFORE sending the reduce (so on a
   shared side the stops never sum to more than the position) and re-sizes it to the leg's qty if the reduce filled
-  otherwise. A full exit closes first, then cancels the leg's protective orders.
+  otherwise. A full exit alone on its side closes first, then cancels the leg's protective orders (the position
+  stays protected until it is gone); on a shared side it cancels them first, then closes.
 * **Exits are reduce-only**: one-way mode sends ``reduceOnly``; hedge mode sends the leg's position side.
 * **Legs per strategy (invariant 4)**: several strategies stack same-direction legs on one side; in hedge mode an
   opposite leg uses the other side; in one-way mode risk refuses it (:func:`albra.risk.evaluate_entry`, which
@@ -38,7 +39,7 @@ from albra.crashpoints import armed, crashpoint
 from albra.engine.risk_limits import refresh_equity
 from albra.exchange import errors as X
 from albra.exchange.client_ids import MAX_GENERATION, make_client_id
-from albra.exchange.resolve import await_fills, resolve_unknown
+from albra.exchange.resolve import await_fills, pause, resolve_unknown
 from albra.exchange.types import Gateway, OrderRequest, OrderResult
 from albra.ledger import intents as I
 from albra.ledger import legs as L
@@ -620,6 +621,15 @@ class Executor:
                           level="WARNING", strategy=leg.strategy, symbol=leg.symbol)
             return
         full = qty >= leg.qty
+        if full and any(g.leg_id != leg_id and g.position_side is leg.position_side
+                        for g in L.live_legs(self.store, self.account, leg.symbol)):
+            # a side shared with other legs: this leg's stop and take-profit leave the book BEFORE its reduce-only
+            # market order, so none of them can fire in between and sell another leg's share
+            await self._cancel_protective(leg)
+            leg = self._refresh(leg_id)
+            if leg.state is not L.LegState.OPEN or leg.qty <= 0:
+                return  # one of them fired meanwhile: its fill closed the leg
+            qty = leg.qty
         if not full and not await self._resize_protection(leg, leg.qty - qty):
             return  # shrink the stop first (never more stop than position on a shared side); it fired or failed
         side, pside, ro = self._exit_shape(leg)
@@ -797,15 +807,26 @@ class Executor:
             I.mark_not_found(self.store, it.client_id, now_ms=self.now_ms(), note="superseded before sending")
             return False
         res = await self.gw.cancel_order(leg.symbol, it.client_id, True)
-        if res is None:
-            res = await self.gw.fetch_order(leg.symbol, it.client_id, True)
+        if res is None:  # unknown to the cancel: fired, or not visible yet — spaced lookups, never one
+            res = await resolve_unknown(self.gw, leg.symbol, it.client_id, True, spacing_s=self.lookup_spacing_s)
             if res is None:
                 I.mark_gone(self.store, it.client_id, now_ms=self.now_ms(), note="gone at cancel")
                 return False
-        I.mark_outcome(self.store, res, now_ms=self.now_ms())
-        if res.status in (OrderStatus.FILLED, OrderStatus.TRIGGERED):
-            await self._apply_fills(it, res)
+        for i in range(5):  # fired: TRIGGERING / TRIGGERED are not final — wait (bounded) for FINISHED
+            if res.status is not OrderStatus.TRIGGERED:
+                break
+            await pause(0.1 * 2 ** i)
+            res = await resolve_unknown(self.gw, leg.symbol, it.client_id, True, spacing_s=self.lookup_spacing_s) \
+                or res
+        if res.status is OrderStatus.TRIGGERED:
+            return True  # fired, its child still working: the intent stays open for the next sync to settle
+        if res.status is OrderStatus.FILLED:
+            if await self._apply_fills(it, res) == 0:  # FINISHED with nothing executed: it did not fire after all
+                I.mark_outcome(self.store, replace(res, status=OrderStatus.EXPIRED), now_ms=self.now_ms())
+                return False
+            I.mark_outcome(self.store, res, now_ms=self.now_ms())
             return True
+        I.mark_outcome(self.store, res, now_ms=self.now_ms())
         return False
 
     async def cancel_pending_entries(self) -> int:

@@ -81,3 +81,28 @@ def test_partial_exit_alone_on_its_side_places_first(store):
     assert [(x.client_algo_id, x.qty) for x in stops] == [(leg.sl_client_id, leg.qty)]
     [moved] = journal.entries(store, kinds=("stop_replaced",))
     assert "place_then_cancel" in moved.message
+
+
+@pytest.mark.parametrize("mode", [PositionMode.HEDGE, PositionMode.ONE_WAY])
+def test_full_exit_on_a_shared_side_takes_its_stop_off_first(store, mode):
+    """Issue 13 finding 4: a full exit sent its market order while the leg's own stop was still live, so on a side
+    shared with another strategy a stop firing in that window sold the other strategy's share. Now, on a shared
+    side, the leg's stop and take-profit are off the book when its reduce-only order reaches the exchange."""
+    ex, gw = make_sim(mode)
+    e = _executor(store, gw, ex, mode)
+    a = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, 64000.0, "a")], 60000.0))[0]
+    b = run_sync(e.handle("ZLMACD_ICHIMOKU", "BTCUSDT", C0, [Enter(Direction.LONG, 57000.0, None, "b")], 60000.0))[0]
+    leg_a = L.require_leg(store, a)
+    own = {leg_a.sl_client_id, leg_a.tp_client_id}
+    live_at_exit: list[set[str]] = []
+
+    def watch(kind, obj) -> None:
+        if kind == "order" and obj.source == "api" and "-ex-" in obj.client_id:
+            live_at_exit.append({x.client_algo_id for x in ex.account("acct").open_algos.values()} & own)
+
+    ex.listeners.append(watch)
+    run_sync(e.handle("TFPE", "BTCUSDT", C0 + 900_000, [Exit(a, 1.0, "exit", "signal")], 60000.0))
+    assert live_at_exit == [set()], live_at_exit
+    assert L.require_leg(store, a).state is L.LegState.CLOSED
+    other = L.require_leg(store, b)
+    assert other.state is L.LegState.OPEN and other.sl_client_id in {x.client_algo_id for x in ex.open_algos("acct")}
