@@ -397,8 +397,15 @@ class Runner:
                                      f"drawdown {ch.drawdown_pct:.2f}%: MDD level {ch.old} → {ch.new} "
                                      f"(size ×{ch.multiplier})")
             if up.flatten:
-                self._journal("mdd_flatten_requested", "MDD halt with mdd_flatten_on_halt: run `albra "
-                              "emergency-shutdown` to flatten (the runner only stops entries)", "CRITICAL")
+                from albra.engine.flatten import flatten_account
+
+                res = await flatten_account(self.executor, reason=f"MDD halt at {up.drawdown_pct:.2f}% drawdown "
+                                            "(mdd_flatten_on_halt)", now_ms=self.now_ms(),
+                                            incident_id=up.incident_id, actor=self.name)
+                self.executor.reload_legs()
+                if not res.verified:
+                    self._journal("mdd_flatten_unverified", "MDD flatten not verified flat: run `albra "
+                                  "emergency-shutdown`", "CRITICAL", remaining=res.remaining, errors=res.errors)
         if force or t - self._t_rec >= RECONCILE_EVERY_S:
             self._t_rec = t
             await self.reconcile()
