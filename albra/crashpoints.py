@@ -9,8 +9,11 @@ The points, and the state a restart must recover from:
 
 ``after_intent_commit``
     An order intent is committed (write-ahead row, state ``pending``) and nothing was sent. Restart: start-up
-    resolution looks the client id up, finds nothing, marks it ``not_found``; the candle (not marked) is evaluated
-    again and derives the same id — the order goes out exactly once.
+    resolution looks the client id up, finds nothing, marks it ``not_found`` and journals that it was never sent;
+    the candle is evaluated again, derives the same id and finds that outcome, so the order is **not** sent then:
+    an entry is sent **at most once**. Why not exactly once: the restart may come hours later, and an entry sent
+    for an old signal is worse than a missed one (the maximum signal age that would make a late send safe is not
+    built yet); the journal (``intent_resolved``, "never sent") says what happened to it.
 ``after_order_sent``
     The placement request was answered by the gateway, its outcome not yet recorded (the intent is ``sent``).
     Restart: the id is looked up and the exchange's answer recorded (fills applied); never re-sent.

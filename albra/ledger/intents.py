@@ -437,7 +437,9 @@ async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, no
                          leg.state.value if leg else None)
         journal.append(store, "intent_resolved",
                        f"intent {intent.client_id} ({intent.purpose}) {intent.state} → {after.state}"
-                       + (f", {applied} fill(s) applied" if applied else ""),
+                       + (f", {applied} fill(s) applied" if applied else "")
+                       + ("; it was never sent (crash before sending) and is not sent now: at most once"
+                          if intent.state == "pending" and after.state == "not_found" else ""),
                        level="WARNING" if after.state == "not_found" else "INFO", account=account,
                        strategy=intent.strategy, symbol=intent.symbol,
                        data={"client_id": intent.client_id, "before": intent.state, "after": after.state,
