@@ -366,19 +366,18 @@ class SimServer:
     def account(self, params, account, now):
         return P.account(self.ex, self.ex.account(account), now)
 
-    def position_risk(self, params, account, now):
+    def _positions(self, params, account, row):
         acct = self.ex.account(account)
         sym = _sym(params, required=False)
         if sym:
             self.ex.spec(sym)
-        return [P.position_row(self.ex, acct, p) for p in acct.live_positions(sym)]
+        return [row(self.ex, acct, p) for p in acct.live_positions(sym)]
+
+    def position_risk(self, params, account, now):
+        return self._positions(params, account, P.position_row)
 
     def position_risk_v3(self, params, account, now):
-        acct = self.ex.account(account)
-        sym = _sym(params, required=False)
-        if sym:
-            self.ex.spec(sym)
-        return [P.position_row_v3(self.ex, acct, p) for p in acct.live_positions(sym)]
+        return self._positions(params, account, P.position_row_v3)
 
     def leverage_bracket(self, params, account, now):
         rows = P.brackets(self.ex)

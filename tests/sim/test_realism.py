@@ -10,31 +10,9 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from albra.sim.realism import DAY_MS, Realism
-from albra.sim.testing import ccxt_client, run_sim_server
 
 pytestmark = pytest.mark.anyio
-SYM = "BTC/USDT:USDT"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def sim():
-    async with run_sim_server(start="2024-01-02", speed=0) as handle:
-        yield handle
-
-
-@pytest.fixture
-async def ex(sim):
-    client = ccxt_client(sim.url, *sim.accounts["main"])
-    await client.load_markets()
-    try:
-        yield client
-    finally:
-        await client.close()
+SYM = "BTC/USDT:USDT"  # the `sim` (realistic server) and `ex` (real ccxt client) fixtures: tests/sim/conftest.py
 
 
 async def count(sim, cid: str) -> int:
@@ -61,7 +39,7 @@ async def test_backend_timeout_order_turns_up_after_the_sender_gave_up(sim, ex):
     with pytest.raises(ccxt_async.OrderNotFound):
         await ex.fetch_order(None, SYM, {"clientOrderId": "late-1"})
     assert await ex.fetch_positions([SYM]) == []
-    await asyncio.sleep(0.3 + 0.35)
+    await asyncio.sleep(0.6 - 0.35 + Realism().lookup_ms / 1000 + 0.15)  # executed at 0.6 s, found after the lookup delay
     found = await ex.fetch_order(None, SYM, {"clientOrderId": "late-1"})
     assert found["status"] == "closed" and found["filled"] == 0.01
     assert (await ex.fetch_positions([SYM]))[0]["contracts"] == 0.01
