@@ -110,6 +110,7 @@ class Reconciler:
             positions = await self.gw.fetch_positions()
             await self._repair_positions(positions, rep)
             await self._repair_protection(rep)
+            await self._sweep_orphans(open_algos, rep)
         except X.ExchangeError as e:
             self._journal("reconcile_skipped", f"reconciliation skipped: exchange read failed ({e}); nothing "
                           "changed (unknown is not empty)", "WARNING", error=type(e).__name__)
@@ -244,6 +245,26 @@ class Reconciler:
                                  symbol=d.symbol, side=leg.direction.value, size=leg.qty)
 
     # ------------------------------------------------------------------ step 6
+    async def _sweep_orphans(self, open_algos: list, rep: RoundReport) -> None:
+        """Every open conditional order of ours whose leg is no longer live is cancelled and journaled. Why: a
+        closed leg's stop left on the book (a crash right after its exit was sent) protects nothing and, on a side
+        shared with other legs, can only sell another strategy's share when it fires."""
+        for o in open_algos:
+            it = I.get_intent(self.store, o.client_id)
+            if it is None or it.account != self.account or it.purpose not in I.PROTECTIVE_PURPOSES:
+                continue  # not this account's protective order: audit lists unknown orders, it does not touch them
+            leg = L.get_leg(self.store, it.leg_id) if it.leg_id else None
+            if leg is not None and leg.state in (L.LegState.OPEN, L.LegState.CLOSING, L.LegState.PENDING):
+                continue
+            res = await self.gw.cancel_order(o.symbol, o.client_id, True)
+            if it.state not in I.TERMINAL and res is not None:
+                I.mark_outcome(self.store, res, now_ms=self.now_ms())
+            rep.extra_cancelled.append(o.client_id)
+            self._repaired()
+            self._journal("orphan_cancelled", f"{it.purpose} {o.client_id} was still live for leg {it.leg_id} "
+                          f"({leg.state.value if leg else 'unknown'}); cancelled", "ERROR",
+                          client_id=o.client_id, leg_id=it.leg_id, symbol=o.symbol)
+
     async def _repair_protection(self, rep: RoundReport) -> None:
         for leg in L.live_legs(self.store, self.account):
             if leg.state not in (L.LegState.OPEN, L.LegState.CLOSING) or leg.qty <= 0:

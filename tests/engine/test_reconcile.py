@@ -78,3 +78,29 @@ def test_failed_read_skips_the_round_and_changes_nothing(store):
     assert run_sync(bad.round()) is None
     assert [(g.leg_id, g.qty, g.state) for g in L.live_legs(store, "acct")] == before  # unknown is not empty
     assert journal.entries(store, kinds=("reconcile_skipped",))
+
+
+def test_a_closed_legs_stop_left_live_is_swept(store, monkeypatch):
+    """Issue 13 finding 11: a crash right after a full exit was sent left the closed leg's stop and take-profit live;
+    a day later the stale stop fired and closed another strategy's position. Each round now cancels every open
+    protective order of ours whose leg is no longer live, and journals it."""
+    ex, gw, e, rec, a, b = _setup(store)
+    leg_a = L.require_leg(store, a)
+    own = {leg_a.sl_client_id} | ({leg_a.tp_client_id} if leg_a.tp_client_id else set())
+
+    async def crashed_before_cancel(leg, keep=frozenset()):  # the exit is sent and filled; the process dies here
+        return None
+
+    monkeypatch.setattr(e, "_cancel_protective", crashed_before_cancel)
+    monkeypatch.setattr(e, "_after_reduce", lambda *a_, **k: crashed_before_cancel(None))
+    assert own <= {x.client_algo_id for x in ex.open_algos("acct")}
+    run_sync(e.exit(a, 1.0, "exit", "signal", C0 + 900_000))
+    monkeypatch.undo()
+    # the exit filled; the ledger learns it at the next round, which must also take the orphans off the book
+    rep = run_sync(rec.round())
+    assert rep is not None
+    left = {x.client_algo_id for x in ex.open_algos("acct")}
+    assert not (own & left), f"the closed leg's protective orders are still live: {own & left}"
+    assert L.require_leg(store, b).sl_client_id in left  # the other leg keeps its stop
+    assert L.require_leg(store, a).state is L.LegState.CLOSED
+    assert journal.entries(store, kinds=("orphan_cancelled",))
