@@ -646,6 +646,21 @@ class Executor:
             raise
         if res is not None:
             await self._apply_fills(intent, res)
+        moved = self._refresh(leg_id)
+        if moved.state is leg.state and moved.qty == leg.qty:
+            # nothing executed: the order was never placed (resolved not found), refused, or is still unknown — not
+            # a partial exit; say so, and put the protection back to what the leg holds
+            after = I.get_intent(self.store, cid)
+            state = after.state if after is not None else "unknown"
+            self._journal("exit_not_done", f"{'exit' if full else 'reduce'} {cid} of {leg_id} did not execute "
+                          f"({state}); the leg is unchanged ({leg.qty})", level="ERROR", strategy=leg.strategy,
+                          symbol=leg.symbol, data={"client_id": cid, "state": state, "tag": tag})
+            self._alert("exit_failed", f"exit_failed:{cid}", f"{tag}: the {'exit' if full else 'reduce'} order did "
+                        f"not execute ({state}); {leg.qty} {leg.symbol} still open", strategy=leg.strategy,
+                        symbol=leg.symbol, side=leg.direction.value, size=leg.qty)
+            if not full:
+                await self._resize_protection(moved)
+            return
         if not full:
             done = list(leg.partial_exits) + [tag]
             self.store.execute("UPDATE legs SET partial_exits=?, updated_ms=? WHERE leg_id=?",

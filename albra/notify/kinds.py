@@ -62,6 +62,7 @@ KINDS: dict[str, KindSpec] = {
     "stop_triggered": KindSpec(Level.HIGH, "Stop triggered"),
     "take_profit_hit": KindSpec(Level.HIGH, "Take profit hit"),
     "partial_exit": KindSpec(Level.HIGH, "Partial exit"),
+    "exit_failed": KindSpec(Level.HIGH, "Exit did not execute"),
     "order_rejected": KindSpec(Level.HIGH, "Order rejected"),
     "order_unknown": KindSpec(Level.HIGH, "Order outcome unknown"),
     "reconcile_difference": KindSpec(Level.HIGH, "Ledger differs from exchange"),

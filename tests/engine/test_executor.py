@@ -218,3 +218,33 @@ def test_one_strategy_holds_legs_on_two_symbols_at_once(store):
     legs = {g.symbol: g for g in L.live_legs(store, "acct")}
     assert set(legs) == {"BTCUSDT", "ETHUSDT"} and all(g.sl_client_id for g in legs.values())
     assert not [j for j in journal.entries(store, kinds=("risk_refused",)) if "no mark price" in j.message]
+
+
+def test_a_lost_exit_is_not_reported_as_a_partial_exit(store):
+    """Issue 13 finding 6: an exit whose placement never reached the exchange left the leg unchanged, yet the operator
+    was told "Partial exit". Now: journaled exit_not_done, alerted exit_failed, no partial_exit, leg and its stop
+    unchanged."""
+    from albra.ledger import intents as I
+
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    e = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    e.lookup_spacing_s = 0.05
+    [a] = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))
+    before = L.require_leg(store, a)
+    real = gw.place_order
+
+    async def lost_before_the_exchange(req):
+        if "-ex-" in req.client_id or "-rd-" in req.client_id:
+            raise X.OutcomeUnknown("connection reset before the request was sent", client_id=req.client_id,
+                                   is_algo=req.is_algo)
+        return await real(req)
+
+    gw.place_order = lost_before_the_exchange
+    run_sync(e.handle("TFPE", "BTCUSDT", C0 + 900_000, [Exit(a, 1.0, "exit", "signal")], 60000.0))
+    after = L.require_leg(store, a)
+    assert after.state is L.LegState.OPEN and after.qty == before.qty and after.sl_client_id == before.sl_client_id
+    kinds = [r["kind"] for r in store.query("SELECT kind FROM alerts")]
+    assert "exit_failed" in kinds and "partial_exit" not in kinds
+    assert journal.entries(store, kinds=("exit_not_done",))
+    exits = [i for i in I.intents_of_leg(store, a) if i.purpose == "exit"]
+    assert [i.state for i in exits] == ["not_found"]
