@@ -9,13 +9,13 @@ again after a restart. How a fill finds its leg, in order:
    order id but not the client id);
 3. ``fill.extra["algo_client_id"]`` / ``["parent_client_id"]`` names an intent (a gateway that knows which
    conditional order a child market order came from should say so there);
-4. the ``orders`` table maps the exchange order id to a client id;
-5. a fired stop/take-profit: the only live protective intent on that (symbol, position side, side) — or, when
-   several are live, the only one whose trigger price equals the fill price. This covers the child market order
-   of an algo order, whose ids Binance does not tie to ours in the trade history.
+4. the ``orders`` table maps the exchange order id to a client id.
 
+Only inside the order's lifetime (a fill stamped before its write-ahead row, less clock skew, is not its fill), and
+never by guessing from side and price: a fired conditional order's child is tied to it only through the algo's
+``actualOrderId`` (rule 3, set by whoever read the algo). A manual sell on a leg's side is not that leg's stop-out.
 A fill no rule attributes (a manual order, another bot) is still recorded, with no leg, and journaled; the
-position sums then show the difference and reconciliation adopts it explicitly. Nothing is guessed silently.
+position sums then show the difference and reconciliation adopts it explicitly. Nothing is guessed.
 
 Effects: a fill on the leg's entry side adds to ``qty`` and ``qty_initial`` and moves the average entry price (a
 pending leg becomes open); a fill on the exit side reduces ``qty``, adds ``(price − entry) × qty × sign`` to
@@ -36,8 +36,8 @@ from typing import Mapping, Sequence
 from albra.exchange.types import IncomeRow
 from albra.ledger import daily_pnl
 from albra.ledger import legs as L
-from albra.ledger.intents import Intent, PROTECTIVE_PURPOSES, fetch_intent
-from albra.model import D, Fill, PositionSide
+from albra.ledger.intents import Intent, fetch_intent
+from albra.model import Fill, PositionSide
 from albra.store import journal
 from albra.store.db import Store
 
@@ -58,6 +58,10 @@ class FillResult:
 
 def _s(v: Decimal) -> str:
     return format(v, "f")
+
+
+#: a fill stamped this long before its order's write-ahead row is still taken as its own (exchange vs local clock)
+CLOCK_SKEW_MS = 60_000
 
 
 def _attribute(conn: sqlite3.Connection, account: str, fill: Fill) -> Intent | None:
@@ -86,16 +90,9 @@ def _attribute(conn: sqlite3.Connection, account: str, fill: Fill) -> Intent | N
             it = own(fetch_intent(conn, r[0]))
             if it:
                 return it
-    rows = conn.execute(
-        "SELECT i.client_id, i.trigger_price FROM order_intents i JOIN legs g ON g.leg_id = i.leg_id"
-        " WHERE i.account=? AND i.symbol=? AND i.position_side=? AND i.side=? AND i.purpose IN (?, ?)"
-        " AND i.state IN ('open', 'filled', 'sent', 'unknown') AND g.state IN ('open', 'closing')",
-        (account, fill.symbol, fill.position_side.value, fill.side.value, *sorted(PROTECTIVE_PURPOSES))).fetchall()
-    if len(rows) == 1:
-        return fetch_intent(conn, rows[0][0])
-    at_price = [r for r in rows if r[1] is not None and D(r[1]) == fill.price]
-    if len(at_price) == 1:
-        return fetch_intent(conn, at_price[0][0])
+    # No guessing by side and price: a fill belongs to a leg only through the ids of the leg's own orders (a fired
+    # conditional's child is tagged with its algo client id by whoever read the algo's actualOrderId). A manual
+    # trade on the same side is not a stop-out; it stays unattributed and reconciliation explains the position.
     return None
 
 
@@ -131,6 +128,8 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                      (account, fill.symbol, str(fill.trade_id))).fetchone():
             return FillResult(False, None, fill.client_id or None, note="already applied")
         intent = _attribute(c, account, fill)
+        if intent is not None and fill.ts < intent.created_ms - CLOCK_SKEW_MS:
+            intent = None  # inside the order's lifetime only: a trade from before it existed is not its fill
         if intent is None or intent.leg_id is None:
             return _unattributed(store, c, account, fill, "no order intent of this account matches it", "WARNING",
                                  intent.client_id if intent else None)

@@ -135,13 +135,26 @@ async def _settle_stale_protection(store: "Store", gw: "Gateway", account: str, 
 
 async def _apply_trades(store: "Store", gw: "Gateway", account: str, symbols: set[str],
                         out: AccountReconcile) -> dict[str, list]:
+    from dataclasses import replace
+
     from albra.ledger.fills import apply_fill
 
     trades: dict[str, list] = {}
     for sym in sorted(symbols):
+        # a fired stop's child order is tied to the stop only through the algo's actualOrderId (never by guessing
+        # from side and price): read each protective order this account may still have live on the symbol
+        child_of: dict[str, str] = {}
+        for row in store.query("SELECT client_id FROM order_intents WHERE account = ? AND symbol = ? AND purpose IN"
+                               " ('stop_loss', 'take_profit') AND state IN ('open', 'sent', 'unknown')",
+                               (account, sym)):
+            algo = await gw.fetch_order(sym, row["client_id"], True)
+            if algo is not None and algo.actual_order_id:
+                child_of[str(algo.actual_order_id)] = row["client_id"]
         trades[sym] = await gw.fetch_trades(sym)
         n = 0
         for t in trades[sym]:
+            if str(t.order_id) in child_of:
+                t = replace(t, extra={**(t.extra or {}), "algo_client_id": child_of[str(t.order_id)]})
             if apply_fill(store, account, t, now_ms=_now_ms()).applied:
                 n += 1
         if n:

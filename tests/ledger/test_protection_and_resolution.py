@@ -4,6 +4,7 @@ the paper gateway over albra's simulated exchange (tests/ledger/simgw.py adds ca
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from decimal import Decimal
 
@@ -33,10 +34,20 @@ def make(mode: PositionMode = PositionMode.ONE_WAY) -> tuple[SimExchange, SimGat
 
 
 async def sync_trades(store: Store, gw: SimGateway) -> None:
-    """What the engine's fill sync does: read trade history once every fill so far has reached it."""
-    r = gw.sim.realism  # a fired stop's child fill shows trigger_ms after the trigger, in history trade_ms later
-    await asyncio.sleep((r.trigger_ms + r.trade_ms) / 1000 + 0.02)
+    """What the engine's fill sync does: once every fill so far has reached trade history (and every order its
+    lookup), tie each fired stop's child order to the stop through the algo's actualOrderId, then apply the history
+    (fills are attributed only by their orders' ids — never guessed from side and price)."""
+    r = gw.sim.realism
+    await asyncio.sleep(max(r.trigger_ms + r.trade_ms, r.lookup_ms) / 1000 + 0.02)
+    child_of: dict[str, str] = {}
+    for row in store.query("SELECT client_id FROM order_intents WHERE purpose IN ('stop_loss', 'take_profit')"
+                           " AND state = 'open'"):
+        algo = await gw.fetch_order("BTCUSDT", row["client_id"], True)
+        if algo is not None and algo.actual_order_id:
+            child_of[str(algo.actual_order_id)] = row["client_id"]
     for t in await gw.fetch_trades("BTCUSDT"):
+        if str(t.order_id) in child_of:
+            t = replace(t, extra={**(t.extra or {}), "algo_client_id": child_of[str(t.order_id)]})
         apply_fill(store, "main", t)
 
 

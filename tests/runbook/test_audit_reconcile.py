@@ -145,3 +145,25 @@ async def test_loss_since_an_incident(sim, drill) -> None:
     assert loss["equity_then"] == "10000" and Decimal(loss["equity_change"]) < 0  # fees paid since
     code, _, err = await drill.albra("audit", "--compare-exchange", "--incident", "INC-20000101-001")
     assert code == 2 and "no incident" in err
+
+
+async def test_a_manual_trade_before_a_leg_is_never_its_stop_out(sim, drill) -> None:
+    """Issue 13 finding 3: `reconcile --apply` took a manual sell from two hours before a leg existed for that leg's
+    stop-loss (the only live stop on that side), closed the leg with a made-up PnL and adopted the real position
+    without a stop. Fills now belong to a leg only through its own orders' ids, inside the order's lifetime."""
+    core = sim.server.ex
+    core.place_order("sub1", "BTCUSDT", "BUY", "MARKET", Decimal("0.002"), position_side="LONG", client_id="by-hand-1")
+    core.place_order("sub1", "BTCUSDT", "SELL", "MARKET", Decimal("0.002"), position_side="LONG", client_id="by-hand-2")
+    await sim.admin.advance(2 * 3_600_000)
+    legs = await seed_book(drill, await sim.admin.clock())
+    zl = next(g for g in legs if g.account == "sub1" and g.strategy == "ZLHMA_EMA_CROSS")  # alone on sub1 BTC LONG
+    short = next(g for g in legs if g.account == "sub1" and g.strategy == "TFPE")
+    core.cancel_algo("sub1", client_algo_id=short.sl_client_id)  # a finding on BTCUSDT makes --apply read its trades
+    code, done, err = await drill.albra_json("reconcile", "--apply")
+    assert code == 0, (done, err)
+    with drill.store() as s:
+        after = L.require_leg(s, zl.leg_id)
+        assert after.state is L.LegState.OPEN and after.qty == zl.qty and after.close_reason is None
+        assert L.legs_of(s, "sub1", L.UNATTRIBUTED) == []
+    live = {a["clientAlgoId"] for a in (await sim.admin.orders(account="sub1"))["algos"] if a["algoStatus"] == "NEW"}
+    assert zl.sl_client_id in live  # its real stop was not cancelled as an orphan
