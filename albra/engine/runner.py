@@ -182,6 +182,11 @@ class Runner:
         self.reconciler: Reconciler | None = None
         self.exchange_events: Any = None  # the gateway's event sink (journal + alerts), when the runner built it
         self.lease: Any = None  # the account's write lease (albra.store.leases), held from run() to its end
+        self.stream: Any = None  # the user data stream (albra.exchange.user_stream) of a live/local account
+        self._stream_task: asyncio.Task | None = None
+        self._stream_stop = asyncio.Event()
+        self._dirty: set[str] = set()  # symbols an event says changed: their protection is synced at once
+        self._wake = asyncio.Event()
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -266,6 +271,7 @@ class Runner:
         self.scheduler = CandleScheduler(self.store, self.account, self.tracks)
         self.reconciler = Reconciler(self.store, self.gw, self.account, self.executor, filters, self.now_ms,
                                      actor=self.name)
+        self._start_stream()
         # before the first candle: fired stops applied, ledger = exchange, every open leg protected
         await self.executor.sync_protective()
         self.executor.reload_legs()
@@ -439,10 +445,61 @@ class Runner:
         self._renew_lease()
         blk = flags.kill_switch(self.store)
         problems = self.health.check()
+        stream = None if self.stream is None else {"state": self.stream.state, "connects": self.stream.connects,
+                                                    "events": self.stream.events}
         runners.beat(self.store, self.name, "running", {"kill_switch": blk is not None, "health": problems,
-                                                        "candles": self.summary.candles})
+                                                        "candles": self.summary.candles, "stream": stream})
         if self.health.may_feed_watchdog():
             self.notifier.watchdog()
+
+    # ------------------------------------------------------------------ user data stream
+    def _start_stream(self) -> None:
+        """Fills, triggers and cancellations reach the runner as Binance pushes them (ADR 0011): each event marks
+        its symbol, and the loop syncs that symbol's legs at once (a take-profit's fill cancels its stop on that
+        event, not at the next poll). REST polling goes on beside it; a (re)connect resyncs every symbol."""
+        if self.replay is not None or not hasattr(self.gw, "start_user_stream"):
+            return
+        from albra.exchange.user_stream import UserStream
+
+        self.stream = UserStream(self.gw.start_user_stream, self.gw.keepalive_user_stream, self.gw.user_stream_url,
+                                 self._on_stream_event, self._on_stream_connect)
+        self._stream_task = asyncio.get_running_loop().create_task(self.stream.run(self._stream_stop))
+
+    async def _on_stream_event(self, ev: Any) -> None:
+        if ev.kind == "ORDER_TRADE_UPDATE" and ev.execution in ("TRADE", "CANCELED", "EXPIRED", "CALCULATED"):
+            self._dirty.add(ev.symbol)
+        elif ev.kind == "ALGO_UPDATE" and ev.status in ("FINISHED", "REJECTED", "EXPIRED", "CANCELED"):
+            self._dirty.add(ev.symbol)
+        elif ev.kind == "ACCOUNT_UPDATE" and ev.status == "ORDER":
+            self._dirty.update(ev.symbols)
+        else:
+            return
+        self._wake.set()
+
+    async def _on_stream_connect(self) -> None:
+        """After every (re)connect: everything that happened while the stream was down is read by REST."""
+        self._dirty.update(t.symbol for t in self.tracks)
+        if self.executor is not None:
+            self._dirty.update(g.symbol for g in self.executor.open_legs())
+        self._journal("stream_connected", f"user data stream up (connection {self.stream.connects}); resyncing "
+                      "by REST", "INFO")
+        self._wake.set()
+
+    async def _sync_dirty(self) -> None:
+        if not self._dirty or self.executor is None:
+            return
+        symbols, self._dirty = set(self._dirty), set()
+        if self.executor.has_open_legs():
+            await self.executor.sync_protective(symbols)
+
+    async def _stop_stream(self) -> None:
+        if self._stream_task is not None:
+            self._stream_stop.set()
+            try:
+                await asyncio.wait_for(self._stream_task, timeout=5)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - shutting down: never block on the stream
+                self._stream_task.cancel()
+            self._stream_task = None
 
     def _renew_lease(self) -> None:
         """Renew the account's write lease; when another process took it (emergency shutdown preempts it) this
@@ -489,6 +546,7 @@ class Runner:
                     self.replay.replay.sync(self.replay.clock.now_ms())
                 else:
                     await self._sync_exchange_clock()
+                await self._sync_dirty()
                 await self.evaluate_due()
                 await self._periodic()
                 self.health.turned()
@@ -498,10 +556,14 @@ class Runner:
             if self.until_ms is not None and self.now_ms() >= self.until_ms:
                 self.stopped_by = "until"
                 break
-            try:
-                await asyncio.wait_for(self.stop.wait(), timeout=self._sleep_s())
-            except asyncio.TimeoutError:
-                pass
+            self._wake.clear()
+            if self._dirty:
+                continue  # an event arrived during this turn: sync it now
+            stop = asyncio.ensure_future(self.stop.wait())
+            wake = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait({stop, wake}, timeout=self._sleep_s(), return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            wake.cancel()
 
     def _sleep_s(self) -> float:
         if self.replay is not None:
@@ -513,6 +575,7 @@ class Runner:
     async def shutdown(self) -> None:
         """Stop entries → cancel working entry orders → persist → close."""
         self.notifier.stopping(f"stopping {self.account}")
+        await self._stop_stream()
         if self.store is not None:
             runners.beat(self.store, self.name, "stopping", {"reason": self.stopped_by})
         if self.executor is not None and self.lease is None and self.stopped_by == "write lease lost":

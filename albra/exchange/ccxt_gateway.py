@@ -14,6 +14,7 @@ gateway).
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, Awaitable, Callable, Sequence
 
 from albra.exchange import binance_parse as P
@@ -248,6 +249,28 @@ class CcxtGateway:
         if kinds in ("both", "algo"):
             await self._call("cancel_all_algo_orders", "fapiPrivateDeleteAlgoOpenOrders", {"symbol": symbol}, _ack)
 
+    # -- user data stream (albra.exchange.user_stream) -----------------------------------------------------------
+
+    async def start_user_stream(self) -> str:
+        """``POST /fapi/v1/listenKey``: the account's listenKey (the active one, extended, if there is one)."""
+        return await self._call("listen_key", "fapiPrivatePostListenKey", {}, _listen_key, signed=False)
+
+    async def keepalive_user_stream(self) -> None:
+        """``PUT /fapi/v1/listenKey``: extend the key 60 minutes (-1125 when it lapsed: the stream reconnects)."""
+        await self._call("listen_key_keepalive", "fapiPrivatePutListenKey", {}, _listen_key, signed=False)
+
+    def user_stream_url(self, key: str) -> str:
+        """The WebSocket of ``key``: Binance's private stream host for Binance's API, else the same host as the
+        REST API (``albra sim serve`` serves ``/ws/<listenKey>`` on its own port)."""
+        rest = str(self.client.urls["api"].get("fapiPrivate") or "")
+        origin = re.match(r"^(https?)://([^/]+)", rest)
+        if origin is None:
+            raise ValueError(f"cannot derive the user stream URL from {rest!r}")
+        scheme, host = origin.groups()
+        if host == "fapi.binance.com":
+            return f"wss://fstream.binance.com/private/ws/{key}"
+        return f"{'wss' if scheme == 'https' else 'ws'}://{host}/ws/{key}"
+
     async def close(self) -> None:
         await self.client.close()
 
@@ -264,3 +287,11 @@ def _expect_client_id(res: OrderResult, client_id: str) -> OrderResult:
     if res.client_id != client_id:
         raise MalformedResponse(f"asked for order {client_id}, exchange answered with {res.client_id}")
     return res
+
+
+def _listen_key(raw: Any) -> str:
+    """The listenKey of a listenKey answer; anything else is malformed (never an empty key)."""
+    key = raw.get("listenKey") if isinstance(raw, dict) else None
+    if not isinstance(key, str) or not key:
+        raise MalformedResponse(f"listenKey answer without a key: {str(raw)[:200]}")
+    return key

@@ -221,6 +221,8 @@ async def test_run_against_sim_serve_survives_sigkill(tmp_path: Path) -> None:
         for g in live:
             assert g.sl_client_id in open_stops, g.leg_id
             assert P.parse_algo(open_stops[g.sl_client_id]).qty == g.qty
+        # every runner process (one per restart) had its user data stream up and resynced on connecting
+        assert len(journal.entries(store, kinds=("stream_connected",))) >= kills + 1
     finally:
         store.close()
 
