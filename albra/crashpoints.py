@@ -22,8 +22,9 @@ Both are reached by every order the executor sends and by the ledger's protectiv
 (``albra.ledger.protection.send_intent``: re-protection, stop moves and re-sizes), in the order they happen, so
 ``name:N`` counts all of them.
 ``after_entry_fill``
-    An entry filled and its fill is applied to the leg (leg ``open``), its stop not yet placed. Restart: the
-    protection check finds an open leg without a live stop and places it (before any candle is evaluated).
+    An entry's answer says it filled; its stop is not yet placed and its trade rows not yet applied (the stop goes
+    out on the answer, before the rows reach trade history). Restart: start-up applies the fills and the
+    protection check places the missing stop (before any candle is evaluated).
 ``mid_stop_replace``
     Inside the stop replacement protocol (``albra.ledger.protection``) between its two exchange calls: after
     placing the new stop and before cancelling the old one (alone on its side), or after cancelling the old one and

@@ -395,16 +395,23 @@ class Executor:
             intent = I.get_intent(self.store, cid) or intent
             if intent.state in ("filled", "open"):
                 res = await self.gw.fetch_order(symbol, cid, False)
+        if (res is not None and res.status is OrderStatus.FILLED and res.filled_qty > 0
+                and self._refresh(leg_id).sl_client_id is None):
+            # the answer itself says filled: the stop goes out now, sized to the answer — the trade rows (fees,
+            # trade ids) reach history a moment later and are applied after it (the naked window is one round trip)
+            crashpoint("after_entry_fill")
+            pending = self._refresh(leg_id)
+            await self.protect(replace(pending, qty=res.filled_qty, state=L.LegState.OPEN))
         if res is not None:
             await self._apply_fills(intent, res)
         leg = self._refresh(leg_id)
-        if leg.state is L.LegState.OPEN and leg.qty > 0 and leg.sl_client_id is None:
-            crashpoint("after_entry_fill")
+        if leg.state is L.LegState.OPEN and leg.qty > 0:
             self._alert("leg_opened", f"leg_opened:{leg_id}", d.reason, strategy=strategy, symbol=symbol,
                         side=leg.direction.value, size=leg.qty,
                         prices={"entry": leg.entry_price or 0, "stop": leg.stop_price or 0,
                                 **({"take_profit": leg.take_profit} if leg.take_profit is not None else {})})
-            await self.protect(leg)
+            if leg.sl_client_id is None:  # the answer did not say filled (lost, looked up): protect now
+                await self.protect(leg)
         return leg_id
 
     async def _marks(self, symbol: str, px: Decimal, live: list[L.Leg]) -> dict[str, Decimal]:

@@ -186,6 +186,8 @@ class Runner:
         self._stream_task: asyncio.Task | None = None
         self._stream_stop = asyncio.Event()
         self._dirty: set[str] = set()  # symbols an event says changed: their protection is synced at once
+        self._stream_fills: list[Any] = []  # executions pushed by the stream, applied by the loop (one writer)
+        self._child_of: dict[str, str] = {}  # a fired algo's child order id → the algo's client id (ALGO_UPDATE ai)
         self._wake = asyncio.Event()
 
     # ------------------------------------------------------------------ helpers
@@ -466,6 +468,10 @@ class Runner:
         self._stream_task = asyncio.get_running_loop().create_task(self.stream.run(self._stream_stop))
 
     async def _on_stream_event(self, ev: Any) -> None:
+        if ev.kind == "ALGO_UPDATE" and ev.actual_order_id:
+            self._child_of[ev.actual_order_id] = ev.client_id  # before its child's fills (Binance sends it first)
+        if ev.kind == "ORDER_TRADE_UPDATE" and ev.execution == "TRADE":
+            self._stream_fills.append(ev)
         if ev.kind == "ORDER_TRADE_UPDATE" and ev.execution in ("TRADE", "CANCELED", "EXPIRED", "CALCULATED"):
             self._dirty.add(ev.symbol)
         elif ev.kind == "ALGO_UPDATE" and ev.status in ("FINISHED", "REJECTED", "EXPIRED", "CANCELED"):
@@ -485,7 +491,44 @@ class Runner:
                       "by REST", "INFO")
         self._wake.set()
 
+    async def _apply_stream_fills(self) -> None:
+        """Apply the executions the stream pushed (idempotent with the REST reads: same trade ids), in the loop so
+        the executor has one writer. A leg a fill closes gets its remaining protection cancelled on that event
+        (its sibling stop or take-profit), not at the next poll. Fees in another asset than the wallet's are left
+        to the REST path (converted there)."""
+        from dataclasses import replace as _replace
+
+        from albra.exchange.binance_parse import parse_stream_fill
+        from albra.ledger import intents as I
+        from albra.ledger import legs as L
+        from albra.ledger.fills import apply_fill
+
+        events, self._stream_fills = self._stream_fills, []
+        for ev in events:
+            try:
+                fill = parse_stream_fill(ev.raw)
+            except X.MalformedResponse as e:
+                self._journal("stream_malformed", f"ORDER_TRADE_UPDATE not understood: {e}", "WARNING")
+                continue
+            if fill is None or (fill.extra.get("commission_asset") or "USDT") != "USDT":
+                continue
+            algo = self._child_of.get(fill.order_id)
+            if algo:
+                fill = _replace(fill, extra={**fill.extra, "algo_client_id": algo})
+            res = apply_fill(self.store, self.account, fill, now_ms=self.now_ms())
+            if not res.applied or not res.leg_id:
+                continue
+            leg = L.require_leg(self.store, res.leg_id)
+            if leg.state is L.LegState.CLOSED:
+                it = I.get_intent(self.store, algo or fill.client_id)
+                await self.executor._cancel_protective(leg)
+                self.executor._closed(leg, it.purpose if it is not None else "exit")
+        if events:
+            self.executor.reload_legs()
+
     async def _sync_dirty(self) -> None:
+        if self._stream_fills and self.executor is not None:
+            await self._apply_stream_fills()
         if not self._dirty or self.executor is None:
             return
         symbols, self._dirty = set(self._dirty), set()

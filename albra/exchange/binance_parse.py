@@ -355,6 +355,31 @@ def parse_trades(raw: Any, symbol: str) -> list[Fill]:
     return out
 
 
+def parse_stream_fill(event: Any) -> Fill | None:
+    """The execution carried by an ``ORDER_TRADE_UPDATE`` with ``x = TRADE`` (Event: Order Update: ``t`` trade id,
+    ``i`` order id, ``c`` client id, ``l``/``L`` last filled qty/price, ``n``/``N`` commission and its asset,
+    ``rp`` realised profit, ``T`` trade time); None for any other execution type. Malformed → MalformedResponse."""
+    row = need_dict(event, "ORDER_TRADE_UPDATE")
+    o = need_dict(row.get("o"), "ORDER_TRADE_UPDATE.o")
+    if o.get("x") != "TRADE":
+        return None
+    w = f"ORDER_TRADE_UPDATE {o.get('c')}"
+    return Fill(
+        trade_id=str(req_int(o, "t", w)),
+        order_id=str(req_int(o, "i", w)),
+        client_id=str(o.get("c") or ""),
+        symbol=req_str(o, "s", w),
+        side=enum(o, "S", w, _SIDES),
+        position_side=enum(o, "ps", w, _PSIDES) if o.get("ps") else PositionSide.BOTH,
+        price=req_dec(o, "L", w),
+        qty=req_dec(o, "l", w),
+        fee=dec(o, "n", w, optional=True) or Decimal(0),
+        realized_pnl=dec(o, "rp", w, optional=True) or Decimal(0),
+        ts=req_int(o, "T", w),
+        extra={"commission_asset": o.get("N"), "maker": bool(o.get("m", False)), "source": "stream"},
+    )
+
+
 def parse_income(raw: Any) -> list[IncomeRow]:
     what = "income"
     out = []

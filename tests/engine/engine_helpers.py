@@ -20,6 +20,15 @@ def make_sim(mode: PositionMode = PositionMode.HEDGE, balance: str = "10000", pr
     return ex, PaperGateway("acct", ex)
 
 
+def settle(ex) -> None:
+    """Sleep until everything the realistic exchange did so far is visible (a fired stop FINISHED, new orders found
+    by their client id, fills in trade history): what a sync one poll later would see."""
+    import time
+
+    r = ex.realism
+    time.sleep((r.trigger_ms + r.finish_ms + max(r.trade_ms, r.lookup_ms)) / 1000 + 0.03)
+
+
 def write_config(tmp_path: Path, *, position_mode: str = "one_way", replay_speed: float = 0.0,
                  replay_start: str = "2024-02-01", replay_end: str = "2024-02-15", extra: str = "") -> Path:
     cfg = tmp_path / "albra.toml"

@@ -20,7 +20,7 @@ from albra.model import Direction, PositionMode
 from albra.store import flags, journal
 from strategies.base import Enter, Exit, MoveStop
 
-from engine_helpers import make_sim
+from engine_helpers import make_sim, settle
 
 C0 = 1_704_067_200_000
 
@@ -63,6 +63,7 @@ def test_hedge_mode_two_strategies_opposite_legs_each_protected(store):
     # the long's stop fires: only that leg closes; the short keeps its stop
     ex.now += 60_000
     ex.on_candle("BTCUSDT", ex.now, 60000.0, 60100.0, 57900.0, 58500.0)
+    settle(ex)  # a sync right after the trigger sees TRIGGERING (not final); the next one sees it FINISHED
     run_sync(e.sync_protective())
     legs = {g.strategy: g for g in L.legs_of(store, "acct")}
     assert legs["TFPE"].state is L.LegState.CLOSED and legs["TFPE"].close_reason == "stop_loss"

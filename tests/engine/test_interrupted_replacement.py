@@ -9,7 +9,6 @@ stay live, and when that stop fires its fill closes this leg — never ``fill_un
 
 from __future__ import annotations
 
-import time
 
 from decimal import Decimal
 
@@ -27,7 +26,7 @@ from albra.model import Direction, PositionMode
 from albra.store import journal
 from strategies.base import Enter
 
-from engine_helpers import make_sim
+from engine_helpers import make_sim, settle
 
 C0 = 1_704_067_200_000
 
@@ -113,8 +112,7 @@ def test_interrupted_stop_move_is_linked_and_the_old_one_cancelled(store, monkey
     # the moved stop fires: its fill closes THIS leg (attributed), the other strategy's leg keeps its share
     ex.now += 60_000
     ex.on_candle("BTCUSDT", ex.now, 60000.0, 61500.0, 59900.0, 61200.0)
-    r = ex.realism  # a sync right after the trigger sees TRIGGERING (not final): the next one, after FINISHED
-    time.sleep((r.trigger_ms + r.finish_ms) / 1000 + 0.02)
+    settle(ex)  # a sync right after the trigger sees TRIGGERING (not final): the next one, after FINISHED
     run_sync(e2.sync_protective())
     closed = L.require_leg(store, a)
     assert closed.state is L.LegState.CLOSED and closed.close_reason == "stop_loss"

@@ -19,7 +19,7 @@ from albra.model import Direction, PositionMode
 from albra.store import incidents, journal
 from strategies.base import Enter
 
-from engine_helpers import make_sim
+from engine_helpers import make_sim, settle
 
 C0 = 1_704_067_200_000
 
@@ -43,6 +43,7 @@ def test_round_repairs_explicitly_and_converges(store):
     ex.cancel_algo("acct", None, leg_a.sl_client_id)                          # stop cancelled by hand
     ex.place_order("acct", "BTCUSDT", "BUY", "MARKET", leg_b.qty, position_side="SHORT")  # B closed by hand
     ex.place_order("acct", "BTCUSDT", "BUY", "MARKET", Decimal("0.010"), position_side="LONG")  # manual add
+    settle(ex)  # done by hand a while before the round: their trades are in the history by then
 
     rep = run_sync(rec.round())
     assert rep is not None and not rep.clean

@@ -5,7 +5,6 @@ only reached TRIGGERING is not final, a leg held ten days whose stop fires is cl
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 from albra.config import RiskLimits
@@ -18,7 +17,7 @@ from albra.model import Direction, PositionMode
 from albra.store import journal
 from strategies.base import Enter
 
-from engine_helpers import make_sim
+from engine_helpers import make_sim, settle
 
 C0 = 1_704_067_200_000
 DAY = 86_400_000
@@ -28,11 +27,6 @@ def _executor(store, gw, ex):
     lim = risk_limits(RiskLimits())
     return Executor(store, gw, "acct", PositionMode.ONE_WAY, run_sync(gw.load_markets()),
                     [StrategySlot("TFPE", 10.0, 10)], lambda _s: lim, lambda: ex.now, alerts=False)
-
-
-def _settle(ex) -> None:
-    r = ex.realism
-    time.sleep((r.trigger_ms + r.finish_ms + max(r.trade_ms, r.lookup_ms)) / 1000 + 0.03)
 
 
 def test_late_fill_opens_and_protects_the_leg(store):
@@ -51,13 +45,13 @@ def test_triggering_is_not_final_and_a_ten_day_leg_closes_on_its_stop(store):
     e = _executor(store, gw, ex)
     [leg_id] = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))
     sl = L.require_leg(store, leg_id).sl_client_id
-    _settle(ex)
+    settle(ex)
     ex.now += 10 * DAY  # held ten days: its entry lies outside any single 7-day trade-history window
     ex.on_candle("BTCUSDT", ex.now, 60000.0, 60100.0, 57000.0, 57500.0)
     run_sync(e.sync_protective())  # right after the trigger: TRIGGERING, nothing decided yet
     assert L.require_leg(store, leg_id).state is L.LegState.OPEN
     assert I.get_intent(store, sl).state == "open"
-    _settle(ex)
+    settle(ex)
     run_sync(e.sync_protective())
     closed = L.require_leg(store, leg_id)
     assert closed.state is L.LegState.CLOSED and closed.close_reason == "stop_loss"
@@ -78,7 +72,7 @@ def test_a_stop_finished_with_nothing_executed_is_not_a_fill(store):
     ex.place_order("acct", "BTCUSDT", "SELL", "MARKET", leg.qty, reduce_only=True, client_id="by-hand")
     ex.now += 60_000
     ex.on_candle("BTCUSDT", ex.now, 60000.0, 60000.0, 57000.0, 57500.0)
-    _settle(ex)
+    settle(ex)
     run_sync(e.sync_protective())
     after = L.require_leg(store, leg_id)
     assert I.get_intent(store, leg.sl_client_id).state == "expired"
