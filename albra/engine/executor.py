@@ -127,6 +127,7 @@ class Executor:
         self.lookup_spacing_s = 0.5
         self.fill_spacing_s = 0.1
         self.stats = ExecStats()
+        self._reported_closed: set[str] = set()
         self._legs: dict[tuple[str, str], list[L.Leg]] = {}
         self._views: dict[tuple[str, str], list[LegView]] = {}
         self.reload_legs()
@@ -696,6 +697,10 @@ class Executor:
             await self._resize_protection(leg)  # to what the leg holds (unchanged when the reduce filled as sized)
 
     def _closed(self, leg: L.Leg, reason: str) -> None:
+        """Report a closed leg once (the stream's event and a REST sync can both see the same close)."""
+        if leg.leg_id in self._reported_closed:
+            return
+        self._reported_closed.add(leg.leg_id)
         pnl = leg.realized_pnl - leg.fees + leg.funding
         tr = ClosedTrade(leg.leg_id, leg.strategy, leg.symbol, leg.direction, leg.qty_initial, leg.opened_ms,
                          leg.closed_ms or self.now_ms(), leg.entry_price or Decimal(0), leg.exit_price or Decimal(0),

@@ -186,7 +186,8 @@ class Runner:
         self._stream_task: asyncio.Task | None = None
         self._stream_stop = asyncio.Event()
         self._dirty: set[str] = set()  # symbols an event says changed: their protection is synced at once
-        self._stream_fills: list[Any] = []  # executions pushed by the stream, applied by the loop (one writer)
+        self._stream_fills: list[Any] = []  # executions pushed by the stream, applied on arrival (under the lock)
+        self._fill_lock = asyncio.Lock()
         self._child_of: dict[str, str] = {}  # a fired algo's child order id → the algo's client id (ALGO_UPDATE ai)
         self._wake = asyncio.Event()
 
@@ -273,7 +274,6 @@ class Runner:
         self.scheduler = CandleScheduler(self.store, self.account, self.tracks)
         self.reconciler = Reconciler(self.store, self.gw, self.account, self.executor, filters, self.now_ms,
                                      actor=self.name)
-        self._start_stream()
         # before the first candle: fired stops applied, ledger = exchange, every open leg protected
         await self.executor.sync_protective()
         self.executor.reload_legs()
@@ -282,6 +282,7 @@ class Runner:
         if self.replay is not None:
             self._prepare_replay_features()
         await self._periodic(force=True)
+        self._start_stream()  # after the start-up sync: its (re)connect resync covers what happened since
         runners.beat(self.store, self.name, "running", {"mode": self.acc.mode.value})
         self._journal("runner_started", f"runner {self.account} started ({self.acc.mode.value}, "
                       f"{self.acc.position_mode.value}, {len(self.tracks)} track(s))")
@@ -472,6 +473,14 @@ class Runner:
             self._child_of[ev.actual_order_id] = ev.client_id  # before its child's fills (Binance sends it first)
         if ev.kind == "ORDER_TRADE_UPDATE" and ev.execution == "TRADE":
             self._stream_fills.append(ev)
+            if self.executor is not None:
+                # the fill reaches the ledger on the event itself (one atomic, idempotent store write); what it
+                # implies on the exchange (cancelling the closed leg's other protection) waits for the executor's
+                # lock, so the loop and the stream never send for one leg at once
+                closed = self._record_stream_fills()
+                if closed:
+                    async with self._fill_lock:
+                        await self._settle_closed(closed)
         if ev.kind == "ORDER_TRADE_UPDATE" and ev.execution in ("TRADE", "CANCELED", "EXPIRED", "CALCULATED"):
             self._dirty.add(ev.symbol)
         elif ev.kind == "ALGO_UPDATE" and ev.status in ("FINISHED", "REJECTED", "EXPIRED", "CANCELED"):
@@ -492,10 +501,13 @@ class Runner:
         self._wake.set()
 
     async def _apply_stream_fills(self) -> None:
-        """Apply the executions the stream pushed (idempotent with the REST reads: same trade ids), in the loop so
-        the executor has one writer. A leg a fill closes gets its remaining protection cancelled on that event
-        (its sibling stop or take-profit), not at the next poll. Fees in another asset than the wallet's are left
-        to the REST path (converted there)."""
+        """Record the executions the stream pushed and settle the legs they closed (caller holds the lock)."""
+        await self._settle_closed(self._record_stream_fills())
+
+    def _record_stream_fills(self) -> list[tuple[str, str]]:
+        """Apply the executions the stream pushed to the ledger (idempotent with the REST reads: same trade ids);
+        returns (leg id, reason) of every leg they closed. Fees in another asset than the wallet's are left to the
+        REST path."""
         from dataclasses import replace as _replace
 
         from albra.exchange.binance_parse import parse_stream_fill
@@ -503,6 +515,7 @@ class Runner:
         from albra.ledger import legs as L
         from albra.ledger.fills import apply_fill
 
+        closed: list[tuple[str, str]] = []
         events, self._stream_fills = self._stream_fills, []
         for ev in events:
             try:
@@ -518,15 +531,24 @@ class Runner:
             res = apply_fill(self.store, self.account, fill, now_ms=self.now_ms())
             if not res.applied or not res.leg_id:
                 continue
-            leg = L.require_leg(self.store, res.leg_id)
-            if leg.state is L.LegState.CLOSED:
+            if L.require_leg(self.store, res.leg_id).state is L.LegState.CLOSED:
                 it = I.get_intent(self.store, algo or fill.client_id)
-                await self.executor._cancel_protective(leg)
-                self.executor._closed(leg, it.purpose if it is not None else "exit")
+                closed.append((res.leg_id, it.purpose if it is not None else "exit"))
         if events:
             self.executor.reload_legs()
+        return closed
+
+    async def _settle_closed(self, closed: list[tuple[str, str]]) -> None:
+        """A leg a fill closed: its other protective orders off the book (the sibling), reported once."""
+        from albra.ledger import legs as L
+
+        for leg_id, reason in closed:
+            leg = L.require_leg(self.store, leg_id)
+            await self.executor._cancel_protective(leg)
+            self.executor._closed(leg, reason)
 
     async def _sync_dirty(self) -> None:
+        """Stream fills not applied yet, then the legs of every symbol an event marked (caller holds the lock)."""
         if self._stream_fills and self.executor is not None:
             await self._apply_stream_fills()
         if not self._dirty or self.executor is None:
@@ -585,13 +607,16 @@ class Runner:
                     if self.summary.candles % 64 == 0:
                         await asyncio.sleep(0)  # let signals in
                     continue
+                async with self._fill_lock:  # one writer of the executor: the loop or a stream event, never both
+                    await self._sync_dirty()
                 if self.replay is not None:
                     self.replay.replay.sync(self.replay.clock.now_ms())
                 else:
                     await self._sync_exchange_clock()
-                await self._sync_dirty()
-                await self.evaluate_due()
-                await self._periodic()
+                async with self._fill_lock:
+                    await self._sync_dirty()
+                    await self.evaluate_due()
+                    await self._periodic()
                 self.health.turned()
             except X.ExchangeError as e:
                 self._journal("loop_error", f"exchange error in the loop: {e}", "ERROR", error=type(e).__name__)

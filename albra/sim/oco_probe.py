@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import tempfile
 import textwrap
 import time
@@ -42,6 +43,9 @@ def _config(tmp: Path, url: str) -> Path:
 
         [telegram]
         enabled = false
+
+        [risk]  # the probe stops out dozens of legs in a row: the loss limits must not end it
+        daily_loss_pct = 100
 
         [accounts.probe]
         mode = "live"
@@ -129,7 +133,7 @@ async def run_probe(rounds: int, *, latency_ms: int = 0, stream: bool = True, fi
                 loop_task = asyncio.create_task(runner.loop())
                 # a leg lives longer than the exchange's lookup delay before its protection fires (a stop found by
                 # its client id at once would measure the sim's -2013 window, not the runner)
-                await asyncio.sleep(core.realism.lookup_ms / 1000 + 0.1)
+                await asyncio.sleep(core.realism.lookup_ms / 1000 + 0.1 + random.random())  # any phase of the loop
                 trigger = leg.take_profit if fire == "take_profit" else leg.stop_price
                 bump = 1.001 if fire == "take_profit" else 0.999
                 acct = core.account("probe")
@@ -137,11 +141,11 @@ async def run_probe(rounds: int, *, latency_ms: int = 0, stream: bool = True, fi
                 t0 = time.perf_counter()
                 core.set_mark("BTCUSDT", None)
                 core.move("BTCUSDT", float(trigger) * bump)
-                if fire == "take_profit":
-                    await _wait(lambda: stop_rec.status == "CANCELED", timeout_s)
-                    out.sibling_cancel_ms.append((time.perf_counter() - t0) * 1000)
-                await _wait(lambda: L.require_leg(store, leg_id).state is L.LegState.CLOSED, timeout_s)
-                out.fill_to_ledger_ms.append((time.perf_counter() - t0) * 1000)
+                closed = asyncio.ensure_future(
+                    _wait(lambda: L.require_leg(store, leg_id).state is L.LegState.CLOSED, timeout_s))
+                if fire == "take_profit":  # both watched at once: each figure is its own
+                    out.sibling_cancel_ms.append(await _wait(lambda: stop_rec.status == "CANCELED", timeout_s) * 1000)
+                out.fill_to_ledger_ms.append(await closed * 1000)
                 core.move("BTCUSDT", price)
         finally:
             runner.stop.set()
