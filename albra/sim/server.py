@@ -264,12 +264,8 @@ class SimServer:
         return k.account
 
     def _auth(self, request: web.Request, raw: str, params: dict[str, str]) -> str:
-        key = request.headers.get("X-MBX-APIKEY")
-        if not key:
-            raise SimError(-2014, "API-key format invalid.", 401)
-        k = self.keys.get(key)
-        if k is None:
-            raise SimError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        self._api_key(request)  # -2014 / -2015 first, as for USER_STREAM routes
+        k = self.keys[request.headers["X-MBX-APIKEY"]]
         if "&signature=" not in "&" + raw:
             raise SimError(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
         payload, sig = ("&" + raw).rsplit("&signature=", 1)
