@@ -35,7 +35,7 @@ async def main(rounds: int) -> None:
     print(line("take-profit fill → ledger, stream", tp.fill_to_ledger_ms))
     print(line("take-profit fill → sibling stop cancelled", tp.sibling_cancel_ms))
     down = await run_probe(3, latency_ms=LATENCY_MS, stream=False, fire="stop_loss", timeout_s=120)
-    print(line("stop fill → ledger, stream down (REST poll)", down.fill_to_ledger_ms))
+    print(line("stop fill → ledger, stream down (REST poll 5 s)", down.fill_to_ledger_ms))
 
 
 if __name__ == "__main__":

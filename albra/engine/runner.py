@@ -49,6 +49,8 @@ from albra.store.db import Store
 log = logging.getLogger("albra.engine.runner")
 
 SYNC_EVERY_S = 60.0
+#: while the user data stream of a live account is down, REST polling is all the runner has: poll faster
+SYNC_STREAM_DOWN_S = 5.0
 RECONCILE_EVERY_S = 300.0
 EQUITY_EVERY_S = 60.0
 SHUTDOWN_BUDGET_S = 30.0
@@ -392,7 +394,8 @@ class Runner:
         t = self.wall()
         if self.replay is not None and self.replay.speed == 0:
             t = self.now_ms() / 1000.0  # replay time drives the cadence when the clock is stepped
-        if force or t - self._t_sync >= SYNC_EVERY_S:
+        every = SYNC_STREAM_DOWN_S if self.stream is not None and self.stream.state != "up" else SYNC_EVERY_S
+        if force or t - self._t_sync >= every:
             self._t_sync = t
             if self.executor.has_open_legs():
                 await self.executor.sync_protective()

@@ -106,9 +106,10 @@ async def run_probe(rounds: int, *, latency_ms: int = 0, stream: bool = True, fi
             def stopping(self, *_a): return False
 
         runner = Runner(settings, "probe", store=store, notifier=Quiet())
-        if not stream:
-            runner._start_stream = lambda: None  # the stream down for the whole run: REST polling only
         await runner.start()
+        if not stream:  # the stream goes down for the whole run: REST polling is all the runner has
+            await runner._stop_stream()
+            assert runner.stream is not None and runner.stream.state == "down"
         if latency_ms:
             await sim.admin.fault("*", "*", "latency", delay_ms=latency_ms, count=None)
         loop_task: asyncio.Task | None = None
