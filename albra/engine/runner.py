@@ -482,8 +482,12 @@ class Runner:
                 # lock, so the loop and the stream never send for one leg at once
                 closed = self._record_stream_fills()
                 if closed:
-                    async with self._fill_lock:
-                        await self._settle_closed(closed)
+                    try:
+                        async with self._fill_lock:
+                            await self._settle_closed(closed)
+                    except X.ExchangeError as e:  # the symbol is marked dirty below: the loop's sync retries
+                        self._journal("stream_settle_failed", f"cancelling a closed leg's protection on the event "
+                                      f"failed ({e}); the next sync does it", "WARNING")
         if ev.kind == "ORDER_TRADE_UPDATE" and ev.execution in ("TRADE", "CANCELED", "EXPIRED", "CALCULATED"):
             self._dirty.add(ev.symbol)
         elif ev.kind == "ALGO_UPDATE" and ev.status in ("FINISHED", "REJECTED", "EXPIRED", "CANCELED"):
