@@ -9,11 +9,10 @@ again after a restart. How a fill finds its leg, in order:
    order id but not the client id);
 3. ``fill.extra["algo_client_id"]`` / ``["parent_client_id"]`` names an intent (a gateway that knows which
    conditional order a child market order came from should say so there);
-4. the ``orders`` table maps the exchange order id to a client id.
-
-Only inside the order's lifetime (a fill stamped before its write-ahead row, less clock skew, is not its fill), and
-never by guessing from side and price: a fired conditional order's child is tied to it only through the algo's
-``actualOrderId`` (rule 3, set by whoever read the algo). A manual sell on a leg's side is not that leg's stop-out.
+4. the ``orders`` table maps the exchange order id to a client id;
+5. a fired stop/take-profit whose child was not tagged (a restart lost the link): the one live protective order of
+   a live leg on that (symbol, position side, side) whose trigger price is exactly the fill's price. Never "the
+   only stop on that side" at any price — a manual sell on a leg's side is not that leg's stop-out.
 A fill no rule attributes (a manual order, another bot) is still recorded, with no leg, and journaled; the
 position sums then show the difference and reconciliation adopts it explicitly. Nothing is guessed.
 
@@ -36,8 +35,8 @@ from typing import Mapping, Sequence
 from albra.exchange.types import IncomeRow
 from albra.ledger import daily_pnl
 from albra.ledger import legs as L
-from albra.ledger.intents import Intent, fetch_intent
-from albra.model import Fill, PositionSide
+from albra.ledger.intents import PROTECTIVE_PURPOSES, Intent, fetch_intent
+from albra.model import D, Fill, PositionSide
 from albra.store import journal
 from albra.store.db import Store
 
@@ -58,10 +57,6 @@ class FillResult:
 
 def _s(v: Decimal) -> str:
     return format(v, "f")
-
-
-#: a fill stamped this long before its order's write-ahead row is still taken as its own (exchange vs local clock)
-CLOCK_SKEW_MS = 60_000
 
 
 def _attribute(conn: sqlite3.Connection, account: str, fill: Fill) -> Intent | None:
@@ -90,9 +85,17 @@ def _attribute(conn: sqlite3.Connection, account: str, fill: Fill) -> Intent | N
             it = own(fetch_intent(conn, r[0]))
             if it:
                 return it
-    # No guessing by side and price: a fill belongs to a leg only through the ids of the leg's own orders (a fired
-    # conditional's child is tagged with its algo client id by whoever read the algo's actualOrderId). A manual
-    # trade on the same side is not a stop-out; it stays unattributed and reconciliation explains the position.
+    # Last, a fired stop/take-profit whose child was not tagged (a restart lost the algo → child link): only a live
+    # protective order of a live leg on that (symbol, position side, side) whose trigger price IS the fill's price
+    # — never "the only stop on that side" at any price: a manual trade there is not a stop-out.
+    rows = conn.execute(
+        "SELECT i.client_id, i.trigger_price FROM order_intents i JOIN legs g ON g.leg_id = i.leg_id"
+        " WHERE i.account=? AND i.symbol=? AND i.position_side=? AND i.side=? AND i.purpose IN (?, ?)"
+        " AND i.state IN ('open', 'filled', 'sent', 'unknown') AND g.state IN ('open', 'closing')",
+        (account, fill.symbol, fill.position_side.value, fill.side.value, *sorted(PROTECTIVE_PURPOSES))).fetchall()
+    at_price = [r for r in rows if r[1] is not None and D(r[1]) == fill.price]
+    if len(at_price) == 1:
+        return fetch_intent(conn, at_price[0][0])
     return None
 
 
@@ -128,8 +131,6 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                      (account, fill.symbol, str(fill.trade_id))).fetchone():
             return FillResult(False, None, fill.client_id or None, note="already applied")
         intent = _attribute(c, account, fill)
-        if intent is not None and fill.ts < intent.created_ms - CLOCK_SKEW_MS:
-            intent = None  # inside the order's lifetime only: a trade from before it existed is not its fill
         if intent is None or intent.leg_id is None:
             return _unattributed(store, c, account, fill, "no order intent of this account matches it", "WARNING",
                                  intent.client_id if intent else None)

@@ -445,7 +445,32 @@ async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, no
                        data={"client_id": intent.client_id, "before": intent.state, "after": after.state,
                              "fills": applied, "leg_id": intent.leg_id}, ts=now_ms)
         out.append(res)
+    await _apply_answered_entries(store, gateway, account, now_ms=now_ms, lookback_ms=trade_lookback_ms)
     return out
+
+
+async def _apply_answered_entries(store: Store, gateway: Gateway, account: str, *, now_ms: int,
+                                  lookback_ms: int) -> None:
+    """Entries whose answer was recorded (filled) but whose trade rows never reached their leg — a crash between
+    the answer and the rows (the stop goes out on the answer, the rows a moment later): apply the rows now, found
+    by the entry's exchange order id, so the leg opens instead of the position being adopted as unattributed."""
+    from albra.exchange.resolve import await_fills
+    from albra.ledger.fills import apply_fill
+
+    rows = store.query("SELECT i.client_id FROM order_intents i JOIN legs g ON g.leg_id = i.leg_id WHERE i.account = ?"
+                       " AND i.purpose = 'entry' AND i.state = 'filled' AND g.state = 'pending'", (account,))
+    for r in rows:
+        intent = get_intent(store, r["client_id"])
+        if intent is None or not intent.exchange_order_id:
+            continue
+        oid = str(intent.exchange_order_id)
+        trades = await await_fills(gateway, intent.symbol, max(0, intent.created_ms - lookback_ms), lambda: now_ms,
+                                   lambda t: str(t.order_id) == oid, intent.filled_qty or None)
+        applied = sum(1 for t in trades if apply_fill(store, account, t, now_ms=now_ms).applied)
+        journal.append(store, "entry_fills_applied", f"entry {intent.client_id}: {applied} fill(s) of its recorded "
+                       "answer applied at resolution (they had not reached the leg)", level="WARNING",
+                       account=account, strategy=intent.strategy, symbol=intent.symbol,
+                       data={"client_id": intent.client_id, "fills": applied}, ts=now_ms)
 
 
 def next_generation(store: Store, leg_id: str, purpose: str) -> int:
