@@ -396,12 +396,12 @@ class Executor:
             intent = I.get_intent(self.store, cid) or intent
             if intent.state in ("filled", "open"):
                 res = await self.gw.fetch_order(symbol, cid, False)
+        pending = self._refresh(leg_id)
         if (res is not None and res.status is OrderStatus.FILLED and res.filled_qty > 0
-                and self._refresh(leg_id).sl_client_id is None):
+                and pending.sl_client_id is None):
             # the answer itself says filled: the stop goes out now, sized to the answer — the trade rows (fees,
             # trade ids) reach history a moment later and are applied after it (the naked window is one round trip)
             crashpoint("after_entry_fill")
-            pending = self._refresh(leg_id)
             await self.protect(replace(pending, qty=res.filled_qty, state=L.LegState.OPEN))
         if res is not None:
             await self._apply_fills(intent, res)
@@ -752,15 +752,11 @@ class Executor:
                     await self._protective_lost(leg.leg_id, cid, purpose, f"the exchange says {res.status.value}")
                     changed += 1
                     continue
-                # FINISHED: filled *or* its child was cancelled/expired in the matching engine — the child's fills
-                # tell which (read before the intent is recorded, so a crash in between re-reads them)
-                if await self._apply_fills(it, res) == 0 and res.is_algo:
-                    I.mark_outcome(self.store, replace(res, status=OrderStatus.EXPIRED), now_ms=self.now_ms())
+                if not await self.record_fired(it, res):
                     await self._protective_lost(leg.leg_id, cid, purpose,
                                                 "it fired but its child order executed nothing (FINISHED, 0 filled)")
                     changed += 1
                     continue
-                I.mark_outcome(self.store, res, now_ms=self.now_ms())
                 after = self._refresh(leg.leg_id)
                 kind = "stop_triggered" if purpose == "stop_loss" else "take_profit_hit"
                 self._alert(kind, f"{kind}:{leg.leg_id}:{cid}", f"{purpose} fired at {res.avg_price}",
@@ -848,13 +844,20 @@ class Executor:
         if res.status is OrderStatus.TRIGGERED:
             return True  # fired, its child still working: the intent stays open for the next sync to settle
         if res.status is OrderStatus.FILLED:
-            if await self._apply_fills(it, res) == 0:  # FINISHED with nothing executed: it did not fire after all
-                I.mark_outcome(self.store, replace(res, status=OrderStatus.EXPIRED), now_ms=self.now_ms())
-                return False
-            I.mark_outcome(self.store, res, now_ms=self.now_ms())
-            return True
+            return await self.record_fired(it, res)
         I.mark_outcome(self.store, res, now_ms=self.now_ms())
         return False
+
+    async def record_fired(self, it: I.Intent, res: OrderResult) -> bool:
+        """A protective order the exchange reports FINISHED (or filled): apply its child's fills, then record it.
+        FINISHED means filled *or* its child was cancelled/expired in the matching engine — the child's fills tell
+        which (read before the intent is recorded, so a crash in between re-reads them); with nothing executed it
+        is recorded EXPIRED. Returns whether it executed."""
+        if await self._apply_fills(it, res) == 0 and res.is_algo:
+            I.mark_outcome(self.store, replace(res, status=OrderStatus.EXPIRED), now_ms=self.now_ms())
+            return False
+        I.mark_outcome(self.store, res, now_ms=self.now_ms())
+        return True
 
     async def cancel_pending_entries(self) -> int:
         """Shutdown step: cancel entry orders still working (protective orders stay)."""

@@ -32,7 +32,7 @@ replaced system's reconciler re-reported the same difference every five minutes 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -155,13 +155,10 @@ class Reconciler:
                         await self._reprotect(leg.leg_id, it.client_id, purpose,
                                               f"the exchange says {res.status.value}", rep)
                         continue
-                    # FINISHED: filled, or its child executed nothing — the child's fills say which
-                    if await self.executor._apply_fills(it, res) == 0:
-                        I.mark_outcome(self.store, replace(res, status=OrderStatus.EXPIRED), now_ms=self.now_ms())
+                    if not await self.executor.record_fired(it, res):
                         await self._reprotect(leg.leg_id, it.client_id, purpose,
                                               "it fired but its child order executed nothing", rep)
                         continue
-                    I.mark_outcome(self.store, res, now_ms=self.now_ms())
                     after = L.require_leg(self.store, leg.leg_id)
                     if after.state is L.LegState.CLOSED:
                         await self.executor._cancel_protective(after)
