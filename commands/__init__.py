@@ -30,6 +30,7 @@ _MODULES: list[str] = [
     "restart",
     "incident",
     "session_log",
+    "report",
     # the rest of the toolkit
     "backtest",
     "bot",
