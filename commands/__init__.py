@@ -31,6 +31,7 @@ _MODULES: list[str] = [
     "incident",
     "session_log",
     "report",
+    "upgrade",
     # the rest of the toolkit
     "backtest",
     "bot",

@@ -25,9 +25,11 @@ def install_cmd(
 ) -> None:
     """Render albra@.service (one runner per account) and albra-bot.service, and print what was written."""
     from albra.systemd import UnitOptions, install_units, render_units
+    from albra.upgrade.layout import stable_albra_bin
 
     project = Path.cwd().resolve()
-    albra_bin = Path(shutil.which("albra") or Path(sys.executable).with_name("albra")).resolve()
+    # a release installed by `albra upgrade` is run through ROOT/current, so the units follow each upgrade
+    albra_bin = stable_albra_bin(Path(shutil.which("albra") or Path(sys.executable).with_name("albra")))
     cfg = config if config.is_absolute() else (project / config)
     opts = UnitOptions(project, albra_bin, cfg, user, watchdog_sec, stop_timeout_sec)
     if dry_run:
