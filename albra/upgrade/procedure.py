@@ -129,7 +129,7 @@ class Upgrade:
 
     def _albra(self, release: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run([str(Layout.albra_bin(release)), *args, "--config", str(self.config)],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, cwd=release)
 
     def _store(self, op: str, **args: Any) -> str:
         """A store write by this code, or by the current release's when the store is already newer."""
@@ -203,8 +203,9 @@ class Upgrade:
         """The release's own albra opens (and so migrates) ``db`` and checks it; raises StepFailed-worthy errors."""
         code = ("import json, sys; from albra.store import Store; s = Store.open(sys.argv[1], create=False); "
                 "r = s.check_integrity(); print(json.dumps(r.as_dict())); sys.exit(0 if r.ok else 1)")
+        # cwd = the release: `python -c` puts the working directory first on sys.path, which must not be a checkout
         out = subprocess.run([str(Layout.python_bin(release)), "-c", code, str(db)], capture_output=True, text=True,
-                             timeout=600)
+                             timeout=600, cwd=release)
         if out.returncode != 0:
             tail = (out.stderr.strip().splitlines() or out.stdout.strip().splitlines() or ["no output"])[-1]
             raise B.BackupError(f"the new version could not open/migrate {db.name}: {tail}")

@@ -46,7 +46,7 @@ def apply_anywhere(db: Path, op: str, args: dict[str, Any], release_python: Path
         if release_python is None:
             raise
     out = subprocess.run([str(release_python), "-m", "albra.upgrade.storeops", str(db), op, json.dumps(args)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, cwd=release_python.parent)
     if out.returncode != 0:
         raise RuntimeError(f"store {op} through {release_python} failed: {out.stderr.strip()[-300:]}")
     return out.stdout.strip()
