@@ -16,11 +16,14 @@ from commands._common import ConfigOption, JsonOption, emit_json, load, open_sto
 
 def render_offline(data: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     c = Console(highlight=False)
     ks = "[bold red]ON[/]" if data["kill_switch"] else "[green]off[/]"
     c.print(f"[bold]albra status[/] (store only) as of {data['as_of']} — kill switch {ks}")
+    for k in data["kill_switches"]:
+        c.print(f"[bold red]{escape(k['text'])}[/]", soft_wrap=True)
     if data["flags"]:
         t = Table(title="Flags", title_justify="left")
         for col in ("kind", "scope", "reason", "actor", "since"):

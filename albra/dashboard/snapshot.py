@@ -140,6 +140,7 @@ def summary(settings: "Settings", store: Store) -> dict[str, Any]:
             "daily_change": _pct_or_missing(None if daily is None else -daily, signed=True),
             "daily_loss_limit": F.pct(Decimal(str(limit.daily_loss_pct))),
             "entries_blocked_by": a["entries_blocked_by"],
+            "trading_blocked": a["trading_blocked"],
             "open_legs": len(legs),
             "unprotected_legs": sum(1 for leg in legs if leg["stop_status"] == "UNPROTECTED"),
             "legs": legs,
@@ -149,6 +150,7 @@ def summary(settings: "Settings", store: Store) -> dict[str, Any]:
         "as_of": base["as_of"],
         "store": base["store"],
         "kill_switch": base["kill_switch"],
+        "kill_switches": base["kill_switches"],
         "flags": base["flags"],
         "accounts": accounts,
         "runners": [{

@@ -63,12 +63,16 @@ def offline_status(settings: "Settings", store: Store, account: str | None = Non
             "legs": [dict(l) | {"opened": fmt_kst(l["opened_ms"])} for l in legs],
             "last_candles": [dict(m) | {"last": fmt_kst(m["last_ts"])} for m in marks],
             "entries_blocked_by": [f.scope + f" ({f.kind})" for f in flags.active_flags(store)
-                                   if f.kind == flags.KILL_SWITCH or f.account in ("", name)],
+                                   if f.account in ("", name)],
+            "trading_blocked": (lambda b: flags.block_text(b) if b else None)(flags.entry_block(store, name, "")),
         })
     return {
         "as_of": fmt_kst(now),
         "store": str(store.path),
         "kill_switch": bool(flags.kill_switch(store)),
+        "kill_switches": [{"scope": f.account or "all", "reason": f.reason, "actor": f.actor,
+                           "since": fmt_kst(f.updated_ms), "text": flags.block_text(f)}
+                          for f in flags.kill_switches(store)],
         "flags": [{"kind": f.kind, "scope": f.scope, "reason": f.reason, "actor": f.actor,
                    "since": fmt_kst(f.updated_ms)} for f in flags.active_flags(store)],
         "accounts": accounts_out,

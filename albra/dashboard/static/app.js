@@ -131,8 +131,9 @@
         kv("drawdown", a.drawdown + " (halt " + a.mdd_halt + ")", "drawdown-" + a.account),
         kv("daily loss used", a.daily_loss_used + " of " + a.daily_loss_limit, "daily-loss-" + a.account),
         kv("today", a.daily_change, "daily-change-" + a.account),
-        kv("entries", a.entries_blocked_by.length ? "blocked: " + a.entries_blocked_by.join(", ") : "allowed",
-           "entries-" + a.account, a.entries_blocked_by.length ? "neg" : "pos"),
+        kv("entries", a.trading_blocked ? "BLOCKED — " + a.trading_blocked
+                      : a.entries_blocked_by.length ? "blocked: " + a.entries_blocked_by.join(", ") : "allowed",
+           "entries-" + a.account, a.trading_blocked || a.entries_blocked_by.length ? "neg" : "pos"),
       ]);
       c.body.replaceChildren(head, eq, grid);
     }
@@ -330,6 +331,7 @@
     const ks = document.getElementById("kill-switch");
     ks.className = data.kill_switch ? "badge bad" : "badge ok";
     ks.textContent = data.kill_switch ? "KILL SWITCH ON" : "kill switch off";
+    ks.title = (data.kill_switches || []).map((k) => k.text).join("\n");
     ks.dataset.testid = "kill-switch";
     const root = document.getElementById("flags");
     if (!data.flags.length) { root.replaceChildren(empty("no active flags: entries allowed everywhere")); return; }
