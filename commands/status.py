@@ -36,7 +36,7 @@ def render_offline(data: dict[str, Any]) -> None:
         t.add_column(col)
     for a in data["accounts"]:
         r = a["runner"]
-        runner = f"[green]up[/] since {r['since']}" if r["alive"] else f"[red]down[/] ({r['state']})"
+        runner = f"[green]{escape(r['text'])}[/]" if r["alive"] else f"[bold red]{escape(r['text'])}[/]"
         dd = "-" if a["drawdown_pct"] is None else f"{a['drawdown_pct']:.2f}% (L{a['mdd_level']})"
         dl = "-" if a["daily_loss_pct"] is None else f"{a['daily_loss_pct']:.2f}%"
         t.add_row(a["account"], a["mode"], runner, a["equity"] or "-", dd, dl, str(len(a["legs"])),

@@ -441,7 +441,7 @@ class Runner:
 
     def _heartbeat(self, force: bool = False) -> None:
         t = self.wall()
-        if not force and t - self._t_beat < 1.0:
+        if not force and t - self._t_beat < min(1.0, self.settings.runner.heartbeat_s):
             return
         self._t_beat = t
         if self.exchange_events is not None:

@@ -396,6 +396,16 @@ def _parse_command(text: str, bot_username: str | None = None) -> tuple[str | No
     return name.lower(), parts[1:]
 
 
+def _watch_once(watch: Callable[[], Any] | None, sender: Any) -> None:
+    if watch is None:
+        return
+    try:
+        if watch() and sender is not None:
+            sender.wake()
+    except Exception:  # noqa: BLE001 - a failed check must not stop the bot; the next tick checks again
+        log.exception("runner liveness check failed")
+
+
 def _chunks(text: str) -> list[str]:
     if len(text) <= MAX_MESSAGE:
         return [text]
@@ -420,11 +430,14 @@ def _chunks(text: str) -> list[str]:
 async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
                   sender_factory: Callable[[Any], "AlertSender"] | None = None,
                   stop: asyncio.Event | None = None, poll_interval: float = 0.0, poll_timeout: int = 10,
-                  heartbeat_s: float = 10.0, ready: asyncio.Event | None = None) -> None:
+                  heartbeat_s: float = 10.0, ready: asyncio.Event | None = None,
+                  watch: Callable[[], Any] | None = None) -> None:
     """Run the bot until ``stop`` is set (or the task is cancelled).
 
     ``sender_factory(app_bot)`` builds the :class:`AlertSender` that drains the outbox through the same
-    ``telegram.Bot`` (pass None to leave alerts to the runners). ``ready`` is set once polling runs.
+    ``telegram.Bot`` (pass None to leave alerts to the runners). ``ready`` is set once polling runs. ``watch`` is
+    called every ``heartbeat_s`` (the runners' liveness watch, :class:`albra.notify.liveness_watch.LivenessWatch`);
+    when it queued an alert the sender is woken so the alert leaves at once.
     """
     from telegram import BotCommand
 
@@ -447,11 +460,13 @@ async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
             journal.append(bot.store, "bot_started", "telegram bot started", actor="bot")
             if ready is not None:
                 ready.set()
+            _watch_once(watch, sender)
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(stop.wait(), heartbeat_s)
                 except asyncio.TimeoutError:
                     runners.beat(bot.store, "bot", "running", ts=bot.clock.now_ms())
+                    _watch_once(watch, sender)
         finally:
             if sender is not None:
                 sender.stop()

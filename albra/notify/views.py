@@ -30,11 +30,9 @@ def status_text(settings: "Settings", store: Store) -> str:
                          + (f" — {esc(f['reason'])}" if f["reason"] else ""))
     for a in st["accounts"]:
         r = a["runner"]
-        alive = "🟢 running" if r["alive"] else f"🔴 {esc(r['state'])}"
         lines.append("")
-        lines.append(f"<b>{esc(a['account'])}</b> ({esc(a['mode'])}) {alive}")
-        if r["heartbeat"]:
-            lines.append(f"heartbeat {esc(r['heartbeat'])}")
+        lines.append(f"<b>{esc(a['account'])}</b> ({esc(a['mode'])})")
+        lines.append(("🟢 runner " if r["alive"] else "🔴 runner ") + esc(r["text"]))
         if a["equity"] is not None:
             lines.append(f"equity {esc(fmt_money(a['equity'], signed=False))} at {esc(a['equity_at'])}")
         else:

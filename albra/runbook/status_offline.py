@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from albra.config import Settings
 
 
+def down_after_ms(settings: "Settings") -> int:
+    """The configured limit past which a silent runner is down (``runner.down_after_s``)."""
+    return int(settings.runner.down_after_s * 1000)
+
+
 def offline_status(settings: "Settings", store: Store, account: str | None = None) -> dict[str, Any]:
     """A JSON-able snapshot per account plus global flags and open incidents."""
     now = now_ms()
@@ -25,6 +30,7 @@ def offline_status(settings: "Settings", store: Store, account: str | None = Non
         if account and name != account:
             continue
         r = runner_map.get(f"run:{name}")
+        lv = runners.liveness(r, now, down_after_ms(settings), f"run:{name}")
         legs = store.query(
             "SELECT leg_id, symbol, strategy, direction, position_side, state, qty, entry_price, stop_price,"
             " take_profit, sl_client_id, opened_ms FROM legs WHERE account=? AND state IN ('pending','open','closing')"
@@ -49,7 +55,11 @@ def offline_status(settings: "Settings", store: Store, account: str | None = Non
             "mode": str(acct.mode),
             "strategies": [s.name for s in acct.strategies],
             "runner": {
-                "alive": bool(r and r.is_alive(now)),
+                "alive": lv.up,
+                "liveness": lv.state,
+                "text": lv.text,
+                "down_since": fmt_kst(lv.since_ms) if lv.state == "down" else None,
+                "heartbeat_age_s": lv.heartbeat_age_s,
                 "state": r.state if r else "never started",
                 "pid": r.pid if r else None,
                 "since": fmt_kst(r.started_ms) if r else None,

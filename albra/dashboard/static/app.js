@@ -110,9 +110,8 @@
         renderExchange(a.account);
         drawChart(c.chart, curves[a.account]);
       }
-      const runner = a.runner.alive
-        ? el("span", { cls: "badge ok", text: "runner up", title: "since " + a.runner.since })
-        : el("span", { cls: "badge bad", text: "runner " + a.runner.state });
+      const runner = el("span", { cls: a.runner.alive ? "badge ok" : "badge bad", text: "runner " + a.runner.text,
+                                  data: { testid: "runner-" + a.account } });
       const lvlCls = a.mdd_level > 0 ? "badge warn" : "badge";
       const head = el("div", { cls: "card-head" }, [
         el("h3", { text: a.account }), el("span", { cls: "badge", text: a.mode }), runner,
@@ -321,7 +320,7 @@
     if (!list.length) { root.replaceChildren(empty("no runner has ever started")); return; }
     root.replaceChildren(table(["name", "state", "heartbeat", "pid"], list.map((r) => el("tr", { data: { runner: r.name } }, [
       el("td", { text: r.name }),
-      el("td", {}, [el("span", { cls: r.alive ? "badge ok" : "badge bad", text: r.alive ? "up" : r.state + " (down)" })]),
+      el("td", {}, [el("span", { cls: r.alive ? "badge ok" : "badge bad", text: r.text })]),
       el("td", { text: r.heartbeat + (r.heartbeat_age_s === null ? "" : " (" + r.heartbeat_age_s + " s ago)") }),
       el("td", { cls: "num", text: r.pid === null ? "-" : String(r.pid) }),
     ]))));
