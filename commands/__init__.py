@@ -23,6 +23,7 @@ _MODULES: list[str] = [
     # the runbook, in the order an operator reaches for it
     "run",
     "control",
+    "killswitch",
     "status",
     "audit",
     "reconcile",

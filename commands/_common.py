@@ -91,6 +91,18 @@ def disk_full_note(state_dir: "Path") -> str:
             f"the store file may well be intact — free space and retry before restoring or moving anything.")
 
 
+def cli_actor() -> str:
+    """Who did it, for the journal: ``cli:<login user>`` (``$SUDO_USER`` when run through sudo)."""
+    import getpass
+    import os
+
+    try:
+        user = os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}"
+
+
 def emit_json(obj: Any) -> None:
     """JSON for scripts: one document on stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str, sort_keys=False) + "\n")

@@ -16,11 +16,14 @@ from commands._common import ConfigOption, JsonOption, emit_json, load, open_sto
 
 def render_offline(data: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     c = Console(highlight=False)
     ks = "[bold red]ON[/]" if data["kill_switch"] else "[green]off[/]"
     c.print(f"[bold]albra status[/] (store only) as of {data['as_of']} — kill switch {ks}")
+    for k in data["kill_switches"]:
+        c.print(f"[bold red]{escape(k['text'])}[/]", soft_wrap=True)
     if data["flags"]:
         t = Table(title="Flags", title_justify="left")
         for col in ("kind", "scope", "reason", "actor", "since"):
@@ -33,7 +36,7 @@ def render_offline(data: dict[str, Any]) -> None:
         t.add_column(col)
     for a in data["accounts"]:
         r = a["runner"]
-        runner = f"[green]up[/] since {r['since']}" if r["alive"] else f"[red]down[/] ({r['state']})"
+        runner = f"[green]{escape(r['text'])}[/]" if r["alive"] else f"[bold red]{escape(r['text'])}[/]"
         dd = "-" if a["drawdown_pct"] is None else f"{a['drawdown_pct']:.2f}% (L{a['mdd_level']})"
         dl = "-" if a["daily_loss_pct"] is None else f"{a['daily_loss_pct']:.2f}%"
         t.add_row(a["account"], a["mode"], runner, a["equity"] or "-", dd, dl, str(len(a["legs"])),

@@ -48,6 +48,12 @@ from albra.store.db import Store
 
 log = logging.getLogger("albra.engine.runner")
 
+
+def _kst(ms: int | None) -> str:
+    from albra.timefmt import fmt_kst
+
+    return fmt_kst(ms) if ms is not None else "-"
+
 SYNC_EVERY_S = 60.0
 #: while the user data stream of a live account is down, REST polling is all the runner has: poll faster
 SYNC_STREAM_DOWN_S = 5.0
@@ -223,9 +229,10 @@ class Runner:
         entry = self.entries.get(strategy) if strategy else None
         return risk_limits(self.settings.effective_risk(self.account, entry))
 
-    def _journal(self, kind: str, msg: str, level: str = "INFO", **data: Any) -> None:
+    def _journal(self, kind: str, msg: str, level: str = "INFO", strategy: str = "", symbol: str = "",
+                 **data: Any) -> None:
         journal.append(self.store, kind, msg, level=level, account=self.account, data=data, ts=self.now_ms(),
-                       actor=self.name)
+                       actor=self.name, strategy=strategy, symbol=symbol)
 
     async def _timed(self, coro: Any) -> Any:
         t = time.perf_counter()
@@ -342,8 +349,10 @@ class Runner:
         return self._last_entry[key]
 
     # ------------------------------------------------------------------ candles
-    async def _decisions(self, due: Due, cache: dict) -> tuple[list, float] | None:
-        """The strategy's decisions on the closed candle ``due`` (None: the exchange does not have it yet)."""
+    async def _decisions(self, due: Due, cache: dict, catching_up: bool = False) -> tuple[list, float] | str | None:
+        """The strategy's decisions on the closed candle ``due``; None: the exchange does not have it yet (retry);
+        ``"beyond_history"``: older than the history one klines request gives with the strategy's warm-up (the
+        catch-up re-seeds from the candles it can evaluate, :mod:`albra.engine.catch_up`)."""
         strat = self.strategies[due.track.strategy]
         legs = self.executor.views(due.track.strategy, due.track.symbol)
         last = self.last_entry(due.track.strategy, due.track.symbol)
@@ -354,6 +363,7 @@ class Runner:
                 return None
             return strat.decide(feats, i, legs, last), feats.cols["close"][i] if "close" in feats.cols else 0.0
         from albra.candles import CandleSeries
+        from albra.engine.catch_up import MAX_FETCH
         from strategies.base import closed_candles
         import numpy as np
 
@@ -362,47 +372,147 @@ class Runner:
         for tf in strat.timeframes:
             key = (due.track.symbol, tf)
             if key not in cache:
-                rows = await self._timed(self.gw.fetch_candles(due.track.symbol, tf, limit=min(1500, hist[tf] + 50)))
+                # a catch-up needs the strategy's warm-up before the oldest missed candle: one full request
+                limit = MAX_FETCH if catching_up else min(MAX_FETCH, hist[tf] + 50)
+                rows = await self._timed(self.gw.fetch_candles(due.track.symbol, tf, limit=limit))
                 rows = [c for c in rows if c.closed]
                 cache[key] = CandleSeries(due.track.symbol, tf, np.array([c.ts for c in rows], dtype=np.int64),
                                           *(np.array([getattr(c, f) for c in rows], dtype=np.float64)
                                             for f in ("open", "high", "low", "close", "volume")))
             frames[tf] = closed_candles(cache[key], due.close_ms)
         prim = frames[strat.timeframes[0]]
+        series = cache[(due.track.symbol, strat.timeframes[0])]
+        if len(series) and due.ts < int(series.ts[0]) + hist[strat.timeframes[0]] * due.track.interval_ms \
+                and int(series.ts[-1]) > due.ts:
+            return "beyond_history"  # the exchange has newer candles but not this one's warm-up
         if len(prim) == 0 or int(prim.ts[-1]) != due.ts:
             return None
         return strat.evaluate(frames, legs, last), float(prim.close[-1])
 
     async def evaluate_due(self) -> int:
-        """Evaluate every closed candle not evaluated yet, oldest first; returns how many were evaluated."""
+        """Evaluate every closed candle not evaluated yet, oldest first; returns how many were evaluated.
+
+        After downtime the missed candles are caught up with a maximum signal age (:mod:`albra.engine.catch_up`):
+        only fresh candles may open legs; stale ones bring the strategy up to date, run their exits at once and
+        coalesce their stop moves; candles beyond the fetchable history are re-seeded (skipped, journaled)."""
+        from albra.engine import catch_up as C
+
         now = self.now_ms()
         dues = self.scheduler.due(now)
+        for tr, (first, n) in self.scheduler.take_dropped().items():
+            self._journal("catch_up_reseeded", f"{tr.strategy} {tr.symbol}: {n} missed {tr.timeframe} candle(s) from "
+                          f"{_kst(first)} are more than a catch-up pass; re-seeded from the newest", "WARNING",
+                          strategy=tr.strategy, symbol=tr.symbol, candles=n, first_ts=first)
         if not dues:
             return 0
         if self.replay is None and self.executor.has_open_legs():
             # strategies must see the legs as they are: a stop that fired since the last sync closes its leg
             # first (else the strategy's exit for it would be refused by the exchange, reduce-only on nothing)
             await self._timed(self.executor.sync_protective())
+        max_age = self.settings.runner.max_signal_age_bars
+        catching_up = any(not C.is_fresh(d, now, max_age) for d in dues)
         cache: dict = {}
         n = 0
         blocked: set[tuple[str, str]] = set()
+        pending = C.PendingMoves()
+        report: dict[tuple[str, str], C.TrackCatchUp] = {}
         for due in dues:
             key = (due.track.strategy, due.track.symbol)
             if key in blocked:
                 continue
-            got = await self._decisions(due, cache)
+            got = await self._decisions(due, cache, catching_up)
             if got is None:  # not available yet: retry next turn, never skip
                 blocked.add(key)
                 continue
+            fresh = C.is_fresh(due, now, max_age)
+            if fresh and key in pending.keys():  # the strategy sees the stop it trailed to while we were down
+                await self._apply_moves(due, pending.take(key), report, now)
+                got = await self._decisions(due, cache, catching_up)
+                if not isinstance(got, tuple):
+                    blocked.add(key)
+                    continue
+            if got == "beyond_history":
+                rep = report.setdefault(key, C.TrackCatchUp(*key))
+                rep.reseeded += 1
+                rep.seen(due)
+                self.scheduler.mark(due, now)
+                continue
             decisions, price = got
+            if not fresh:
+                rep = report.setdefault(key, C.TrackCatchUp(*key))
+                rep.seen(due)
+                decisions = self._stale(due, decisions, pending, rep, now)
             if decisions:
                 entered = await self.executor.handle(due.track.strategy, due.track.symbol, due.ts, decisions, price)
                 if entered:
                     self._last_entry[key] = due.ts
             self.scheduler.mark(due, now)
             n += 1
+        for key in pending.keys():
+            tr = next(t for t in self.tracks if (t.strategy, t.symbol) == key)
+            await self._apply_moves(Due(tr, report[key].last_ts or 0), pending.take(key), report, now)
+        for rep in report.values():
+            self._report_catch_up(rep, now)
         self.summary.evaluations += n
         return n
+
+    def _stale(self, due: Due, decisions: list, pending: Any, rep: Any, now: int) -> list:
+        """A stale candle's decisions: entries journaled and dropped, stop moves put aside (the last per leg wins),
+        exits and leg-state updates kept to run now, each exit journaled as applied late at market."""
+        from albra.engine import catch_up as C
+
+        split = C.split_stale(decisions)
+        key = (due.track.strategy, due.track.symbol)
+        age = C.age_text(due, now)
+        for e in split.skipped:
+            rep.entries_skipped += 1
+            self._journal("entry_skipped_stale", f"{due.track.strategy} {due.track.symbol}: {e.direction.value} entry "
+                          f"of candle {_kst(due.ts)} NOT sent: the signal is {age} old (max signal age "
+                          f"{self.settings.runner.max_signal_age_bars} bar(s))", "WARNING",
+                          strategy=due.track.strategy, symbol=due.track.symbol, candle_ts=due.ts,
+                          age_ms=now - due.close_ms, direction=e.direction.value, reason=e.reason)
+        pending.add(key, due.ts, split.moves)
+        for x in C.exits_of(split.apply_now):
+            rep.exits_applied += 1
+            pending.drop_leg(key, str(x.leg_id))
+            self._journal("catch_up_exit", f"{due.track.strategy} {due.track.symbol}: exit of leg {x.leg_id} "
+                          f"({x.reason}) decided on candle {_kst(due.ts)}, {age} ago while the runner was down — "
+                          f"applied now at market (it reduces risk)", "WARNING", strategy=due.track.strategy,
+                          symbol=due.track.symbol, leg_id=str(x.leg_id), candle_ts=due.ts, age_ms=now - due.close_ms)
+        return split.apply_now
+
+    async def _apply_moves(self, due: Due, moves: list, report: dict, now: int) -> None:
+        """Apply the coalesced stop moves of a track (one per leg still open), each journaled as late."""
+        from albra.engine import catch_up as C
+
+        key = (due.track.strategy, due.track.symbol)
+        live = {str(v.leg_id) for v in self.executor.views(*key)}
+        for candle_ts, m in moves:
+            if str(m.leg_id) not in live:
+                continue
+            rep = report.setdefault(key, C.TrackCatchUp(*key))
+            rep.moves_applied += 1
+            self._journal("catch_up_stop_move", f"{key[0]} {key[1]}: stop of leg {m.leg_id} → {m.new_stop} "
+                          f"({m.reason}), the last trail decided while the runner was down (candle "
+                          f"{_kst(candle_ts)}) — applied now", "WARNING", strategy=key[0], symbol=key[1],
+                          leg_id=str(m.leg_id), candle_ts=candle_ts, new_stop=m.new_stop)
+            await self.executor.handle(key[0], key[1], candle_ts, [m], 0.0)
+
+    def _report_catch_up(self, rep: Any, now: int) -> None:
+        if rep.candles == 0:
+            return
+        parts = [f"{rep.candles} missed candle(s) {_kst(rep.first_ts)} → {_kst(rep.last_ts)} caught up"]
+        if rep.reseeded:
+            parts.append(f"{rep.reseeded} older than the fetchable history re-seeded (skipped)")
+        parts.append(f"{rep.entries_skipped} stale entr{'y' if rep.entries_skipped == 1 else 'ies'} not sent")
+        parts.append(f"{rep.exits_applied} exit(s) and {rep.moves_applied} stop move(s) applied now")
+        msg = f"{rep.strategy} {rep.symbol}: " + "; ".join(parts)
+        self._journal("catch_up", msg, "WARNING", strategy=rep.strategy, symbol=rep.symbol, candles=rep.candles,
+                      first_ts=rep.first_ts, last_ts=rep.last_ts, reseeded=rep.reseeded,
+                      entries_skipped=rep.entries_skipped, exits_applied=rep.exits_applied,
+                      moves_applied=rep.moves_applied)
+        self.executor._alert("candles_caught_up", f"catch_up:{self.account}:{rep.strategy}:{rep.symbol}:{rep.last_ts}",
+                             msg, strategy=rep.strategy, symbol=rep.symbol)
 
     # ------------------------------------------------------------------ periodic work
     async def _periodic(self, force: bool = False) -> None:
@@ -456,7 +566,7 @@ class Runner:
 
     def _heartbeat(self, force: bool = False) -> None:
         t = self.wall()
-        if not force and t - self._t_beat < 1.0:
+        if not force and t - self._t_beat < min(1.0, self.settings.runner.heartbeat_s):
             return
         self._t_beat = t
         if self.exchange_events is not None:

@@ -462,13 +462,17 @@ def stop_runners(settings: "Settings", accounts: list[str], guard: _StoreGuard, 
 async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_positions: bool = False,
                              rounds: int = DEFAULT_ROUNDS, stop_timeout_s: float = 10.0, pause_s: float = 0.3,
                              actor: str = "cli", gateway_for: Callable[[str], Any] | None = None,
-                             telegram_timeout_s: float = 10.0) -> EmergencyReport:
+                             telegram_timeout_s: float = 10.0, all_accounts: bool | None = None) -> EmergencyReport:
     """The whole procedure (module docstring). ``gateway_for`` opens an account's gateway (tests may pass their
     own); by default :func:`albra.runbook.connect.account_gateway` (the factory's emergency profile). The CRITICAL
     alert is queued, then delivered to Telegram from here when it is configured, within ``telegram_timeout_s``
-    (:func:`albra.runbook.alert_now.deliver_now`; never blocks or fails the shutdown)."""
+    (:func:`albra.runbook.alert_now.deliver_now`; never blocks or fails the shutdown). ``all_accounts`` turns the
+    global kill switch on (default: when ``accounts`` are every configured account); otherwise each account in
+    ``accounts`` gets its own, and the other accounts keep trading."""
     from albra.runbook.connect import Unreachable, account_gateway, close_quietly
 
+    if all_accounts is None:
+        all_accounts = set(accounts) >= set(settings.accounts)
     t = time.monotonic()
     rep = EmergencyReport(started_ms=_now_ms(), keep_positions=keep_positions)
     store, err = open_store_guarded(settings.db_path)
@@ -478,10 +482,17 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
     else:
         from albra.store import flags
 
-        was = guard.run("kill switch", lambda s: flags.kill_switch(s))
-        guard.run("kill switch", lambda s: flags.set_kill_switch(
-            s, True, reason="emergency-shutdown" + (" (keep positions)" if keep_positions else ""), actor=actor))
-        rep.kill_switch = ("already on; refreshed" if was else "set") if guard.store else \
+        # the kill switch covers exactly the accounts this shutdown acts on: every account (global) by default,
+        # only the named ones when the operator named some
+        scopes = [""] if all_accounts else list(accounts)
+        why = "emergency-shutdown" + (" (keep positions)" if keep_positions else "")
+        was = guard.run("kill switch", lambda s: all(
+            (f := flags.kill_switch(s, a or None)) is not None and f.account == a for a in scopes))
+        for scope in scopes:
+            guard.run("kill switch", lambda s, scope=scope: flags.set_kill_switch(s, True, reason=why, actor=actor,
+                                                                                  account=scope))
+        where = "every account" if all_accounts else ", ".join(accounts)
+        rep.kill_switch = (("already on; refreshed" if was else "set") + f" for {where}") if guard.store else \
             f"NOT SET — {guard.error}; continuing on the exchange"
     # one writer per account: preempt every account's write lease first, so a runner still alive (systemd-managed or
     # started by hand) stops sending at its next heartbeat even before its signal arrives
