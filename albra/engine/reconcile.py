@@ -21,7 +21,7 @@ One round, in this order:
 6. An interrupted replacement is settled first (:meth:`~albra.engine.executor.Executor.settle_protection`: the leg
    is pointed at its newest open generation, older live ones are cancelled, a mis-sized one re-sized); then
    :func:`~albra.ledger.protection.protection_gaps`: a leg without a live stop gets one
-   (:func:`~albra.ledger.protection.protect_leg`; refused → the leg is closed reduce-only), older duplicate stops
+   (:func:`~albra.orders.protection.protect_leg`; refused → the leg is closed reduce-only), older duplicate stops
    are cancelled. An unattributed leg has no stop price: its adoption alert and incident say so, and the operator
    protects or closes it (it is not re-reported every round).
 
@@ -70,6 +70,15 @@ class RoundReport:
     def clean(self) -> bool:
         return not (self.differences or self.protective_updated or self.closed or self.adopted or self.protected
                     or self.extra_cancelled or self.problems)
+
+    def actions(self) -> list[str]:
+        """What the round changed, one line each (the CLI prints them)."""
+        return ([f"protective order {c} settled from the exchange (fired, cancelled, expired or gone)"
+                 for c in self.protective_updated]
+                + [f"leg {g} closed from the trade history (the exchange no longer holds it)" for g in self.closed]
+                + [f"adopted as UNATTRIBUTED leg {g} (incident opened, alerted)" for g in self.adopted]
+                + [f"protective order {c} placed" for c in self.protected]
+                + [f"cancelled {c} (duplicate or orphaned protective order)" for c in self.extra_cancelled])
 
     def as_dict(self) -> dict[str, Any]:
         return {"differences": [d.as_dict() for d in self.differences], "protective_updated": self.protective_updated,
@@ -308,3 +317,19 @@ class Reconciler:
                                                      "stop could not be re-placed at reconciliation")
                 rep.problems.append(f"{leg.leg_id}: stop refused; leg closed at market")
             self.executor._refresh(leg.leg_id)
+
+
+async def standalone_reconciler(store: Store, gateway: Any, account: str, *, actor: str) -> Reconciler:
+    """A reconciler for ``account`` outside its runner (``albra reconcile --apply``, under the write lease): an
+    executor without strategies (it opens nothing; it settles fills, re-protects and closes through the order
+    manager exactly as the runner's does), the exchange's position mode and filters."""
+    from albra.config import RiskLimits
+    from albra.engine.executor import Executor
+    from albra.engine.risk_limits import risk_limits
+    from albra.timefmt import now_ms
+
+    mode = await gateway.fetch_position_mode()
+    filters = await gateway.load_markets()
+    limits = risk_limits(RiskLimits())
+    executor = Executor(store, gateway, account, mode, filters, [], lambda _s: limits, now_ms)
+    return Reconciler(store, gateway, account, executor, filters, now_ms, actor=actor)
