@@ -40,7 +40,7 @@ from albra.crashpoints import crashpoint
 from albra.exchange import errors as X
 from albra.exchange.resolve import resolve_unknown
 from albra.orders.protection import protect_leg
-from albra.orders.resolution import resolve_unresolved
+from albra.orders.resolution import recheck_given_up_entries, resolve_unresolved
 from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.ledger.errors import LedgerError
@@ -65,15 +65,17 @@ class RoundReport:
     protected: list[str] = field(default_factory=list)
     extra_cancelled: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # legs reopened by an entry that executed after it was given up
 
     @property
     def clean(self) -> bool:
         return not (self.differences or self.protective_updated or self.closed or self.adopted or self.protected
-                    or self.extra_cancelled or self.problems)
+                    or self.extra_cancelled or self.problems or self.recovered)
 
     def actions(self) -> list[str]:
         """What the round changed, one line each (the CLI prints them)."""
-        return ([f"protective order {c} settled from the exchange (fired, cancelled, expired or gone)"
+        return ([f"leg {g} reopened: its entry, given up as never placed, executed after all" for g in self.recovered]
+                + [f"protective order {c} settled from the exchange (fired, cancelled, expired or gone)"
                  for c in self.protective_updated]
                 + [f"leg {g} closed from the trade history (the exchange no longer holds it)" for g in self.closed]
                 + [f"adopted as UNATTRIBUTED leg {g} (incident opened, alerted)" for g in self.adopted]
@@ -83,7 +85,7 @@ class RoundReport:
     def as_dict(self) -> dict[str, Any]:
         return {"differences": [d.as_dict() for d in self.differences], "protective_updated": self.protective_updated,
                 "closed": self.closed, "adopted": self.adopted, "protected": self.protected,
-                "extra_cancelled": self.extra_cancelled, "problems": self.problems}
+                "extra_cancelled": self.extra_cancelled, "problems": self.problems, "recovered": self.recovered}
 
 
 class Reconciler:
@@ -117,6 +119,13 @@ class Reconciler:
             open_algos = await self.gw.fetch_open_orders(None, algo=True)
             await resolve_unresolved(self.store, self.gw, self.account, now_ms=self.now_ms())
             rep = RoundReport()
+            # entries given up as never placed that executed after all (-1007): their legs reopen with the fills
+            # here, before positions are compared (else the position would be adopted as unattributed), and the
+            # protection step below places their stops in this same round
+            rep.recovered = await recheck_given_up_entries(self.store, self.gw, self.account, now_ms=self.now_ms())
+            if rep.recovered:
+                self.executor.reload_legs()
+                self._repaired()
             await self._check_protective({o.client_id for o in open_algos}, rep)
             positions = await self.gw.fetch_positions()
             await self._repair_positions(positions, rep)
