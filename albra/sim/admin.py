@@ -104,6 +104,17 @@ def add_admin_routes(app: web.Application, srv: "SimServer") -> None:
         wallet = srv.ex.transfer(body["account"], amount, body.get("info", "admin transfer"))
         return {"account": body["account"], "wallet": P.num(wallet)}
 
+    def asset_price(request, body):
+        """Set the price of a fee asset (BNB) and optionally deposit some into an account's futures wallet."""
+        asset = str(body["asset"]).upper()
+        srv.ex.asset_prices[asset] = Decimal(str(body["price"]))
+        out: dict = {"asset": asset, "price": P.num(srv.ex.asset_prices[asset])}
+        if body.get("account") and body.get("deposit"):
+            if asset != "BNB":
+                raise ValueError("only BNB can be deposited for fees")
+            out["balance"] = P.num(srv.ex.deposit_bnb(body["account"], Decimal(str(body["deposit"]))))
+        return out
+
     def position_mode(request, body):
         acct = srv.ex.account(body["account"])
         hedge = bool(body["hedge"])
@@ -178,6 +189,7 @@ def add_admin_routes(app: web.Application, srv: "SimServer") -> None:
     r.add_get("/_sim/clock", guard(clock_get))
     r.add_post("/_sim/clock", guard(clock_set))
     r.add_post("/_sim/transfer", guard(transfer))
+    r.add_post("/_sim/asset_price", guard(asset_price))
     r.add_post("/_sim/position_mode", guard(position_mode))
     r.add_post("/_sim/mark", guard(mark))
     r.add_get("/_sim/faults", guard(faults_get))

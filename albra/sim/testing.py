@@ -72,6 +72,14 @@ class SimAdmin:
     async def transfer(self, account: str, amount: Decimal | str | float) -> str:
         return (await self._req("POST", "transfer", {"account": account, "amount": str(amount)}))["wallet"]
 
+    async def asset_price(self, asset: str, price: Decimal | str | float, *, account: str | None = None,
+                          deposit: Decimal | str | float | None = None) -> dict:
+        """Set a fee asset's price (served as flat ``<ASSET>USDT`` klines) and optionally deposit BNB for fees."""
+        body: dict = {"asset": asset, "price": str(price)}
+        if account is not None and deposit is not None:
+            body.update(account=account, deposit=str(deposit))
+        return await self._req("POST", "asset_price", body)
+
     async def position_mode(self, account: str, hedge: bool) -> str:
         return (await self._req("POST", "position_mode", {"account": account, "hedge": hedge}))["mode"]
 
