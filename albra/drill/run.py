@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from albra.drill import config as C
-from albra.drill.scenario import Start, find_start
+from albra.drill.scenario import ScenarioError, Start, find_start
 from albra.timefmt import fmt_kst
 
 #: phase → (target seconds, what the runbook says)
@@ -288,7 +288,13 @@ class Drill:
         os.chmod(self.dir, 0o700)
         # the config first with a placeholder URL: the scenario needs the strategies, the server needs the start
         probe = C.build(self.operator_config, self.dir, "http://127.0.0.1:1", set(DEFAULT_DATA))
-        start = find_start(load_settings(str(probe.path)))
+        try:
+            start = find_start(load_settings(str(probe.path)))
+        except ScenarioError as e:
+            r.error = str(e)
+            r.setup.append(StepResult("find a trading moment", "setup", "(backtest)", ok=False, detail=str(e)))
+            self._mark_skipped()
+            return r
         r.exchange_start = fmt_kst(start.start_ms)
         async with run_sim_server(start=start.start_ms, speed=self.profile.speed, accounts=probe.keys,
                                   hedge=probe.hedge) as sim:
@@ -314,6 +320,11 @@ class Drill:
             finally:
                 await self.stop_runners()
                 self._mark_skipped()
+        from albra.drill.report import markdown
+
+        out = self.dir / "drill-report.md"
+        r.report_path = str(out)
+        out.write_text(markdown(r.as_dict()))
         return r
 
     def _mark_skipped(self) -> None:
@@ -504,9 +515,15 @@ class Drill:
             return "validated (" + "; ".join(d.get("checks", []))[:200] + "); " + await self.wait_ready(
                 r.accounts, t0, self.profile.ready_timeout_s)
 
+        # the operator has reviewed every incident the drill opened (the emergency's, and e.g. an unattributed leg
+        # that reconcile --apply adopted) and accepts them by name, as safe-restart asks
+        from albra.store import Store, incidents
+
+        with Store.open(self.db, create=False) as s:
+            open_ids = [i.incident_id for i in incidents.list_incidents(s, status="open")]
+        accept = [x for i in open_ids for x in ("--accept-incident", i)]
         await self.step("safe-restart --validate-state", "restart",
-                        ["safe-restart", "--validate-state", "--dry-run", "--accept-incident", r.incident_id or "",
-                         "--json"], restart)
+                        ["safe-restart", "--validate-state", "--dry-run", *accept, "--json"], restart)
 
         out = self.dir / f"incident-{r.incident_id}.md"
 

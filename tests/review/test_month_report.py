@@ -108,7 +108,7 @@ def _ledger(settings: Settings) -> dict:
     with Store.open(settings.db_path, create=False) as s:
         legs = s.query("SELECT * FROM legs WHERE account='demo' AND state='closed' AND closed_ms >= ? AND closed_ms < ?",
                        (W.start_ms, W.end_ms))
-        fills = s.query("SELECT f.fee, f.realized_pnl FROM fills f JOIN legs l ON f.leg_id = l.leg_id WHERE"
+        fills = s.query("SELECT COALESCE(f.fee_quote, f.fee) AS fee, f.realized_pnl FROM fills f JOIN legs l ON f.leg_id = l.leg_id WHERE"
                         " l.account='demo' AND l.state='closed' AND l.closed_ms >= ? AND l.closed_ms < ?",
                         (W.start_ms, W.end_ms))
         eq = s.query("SELECT equity FROM equity_snapshots WHERE account='demo' AND ts >= ? AND ts < ? ORDER BY ts",
