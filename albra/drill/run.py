@@ -42,7 +42,8 @@ TARGETS: dict[str, tuple[float, str]] = {
     "write-up": (300.0, "incident report < 5 min"),
 }
 #: what ``--break`` can make fail on purpose, and how (a rehearsal of a repair that does not work)
-BREAKS = {"reconcile": "the exchange answers 503 to every trade-history and order read during reconcile --apply"}
+BREAKS = {"reconcile": "the exchange answers HTTP 503 to every read from reconcile --apply on (an outage during the "
+                        "repair): it cannot repair"}
 
 
 @dataclass(frozen=True)
@@ -471,8 +472,7 @@ class Drill:
 
         await self.step("reconcile", "restart", ["reconcile", "--json"], proposals)
         if self.break_step == "reconcile":
-            for path in ("/fapi/v1/userTrades", "/fapi/v1/allOrders", "/fapi/v1/order", "/fapi/v2/positionRisk"):
-                await self.sim.admin.fault("GET", path, "status", status=503, count=None)
+            await self.sim.admin.fault("GET", "*", "status", status=503, count=None)
             r.staged.append("--break reconcile: " + BREAKS["reconcile"])
 
         async def apply(code: int, d: Any, err: str) -> str:
