@@ -21,7 +21,8 @@ def markdown(d: dict[str, Any]) -> str:
            f"- accounts: {', '.join(d['accounts'])}"
            + (f"; left out: {'; '.join(d['left_out'])}" if d["left_out"] else ""),
            f"- drill directory: {d['drill_dir']} (its own store; the operator's store was not opened)",
-           f"- incident: {d['incident_id'] or '-'}" + (f"; report {d['report']}" if d["report"] else ""), "",
+           f"- incident: {d['incident_id'] or '-'}"
+           + (f"; its report: {d['incident_report']}" if d["incident_report"] else ""), "",
            "## Staged incident", ""]
     out += [f"- {s}" for s in d["staged"]] or ["- (not staged: the drill stopped before)"]
     out += ["", "## Setup", "", "| step | ok | seconds | detail |", "|---|---|---|---|"]

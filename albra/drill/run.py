@@ -89,6 +89,7 @@ class DrillResult:
     staged: list[str] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)
     incident_id: str | None = None
+    incident_report: str = ""
     report_path: str = ""
     error: str = ""
 
@@ -121,7 +122,7 @@ class DrillResult:
                 "started": self.started, "exchange_start": self.exchange_start, "accounts": self.accounts,
                 "left_out": self.left_out, "setup": [s.as_dict() for s in self.setup], "staged": self.staged,
                 "steps": [s.as_dict() for s in self.steps], "phases": self.phases(), "incident_id": self.incident_id,
-                "report": self.report_path, "error": self.error}
+                "incident_report": self.incident_report, "report": self.report_path, "error": self.error}
 
 
 class DrillFailed(Exception):
@@ -537,6 +538,7 @@ class Drill:
             missing += [f"account {a}" for a in r.accounts if a not in text]
             if missing:
                 raise DrillFailed(f"report incomplete, missing: {', '.join(missing)}")
+            r.incident_report = str(out)
             return f"{out.name}: {len(text.splitlines())} lines, every section and account present"
 
         await self.step("incident-report", "write-up", ["incident-report", "--incident-id", r.incident_id or "",
