@@ -115,6 +115,13 @@ def add_admin_routes(app: web.Application, srv: "SimServer") -> None:
             out["balance"] = P.num(srv.ex.deposit_bnb(body["account"], Decimal(str(body["deposit"]))))
         return out
 
+    def reject_trigger(request, body):
+        """Stage a refusal: the next algo order of (account, symbol) that fires ends REJECTED with no child."""
+        srv.ex.account(body["account"])
+        srv.ex.reject_triggers[(body["account"], str(body["symbol"]).upper())] = str(
+            body.get("reason", "Order would immediately trigger / price protection"))
+        return {"staged": True}
+
     def position_mode(request, body):
         acct = srv.ex.account(body["account"])
         hedge = bool(body["hedge"])
@@ -190,6 +197,7 @@ def add_admin_routes(app: web.Application, srv: "SimServer") -> None:
     r.add_post("/_sim/clock", guard(clock_set))
     r.add_post("/_sim/transfer", guard(transfer))
     r.add_post("/_sim/asset_price", guard(asset_price))
+    r.add_post("/_sim/reject_trigger", guard(reject_trigger))
     r.add_post("/_sim/position_mode", guard(position_mode))
     r.add_post("/_sim/mark", guard(mark))
     r.add_get("/_sim/faults", guard(faults_get))
