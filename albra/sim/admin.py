@@ -187,10 +187,15 @@ def add_admin_routes(app: web.Application, srv: "SimServer") -> None:
         return {"events": [e for e in srv.hub.sent if not acct or e["account"] == acct],
                 "listen_keys": {a: {"expires": k.expires} for a, k in srv.hub.keys.by_account.items()}}
 
+    def expire_listen_key(request, body):
+        """The account's listenKey lapses now: ``listenKeyExpired`` on its stream, PUT answers -1125."""
+        return {"expired": srv.hub.keys.expire_now(body["account"], srv.ex.lnow())}
+
     r = app.router
     r.add_get("/_sim/realism", guard(realism_get))
     r.add_post("/_sim/realism", guard(realism_set))
     r.add_get("/_sim/stream", guard(stream_events))
+    r.add_post("/_sim/stream/expire", guard(expire_listen_key))
     r.add_get("/_sim/orders", guard(orders))
     r.add_get("/_sim/accounts", guard(accounts))
     r.add_get("/_sim/clock", guard(clock_get))
