@@ -99,6 +99,10 @@ class SimExchange:
         #: prices of assets that are not traded here but that fees are paid in (BNB): set by the admin API, served
         #: as flat ``<ASSET>USDT`` klines; the local server has no BNB history of its own
         self.asset_prices: dict[str, Decimal] = {}
+        #: (account, symbol) → reason: the next algo order of that account and symbol that fires is REJECTED with
+        #: no child (Binance rejects a fired order's child on a margin or price-protection check; the admin stages
+        #: one because the local server's checks rarely refuse a reduce-only child)
+        self.reject_triggers: dict[tuple[str, str], str] = {}
         self.default_funding_rate = default_funding_rate
         self.now = int(now_ms)
         self.accounts: dict[str, Account] = {}
@@ -756,6 +760,13 @@ class SimExchange:
         reduce = a.close_position or a.reduce_only or self._closing(a.position_side, a.side)
         last = self.last_price(a.symbol)
         child_status = ""
+        why = self.reject_triggers.pop((a.account, a.symbol), None)
+        if why is not None:  # the admin staged a refusal of this fired order's child: REJECTED, no child
+            a.stages = [(t0, "TRIGGERING"), (t1, "REJECTED")]
+            a.reason, a.status, a.update_time = why, "REJECTED", self.now
+            self._observe("algo", (a, "REJECTED"), t1)
+            self._emit("algo", a)
+            return
         if reduce:
             can = self.reducible(acct, a.symbol, a.side, a.position_side)
             qty = can if a.close_position else min(a.qty, can)

@@ -80,6 +80,15 @@ class SimAdmin:
             body.update(account=account, deposit=str(deposit))
         return await self._req("POST", "asset_price", body)
 
+    async def expire_listen_key(self, account: str) -> bool:
+        """End the account's listenKey now (its 60 minutes run on the wall clock)."""
+        return (await self._req("POST", "stream/expire", {"account": account}))["expired"]
+
+    async def reject_trigger(self, account: str, symbol: str, reason: str = "") -> None:
+        """The next algo order of (account, symbol) that fires ends REJECTED with no child order."""
+        await self._req("POST", "reject_trigger", {"account": account, "symbol": symbol,
+                                                   **({"reason": reason} if reason else {})})
+
     async def position_mode(self, account: str, hedge: bool) -> str:
         return (await self._req("POST", "position_mode", {"account": account, "hedge": hedge}))["mode"]
 
