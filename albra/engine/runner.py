@@ -224,6 +224,10 @@ class Runner:
     async def _sync_exchange_clock(self) -> None:
         t = await self._timed(self.gw.server_time())
         self._clock = (int(t), time.monotonic())
+        if self.store is not None:  # one clock: what the bot and commands stamp their rows with (ADR 0015)
+            from albra.store.clock import record_offset
+
+            record_offset(self.store, self.account, int(t))
 
     def limits(self, strategy: str = "") -> Any:
         """Effective :class:`albra.risk.RiskLimits` of a strategy on this account ("" = the account's)."""

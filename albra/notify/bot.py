@@ -25,7 +25,8 @@ from albra.notify.format import esc
 from albra.redact import redact
 from albra.store import flags, journal, runners
 from albra.store.db import Store
-from albra.timefmt import Clock, SystemClock
+from albra.store.clock import StoreClock
+from albra.timefmt import Clock
 
 if TYPE_CHECKING:
     from albra.config import Settings
@@ -71,7 +72,7 @@ class AlbraBot:
         self.access = access
         self.audit_fn = audit_fn
         self.emergency_fn = emergency_fn
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or StoreClock(store)
         self.confirm_ttl_s = confirm_ttl_s
         self._handlers: dict[str, Callable[[Any, Any, Role], Awaitable[None]]] = {
             "status": self.cmd_status, "positions": self.cmd_positions, "balance": self.cmd_balance,
@@ -450,7 +451,7 @@ async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
     app = bot.build_application(token, base_url)
     sender_task: asyncio.Task[None] | None = None
     sender = None
-    started = bot.clock.now_ms()
+    started = runners.wall_now()
     async with app:
         await app.bot.set_my_commands([BotCommand(c.name, c.help[:256]) for c in bot.commands()])
         await app.start()
@@ -461,7 +462,7 @@ async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
                 sender = sender_factory(app.bot)
                 sender_task = asyncio.create_task(sender.run(), name="bot-alert-sender")
             runners.beat(bot.store, "bot", "running", {"commands": [c.name for c in bot.commands()]},
-                         ts=bot.clock.now_ms(), started_ms=started)
+                         started_ms=started)
             journal.append(bot.store, "bot_started", "telegram bot started", actor="bot")
             if ready is not None:
                 ready.set()
@@ -470,7 +471,7 @@ async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
                 try:
                     await asyncio.wait_for(stop.wait(), heartbeat_s)
                 except asyncio.TimeoutError:
-                    runners.beat(bot.store, "bot", "running", ts=bot.clock.now_ms())
+                    runners.beat(bot.store, "bot", "running")  # heartbeats are wall-clock (liveness)
                     _watch_once(watch, sender)
         finally:
             if sender is not None:
@@ -482,5 +483,5 @@ async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
                     sender_task.cancel()
             await app.updater.stop()
             await app.stop()
-            runners.beat(bot.store, "bot", "stopped", ts=bot.clock.now_ms())
+            runners.beat(bot.store, "bot", "stopped")
             journal.append(bot.store, "bot_stopped", "telegram bot stopped", actor="bot")

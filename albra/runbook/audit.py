@@ -221,7 +221,7 @@ async def audit_accounts(settings: Any, store: "Store", accounts: list[str], *, 
         try:
             return await audit_account(store, gw, a, since_ms=since_ms, since_label=since_label)
         finally:
-            await close_quietly(gw)
+            await close_quietly(gw, store)
 
     return list(await asyncio.gather(*(one(a) for a in accounts)))
 

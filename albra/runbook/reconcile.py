@@ -179,7 +179,7 @@ async def reconcile_accounts(settings: Any, store: "Store", accounts: list[str],
                 results.append((AccountReconcile(a, reachable=False, reason=reason, applied=apply),
                                 AccountAudit(a, reachable=False, reason=reason)))
         finally:
-            await close_quietly(gw)
+            await close_quietly(gw, store)
     return results
 
 

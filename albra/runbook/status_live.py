@@ -36,7 +36,7 @@ async def _live(settings: "Settings", store: "Store", account: str) -> dict[str,
     except ExchangeError as e:
         return {"ok": False, "reason": classify_failure(account, e).reason}
     finally:
-        await close_quietly(gw)
+        await close_quietly(gw, store)
     marks = {(p.symbol, p.position_side.value): p.mark_price for p in positions}
     legs = []
     for g in L.live_legs(store, account):

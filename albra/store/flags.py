@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from albra.store import journal
 from albra.store.db import Store
-from albra.timefmt import fmt_kst, now_ms as _now_ms
+from albra.timefmt import fmt_kst
 
 KILL_SWITCH = "kill_switch"
 PAUSE = "pause"
@@ -58,7 +58,9 @@ def _set(store: Store, kind: str, active: bool, account: str, strategy: str, rea
     reason = clean_reason(reason)
     if strategy and not account:
         raise ValueError("a strategy pause needs its account (pause --account NAME --strategy NAME)")
-    t = _now_ms() if ts is None else ts
+    from albra.store.clock import exchange_now
+
+    t = exchange_now(store, account) if ts is None else ts
     with store.tx() as c:
         c.execute(
             "INSERT INTO control_flags(kind, scope_account, scope_strategy, active, reason, actor, updated_ms)"

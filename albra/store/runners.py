@@ -33,6 +33,11 @@ class RunnerInfo:
 RUNNING_STATES = ("starting", "running", "stopping")
 
 
+def wall_now() -> int:
+    """Wall-clock ms: heartbeats are wall time (liveness compares them with the wall clock), never exchange time."""
+    return _now_ms()
+
+
 @dataclass(frozen=True)
 class Liveness:
     """A runner's health in the one wording every view uses (CLI, dashboard, bot): ``state`` is ``up``, ``down``

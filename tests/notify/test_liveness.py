@@ -82,22 +82,25 @@ async def test_sigkilled_runner_is_alerted_critical_by_the_bot(tmp_path: Path, a
     bot = AlbraBot(s, store, Access.from_settings(s.telegram))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run_bot(
-        bot, api.token, base_url=api.base_url, stop=stop, ready=ready, poll_interval=0.05, poll_timeout=0,
+        bot, api.token, base_url=api.base_url, stop=stop, ready=ready, poll_interval=0.2, poll_timeout=0,
         heartbeat_s=s.runner.heartbeat_s, watch=LivenessWatch(s, store).check,
         sender_factory=lambda b: AlertSender(store, TelegramTransport(b), alert_chats(s),
                                              policy=SenderPolicy(poll_interval_s=0.2))))
     try:
         await asyncio.wait_for(ready.wait(), 10)
         deadline = time.monotonic() + 10
-        while not runners.get_all(store) or not runners.liveness(
-                runners.get_all(store)[0], int(time.time() * 1000), 1000).up:
+        while not runners.liveness(next((r for r in runners.get_all(store) if r.name == "run:master"), None),
+                                   int(time.time() * 1000), 1000).up:
             assert time.monotonic() < deadline, "the runner never beat"
             await asyncio.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed = time.monotonic()
         while not any("Runner down" in m["text"] for m in api.sent):
-            assert time.monotonic() - killed < 60, "no CRITICAL alert within a minute of the runner's death"
+            assert time.monotonic() - killed < 60, ("no CRITICAL alert within a minute of the runner's death",
+                                                    store.query("SELECT event_id, status, attempts, last_error FROM"
+                                                                " alerts"), [r.__dict__ for r in
+                                                                             runners.get_all(store)])
             await asyncio.sleep(0.05)
         took = time.monotonic() - killed
         print(f"\nrunner SIGKILL → CRITICAL alert delivered: {took:.2f} s (heartbeat 0.2 s, down after 1 s)")
