@@ -226,7 +226,7 @@ class Upgrade:
 
         if not self.db.exists():
             return "no store yet: no runner"
-        with Store.open(self.db, create=False, migrate=False) as s:
+        with Store.open(self.db, create=False, any_version=True) as s:  # the runners table is the same in every version
             alive = [r for r in runners.get_all(s) if r.name.startswith("run:") and r.is_alive()]
         self._running = sorted(r.name[4:] for r in alive)
         notes = []
@@ -366,7 +366,7 @@ def start_runner(settings: "Settings", config: Path, release: Path, account: str
         finally:
             os.close(fd)
         how = f"started {Layout.albra_bin(release)} run --account {account} (pid {proc.pid}, no systemd unit)"
-    with Store.open(settings.db_path, create=False, migrate=False) as s:
+    with Store.open(settings.db_path, create=False, any_version=True) as s:
         ready, why = wait_ready(s, account, t0, ready_timeout_s)
     return ready, f"{how}; {why} since {fmt_kst(t0)}"
 
