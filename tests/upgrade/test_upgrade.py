@@ -59,7 +59,7 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _runner(db: Path) -> runners.RunnerInfo | None:
-    with Store.open(db, create=False, migrate=False) as s:
+    with Store.open(db, create=False, any_version=True) as s:  # the previous release's store may be an older schema
         return next((r for r in runners.get_all(s) if r.name == "run:demo"), None)
 
 
@@ -114,8 +114,9 @@ def test_upgrade_previous_to_current_then_forced_rollback(repo: Path, tmp_path: 
     try:
         r = _wait_running(settings.db_path)
         assert r.pid == proc.pid
-        with Store.open(settings.db_path, create=False) as s:
+        with Store.open(settings.db_path, create=False, any_version=True) as s:  # this code must not migrate it
             journal_before = s.query_one("SELECT COUNT(*) AS n FROM journal")["n"]
+            version_before = s.schema_version()
 
         # ---- previous → current
         res = Upgrade(settings, cfg, lay, repo, offline=True, ready_timeout_s=60).run("HEAD")
@@ -137,6 +138,8 @@ def test_upgrade_previous_to_current_then_forced_rollback(repo: Path, tmp_path: 
             assert kinds[:2] == ["upgrade_started", "pause_set"] and kinds[-2:] == ["pause_cleared", "upgrade_done"]
             assert not [f for f in s.query("SELECT * FROM control_flags WHERE active=1")]  # entries allowed again
             version = s.schema_version()
+            migrated = s.query_values("SELECT version FROM schema_migrations WHERE version > ?", (version_before,))
+        assert len(migrated) == version - version_before  # the previous release's schema, migrated by the upgrade
         # the units point at the stable link, not at a release
         assert stable_albra_bin(Layout.albra_bin(new)) == home / "current" / "venv" / "bin" / "albra"
 
