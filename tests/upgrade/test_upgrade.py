@@ -123,6 +123,7 @@ def test_upgrade_previous_to_current_then_forced_rollback(repo: Path, tmp_path: 
         assert res.ok, json.dumps(res.as_dict(), indent=1)
         assert [s.name for s in res.steps] == ["resolve", "install", "migrate-copy", "pause", "stop-runners",
                                                "backup", "switch", "migrate", "validate", "start-runners", "resume"]
+        print("\nupgrade steps: " + ", ".join(f"{x.name} {x.seconds:.1f}s" for x in res.steps))
         assert proc.wait(10) == 0  # SIGTERM: the old runner finished its work and exited cleanly
         new = lay.current_release()
         assert new == lay.release(cur) != old and os.path.islink(home / "current")
@@ -157,6 +158,7 @@ def test_upgrade_previous_to_current_then_forced_rollback(repo: Path, tmp_path: 
         assert "forced by the upgrade test" in next(s for s in bad.steps if s.name == "validate").detail
         assert all(s.ok for s in bad.steps if s.name != "validate"), bad.as_dict()
         assert all(s.ok for s in bad.rollback), bad.as_dict()
+        print("rollback steps: " + ", ".join(f"{x.name} {x.seconds:.1f}s" for x in bad.rollback))
         assert lay.current_release() == new  # back on the release that ran before
         with Store.open(settings.db_path, create=False, migrate=False) as s:
             assert s.schema_version() == version
