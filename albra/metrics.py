@@ -1,150 +1,216 @@
-"""Trading performance metrics as pure functions: numbers in, numbers out, no store, no I/O.
+"""Performance metrics a trader decides from: pure functions over an equity curve and a list of trade results.
 
-Why one module: the monthly review (``albra report --month``), backtests and the dashboard should all say the same
-thing by "profit factor" or "max drawdown". Money stays Decimal; ratios (Sharpe, Sortino, Calmar) are floats, as
-they are statistics, not amounts. Conventions are stated on each function, because each metric has variants:
+Why one small module: backtests (``albra backtest``), parameter search (``albra optimize``) and monthly reports
+all rank the same numbers, so they must be computed one way. Nothing here touches the store, the exchange or the
+clock; inputs are plain floats and UTC epoch milliseconds (statistics only — money is never decided from these).
 
-* profit factor = gross profit / gross loss of closed trades (None without a loss: infinite is not a number a
-  report should print as one);
-* drawdown is measured on an equity series against its running peak, in quote currency and in % of the peak, with
-  the longest time spent below a peak (recovered or not at the series' end);
-* Sharpe and Sortino use daily returns, annualised with √365 (crypto trades every day), risk-free rate 0;
-* Calmar = annualised return / max drawdown %;
-* exposure = share of a window during which at least one position was open (overlapping trades count once).
+Conventions (stated once so every caller agrees):
+
+- An equity curve is a sequence of ``(ts_ms, equity)`` points in time order.
+- Returns for Sharpe/Sortino are **daily** (the last equity of each UTC day over the last of the day before, the
+  first day measured from the curve's first point), annualised with 365 days (crypto trades every day).
+- Drawdown is measured from the running peak as a fraction (0.25 = 25 % below the peak); its duration is the
+  longest time spent below a previous peak (until a new peak, or the curve's end if it never recovers).
+- Undefined values (no losing trade for the profit factor, no volatility for Sharpe) are ``None``, never
+  ``inf`` or ``nan``, so the result always serialises to JSON.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import datetime, timezone, tzinfo
 from typing import Iterable, Sequence
 
-DAYS_PER_YEAR = 365
+DAY_MS = 86_400_000
+YEAR_MS = 365 * DAY_MS
 
-
-def win_rate(pnls: Sequence[Decimal]) -> float | None:
-    """Share of trades with a positive net PnL (None without trades)."""
-    if not pnls:
-        return None
-    return sum(1 for p in pnls if p > 0) / len(pnls)
-
-
-def profit_factor(pnls: Sequence[Decimal]) -> Decimal | None:
-    """Gross profit / gross loss; None when there is no losing trade (or no trade)."""
-    gain = sum((p for p in pnls if p > 0), Decimal(0))
-    loss = -sum((p for p in pnls if p < 0), Decimal(0))
-    if loss == 0:
-        return None
-    return gain / loss
+Point = tuple[int, float]
 
 
 @dataclass(frozen=True)
 class Drawdown:
-    """The deepest fall of an equity series from its running peak."""
+    """The deepest fall from a running peak and the longest time under water."""
 
-    amount: Decimal          # peak - trough, quote currency (≥ 0)
-    pct: Decimal             # (peak - trough) / peak × 100
-    peak_ts: int | None      # when the peak before the trough was set
-    trough_ts: int | None
-    longest_ms: int          # longest time below a previous peak (to recovery, or to the series' end)
+    max_pct: float  # deepest drawdown as a fraction of the peak it fell from
+    peak_ms: int | None  # the peak before the deepest drawdown
+    trough_ms: int | None  # the bottom of the deepest drawdown
+    longest_ms: int  # the longest stretch below a previous peak (ms)
 
 
-def max_drawdown(points: Sequence[tuple[int, Decimal]]) -> Drawdown:
-    """Max drawdown of ``(ts, equity)`` points sorted by time."""
-    best = Drawdown(Decimal(0), Decimal(0), None, None, 0)
-    if not points:
-        return best
-    peak_ts, peak = points[0]
+def profit_factor(pnls: Iterable[float]) -> float | None:
+    """Gross profit over gross loss; None when there is no losing trade (undefined, not infinite)."""
+    win = loss = 0.0
+    for p in pnls:
+        if p > 0:
+            win += p
+        elif p < 0:
+            loss -= p
+    return win / loss if loss > 0 else None
+
+
+def expectancy(pnls: Sequence[float]) -> float | None:
+    """Average result per trade (in the PnL's currency); None with no trades."""
+    return sum(pnls) / len(pnls) if pnls else None
+
+
+def drawdown(curve: Sequence[Point]) -> Drawdown:
+    """Deepest drawdown (fraction of the running peak) and the longest time spent under a previous peak."""
+    peak = -math.inf
+    peak_ms = 0
+    best = 0.0
+    best_peak: int | None = None
+    best_trough: int | None = None
     under_since: int | None = None
     longest = 0
-    amount, pct, at_peak, at_trough = Decimal(0), Decimal(0), None, None
-    for ts, eq in points:
+    for ts, eq in curve:
         if eq >= peak:
             if under_since is not None:
                 longest = max(longest, ts - under_since)
                 under_since = None
-            peak, peak_ts = eq, ts
+            peak, peak_ms = eq, ts
             continue
         if under_since is None:
-            under_since = peak_ts
-        dd = peak - eq
-        if dd > amount:
-            amount, at_peak, at_trough = dd, peak_ts, ts
-            pct = dd / peak * 100 if peak > 0 else Decimal(0)
-    if under_since is not None:
-        longest = max(longest, points[-1][0] - under_since)
-    return Drawdown(amount, pct, at_peak, at_trough, longest)
+            under_since = peak_ms
+        if peak > 0:
+            dd = (peak - eq) / peak
+            if dd > best:
+                best, best_peak, best_trough = dd, peak_ms, ts
+    if under_since is not None and curve:
+        longest = max(longest, curve[-1][0] - under_since)
+    return Drawdown(best, best_peak, best_trough, longest)
 
 
-def daily_returns(day_equity: Sequence[Decimal]) -> list[float]:
-    """Returns between consecutive day-end equities (a day starting at zero equity is skipped)."""
+def daily_returns(curve: Sequence[Point]) -> list[float]:
+    """Simple returns between the last equity of consecutive UTC days (the first day from the first point)."""
+    if not curve:
+        return []
+    closes: list[float] = []
+    day = curve[0][0] // DAY_MS
+    prev = curve[0][1]
+    last = prev
+    for ts, eq in curve:
+        d = ts // DAY_MS
+        if d != day:
+            closes.append(last)
+            day = d
+        last = eq
+    closes.append(last)
     out: list[float] = []
-    for prev, cur in zip(day_equity, day_equity[1:]):
-        if prev > 0:
-            out.append(float((cur - prev) / prev))
+    for c in closes:
+        out.append(c / prev - 1.0 if prev > 0 else 0.0)
+        prev = c
     return out
 
 
-def sharpe(returns: Sequence[float]) -> float | None:
-    """Annualised Sharpe ratio of daily returns (None with fewer than two returns or no variation)."""
-    if len(returns) < 2:
+def sharpe(returns: Sequence[float], periods_per_year: int = 365) -> float | None:
+    """Annualised Sharpe ratio (risk-free 0) of per-period returns; None with < 2 returns or no volatility."""
+    n = len(returns)
+    if n < 2:
         return None
-    mean = sum(returns) / len(returns)
-    var = sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)
+    mean = sum(returns) / n
+    var = sum((r - mean) ** 2 for r in returns) / (n - 1)
     if var <= 0:
         return None
-    return mean / math.sqrt(var) * math.sqrt(DAYS_PER_YEAR)
+    return mean / math.sqrt(var) * math.sqrt(periods_per_year)
 
 
-def sortino(returns: Sequence[float]) -> float | None:
-    """Annualised Sortino ratio: mean daily return over the downside deviation (target 0)."""
-    if len(returns) < 2:
+def sortino(returns: Sequence[float], periods_per_year: int = 365) -> float | None:
+    """Annualised Sortino ratio: mean return over the downside deviation (below 0); None without losses."""
+    n = len(returns)
+    if n < 2:
         return None
-    mean = sum(returns) / len(returns)
-    down = [min(r, 0.0) ** 2 for r in returns]
-    dd = math.sqrt(sum(down) / len(returns))
-    if dd <= 0:
+    down = sum(min(r, 0.0) ** 2 for r in returns) / n
+    if down <= 0:
         return None
-    return mean / dd * math.sqrt(DAYS_PER_YEAR)
+    return sum(returns) / n / math.sqrt(down) * math.sqrt(periods_per_year)
 
 
-def calmar(start_equity: Decimal, end_equity: Decimal, days: float, max_dd_pct: Decimal) -> float | None:
-    """Annualised return / max drawdown % (None without a drawdown or a starting equity)."""
-    if start_equity <= 0 or days <= 0 or max_dd_pct <= 0 or end_equity <= 0:
+def cagr(curve: Sequence[Point]) -> float | None:
+    """Compound annual growth rate between the curve's first and last points; None when undefined."""
+    if len(curve) < 2:
         return None
-    growth = float(end_equity / start_equity)
-    annual = growth ** (DAYS_PER_YEAR / days) - 1
-    return annual * 100 / float(max_dd_pct)
+    (t0, e0), (t1, e1) = curve[0], curve[-1]
+    if e0 <= 0 or t1 <= t0:
+        return None
+    if e1 <= 0:
+        return -1.0
+    return (e1 / e0) ** (YEAR_MS / (t1 - t0)) - 1.0
+
+
+def calmar(curve: Sequence[Point]) -> float | None:
+    """Annual growth over the deepest drawdown; None when there was no drawdown or no growth rate."""
+    g = cagr(curve)
+    dd = drawdown(curve).max_pct
+    if g is None or dd <= 0:
+        return None
+    return g / dd
 
 
 def exposure(intervals: Iterable[tuple[int, int]], start_ms: int, end_ms: int) -> float:
-    """Share of [start, end) covered by the union of ``(open, close)`` intervals (clipped to the window)."""
-    if end_ms <= start_ms:
+    """Share of ``[start_ms, end_ms)`` during which at least one position was open (overlaps counted once)."""
+    span = end_ms - start_ms
+    if span <= 0:
         return 0.0
-    clipped = sorted((max(a, start_ms), min(b, end_ms)) for a, b in intervals if b > start_ms and a < end_ms)
     covered = 0
-    cur_a: int | None = None
-    cur_b = 0
-    for a, b in clipped:
+    cur_a = cur_b = None
+    for a, b in sorted((max(a, start_ms), min(b, end_ms)) for a, b in intervals):
         if b <= a:
             continue
-        if cur_a is None or a > cur_b:
-            if cur_a is not None:
+        if cur_b is None or a > cur_b:
+            if cur_b is not None:
                 covered += cur_b - cur_a
             cur_a, cur_b = a, b
-        else:
-            cur_b = max(cur_b, b)
-    if cur_a is not None:
+        elif b > cur_b:
+            cur_b = b
+    if cur_b is not None:
         covered += cur_b - cur_a
-    return covered / (end_ms - start_ms)
+    return covered / span
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """The ``q`` (0..100) percentile of ascending values, nearest-rank (a value that was actually observed)."""
-    if not sorted_values:
-        return None
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be within 0..100, got {q}")
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
+def monthly_returns(curve: Sequence[Point], tz: tzinfo = timezone.utc) -> dict[str, float]:
+    """Return of each calendar month (``YYYY-MM`` in ``tz``): its last equity over the previous month's last
+    (the first month from the curve's first point)."""
+    out: dict[str, float] = {}
+    if not curve:
+        return out
+    prev = curve[0][1]
+    month = None
+    last = prev
+    hour = m = None  # the month label is computed once per hour, not per point (a 3-year 15m curve has 100k)
+    for ts, eq in curve:
+        h = ts // 3_600_000
+        if h != hour:
+            hour = h
+            m = datetime.fromtimestamp(ts / 1000, tz).strftime("%Y-%m")
+        if month is not None and m != month:
+            out[month] = last / prev - 1.0 if prev > 0 else 0.0
+            prev = last
+        month = m
+        last = eq
+    if month is not None:
+        out[month] = last / prev - 1.0 if prev > 0 else 0.0
+    return out
+
+
+def summary(curve: Sequence[Point], pnls: Sequence[float],
+            open_intervals: Iterable[tuple[int, int]] = ()) -> dict[str, float | int | None]:
+    """Every metric above in one JSON-ready dict (fractions as percentages rounded for people)."""
+
+    def r(x: float | None, nd: int = 4) -> float | None:
+        return None if x is None else round(x, nd)
+
+    rets = daily_returns(curve)
+    dd = drawdown(curve)
+    start, end = (curve[0][0], curve[-1][0]) if curve else (0, 0)
+    return {
+        "profit_factor": r(profit_factor(pnls)),
+        "expectancy": r(expectancy(pnls)),
+        "sharpe": r(sharpe(rets)),
+        "sortino": r(sortino(rets)),
+        "calmar": r(calmar(curve)),
+        "cagr_pct": r(None if (g := cagr(curve)) is None else g * 100, 2),
+        "max_drawdown_pct": round(dd.max_pct * 100, 2),
+        "max_drawdown_duration_days": round(dd.longest_ms / DAY_MS, 2),
+        "exposure_pct": round(exposure(open_intervals, start, end) * 100, 2),
+    }

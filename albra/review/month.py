@@ -6,12 +6,14 @@ month, like the daily loss's KST day). Every figure is a plain JSON value (money
 Markdown, the HTML and ``--json`` say exactly the same thing; :mod:`albra.review.render` only formats.
 
 Net PnL of a leg = realised PnL − fees + funding, as the runner's summary and the ledger count it; a leg belongs to
-the month in which it closed. Equity, drawdown and the risk ratios come from the equity snapshots the runner writes.
+the month in which it closed. Equity, drawdown and the risk ratios come from the equity snapshots the runner writes,
+through :mod:`albra.metrics` (the one definition backtests and optimisation use); amounts stay Decimal here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,8 +102,8 @@ def _intervals(store: Store, account: str, w: Window, strategy: str | None = Non
 
 def _trade_figures(legs: list[dict[str, Any]]) -> dict[str, Any]:
     nets = [_d(l["realized_pnl"]) - _d(l["fees"]) + _d(l["funding"]) for l in legs]
-    pf = M.profit_factor(nets)
-    wr = M.win_rate(nets)
+    pf = M.profit_factor([float(n) for n in nets])
+    wr = sum(1 for n in nets if n > 0) / len(nets) if nets else None
     return {
         "trades": len(legs),
         "wins": sum(1 for n in nets if n > 0),
@@ -110,7 +112,7 @@ def _trade_figures(legs: list[dict[str, Any]]) -> dict[str, Any]:
         "fees": _s(sum((_d(l["fees"]) for l in legs), Decimal(0))),
         "funding": _s(sum((_d(l["funding"]) for l in legs), Decimal(0))),
         "win_rate_pct": None if wr is None else round(wr * 100, 2),
-        "profit_factor": None if pf is None else round(float(pf), 4),
+        "profit_factor": None if pf is None else round(pf, 4),
         "best_trade": _s(max(nets)) if nets else None,
         "worst_trade": _s(min(nets)) if nets else None,
     }
@@ -131,13 +133,9 @@ def _equity(store: Store, account: str, w: Window) -> dict[str, Any]:
         return {"snapshots": 0, "start": None, "end": None, "change": None, "max_drawdown": None,
                 "max_drawdown_pct": None, "drawdown_longest_h": None, "sharpe": None, "sortino": None, "calmar": None,
                 "curve": []}
-    dd = M.max_drawdown(pts)
-    day_end: dict[str, Decimal] = {}
-    for t, e in pts:
-        day_end[kst_date(t)] = e  # the last snapshot of each KST day
-    ends = [pts[0][1]] + list(day_end.values())
-    rets = M.daily_returns(ends)
-    days = max((pts[-1][0] - pts[0][0]) / 86_400_000, 1e-9)
+    fpts = [(t, float(e)) for t, e in pts]
+    dd = M.drawdown(fpts)
+    rets = M.daily_returns(fpts)
     stride = max(1, len(pts) // CHART_POINTS)
     curve = pts[::stride]
     if curve[-1] != pts[-1]:
@@ -151,14 +149,23 @@ def _equity(store: Store, account: str, w: Window) -> dict[str, Any]:
     return {
         "snapshots": len(pts),
         "start": _s(pts[0][1]), "end": _s(pts[-1][1]), "change": _s(pts[-1][1] - pts[0][1]),
-        "max_drawdown": _s(dd.amount), "max_drawdown_pct": round(float(dd.pct), 4),
-        "drawdown_peak": fmt_kst(dd.peak_ts) if dd.peak_ts else None,
-        "drawdown_trough": fmt_kst(dd.trough_ts) if dd.trough_ts else None,
+        "max_drawdown": _s(_deepest_fall(pts)), "max_drawdown_pct": round(dd.max_pct * 100, 4),
+        "drawdown_peak": fmt_kst(dd.peak_ms) if dd.peak_ms else None,
+        "drawdown_trough": fmt_kst(dd.trough_ms) if dd.trough_ms else None,
         "drawdown_longest_h": round(dd.longest_ms / 3_600_000, 2),
-        "sharpe": _f(M.sharpe(rets)), "sortino": _f(M.sortino(rets)),
-        "calmar": _f(M.calmar(pts[0][1], pts[-1][1], days, dd.pct)),
+        "sharpe": _f(M.sharpe(rets)), "sortino": _f(M.sortino(rets)), "calmar": _f(M.calmar(fpts)),
         "curve": chart,
     }
+
+
+def _deepest_fall(points: list[tuple[int, Decimal]]) -> Decimal:
+    """The largest fall below a running peak, in USDT (albra.metrics gives the fall as a share of the peak, which a
+    strategy's PnL curve starting at zero does not have)."""
+    peak, worst = None, Decimal(0)
+    for _t, v in points:
+        peak = v if peak is None or v > peak else peak
+        worst = max(worst, peak - v)
+    return worst
 
 
 def _strategy_drawdown(legs: list[dict[str, Any]]) -> Decimal:
@@ -168,7 +175,7 @@ def _strategy_drawdown(legs: list[dict[str, Any]]) -> Decimal:
     for l in legs:
         cum += _d(l["realized_pnl"]) - _d(l["fees"]) + _d(l["funding"])
         pts.append((int(l["closed_ms"]), cum))
-    return M.max_drawdown(pts).amount
+    return _deepest_fall(pts)
 
 
 def performance(store: Store, account: str, w: Window) -> dict[str, Any]:
@@ -297,9 +304,16 @@ def _calls(store: Store, account: str, w: Window) -> dict[str, Any]:
         "calls": total, "errors": errors, "error_rate_pct": round(errors / total * 100, 4) if total else None,
         "errors_by_class": {k: {"n": n, "rate_pct": round(n / total * 100, 4)} for k, n in sorted(by_class.items())},
         "placements": len(lat),
-        "placement_latency_ms": {q: _f(M.percentile(lat, v), 1) for q, v in (("p50", 50), ("p90", 90), ("p99", 99),
-                                                                              ("max", 100))},
+        "placement_latency_ms": {q: _f(_percentile(lat, v), 1) for q, v in (("p50", 50), ("p90", 90), ("p99", 99),
+                                                                             ("max", 100))},
     }
+
+
+def _percentile(ascending: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (a latency that was actually observed); None without values."""
+    if not ascending:
+        return None
+    return ascending[max(1, math.ceil(q / 100 * len(ascending))) - 1]
 
 
 def incidents_in(store: Store, w: Window, account: str | None, now_ms: int) -> list[dict[str, Any]]:

@@ -133,7 +133,7 @@ def test_figures_match_the_ledger(month: Month) -> None:
     assert Decimal(perf["equity"]["change"]) == led["eq"][-1] - led["eq"][0] == sum(every)
     assert perf["wins"] == sum(1 for n in every if n > 0)
     gain, loss = sum(n for n in every if n > 0), -sum(n for n in every if n < 0)
-    assert perf["profit_factor"] == round(float(gain / loss), 4)
+    assert perf["profit_factor"] == pytest.approx(float(gain / loss), abs=1e-4)
     peak, worst = led["eq"][0], Decimal(0)
     for e in led["eq"]:
         peak = max(peak, e)
