@@ -259,6 +259,11 @@ class Runner:
             self.exchange_events = ExchangeEventSink(self.store, self.account, now_ms=self.now_ms, actor=self.name)
             self.gw, self.replay = build_gateway(self.settings, self.account, on_event=self.exchange_events)
             if self.replay is not None:
+                first = int(self.replay.clock.now_ms())
+                if self.until_ms is not None and self.until_ms <= first:
+                    # refused before the reset: a run that would evaluate nothing must not clear the last session
+                    raise RunnerError(f"--until {_kst(self.until_ms)} is not after the replay start {_kst(first)}: "
+                                      f"nothing would run (the previous paper session is kept)")
                 self._new_paper_session()
         if self.replay is None:
             await self._sync_exchange_clock()
