@@ -11,7 +11,7 @@ from typing import Any, List, Optional
 import typer
 
 from commands import EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, fail
+from commands._common import ConfigOption, JsonOption, check_output_path, emit_json, fail
 
 
 def _parse_data(specs: list[str]) -> dict[str, list[Any]]:
@@ -78,6 +78,10 @@ def backtest(
         fail(f"--size-pct must be in (0, 100], got {size_pct}")
     if not balance > 0 or balance == float("inf"):  # also refuses nan and inf, which Decimal cannot size from
         fail(f"--balance must be a positive finite number, got {balance}")
+    if balance > 1e12:
+        fail(f"--balance {balance:g} is more than 1e12 USDT: not a balance this simulator can size from")
+    if trades_csv:  # checked before the replay: a directory or the store is an error now, not after the run
+        check_output_path(trades_csv, "--trades-csv")
     try:
         mode = PositionMode(position_mode)
     except ValueError:
@@ -130,10 +134,13 @@ def backtest(
 
         cols = ["strategy", "symbol", "side", "quantity", "entry_time", "exit_time", "entry_price", "exit_price",
                 "pnl", "fees", "funding", "exit_reason"]
-        with open(trades_csv, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            w.writerows(res.trades)
+        try:
+            with open(trades_csv, "w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(fh, fieldnames=cols)
+                w.writeheader()
+                w.writerows(res.trades)
+        except OSError as e:
+            fail(f"cannot write --trades-csv {trades_csv}: {e}")
     if json_out:
         emit_json({"summary": res.summary, "trades": res.trades})
     else:

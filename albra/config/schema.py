@@ -275,7 +275,7 @@ class AccountSettings(_Strict):
     api_secret_env: str | None = None
     position_mode: PositionMode = PositionMode.ONE_WAY
     margin_mode: MarginMode = MarginMode.ISOLATED
-    paper_balance: Decimal = Field(Decimal("10000"), gt=0)
+    paper_balance: Decimal = Field(Decimal("10000"), gt=0, le=Decimal("1e12"))
     # Only recorded candles drive paper accounts today; a live public-candle feed is not built, so it is not offered.
     paper_feed: Literal["replay"] = "replay"
     replay: dict[str, Path] = Field(default_factory=dict)

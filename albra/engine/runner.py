@@ -271,6 +271,11 @@ class Runner:
                 on_call=lambda op, placement, outcome, ms: self.calls.record(self.now_ms(), op, placement, outcome,
                                                                              ms))
             if self.replay is not None:
+                first = int(self.replay.clock.now_ms())
+                if self.until_ms is not None and self.until_ms <= first:
+                    # refused before the reset: a run that would evaluate nothing must not clear the last session
+                    raise RunnerError(f"--until {_kst(self.until_ms)} is not after the replay start {_kst(first)}: "
+                                      f"nothing would run (the previous paper session is kept)")
                 self._new_paper_session()
         if self.replay is None:
             await self._sync_exchange_clock()

@@ -63,12 +63,13 @@ def _realized_since(store: Store, account: str, since_ms: int, until_ms: int) ->
     extra = (account,) if account else ()
     # a fill counts when it is stamped after the incident opened, or when its order was sent after that (an exchange
     # whose clock stood still — a drill server at --speed 0 — stamps every trade at the same instant)
+    # (and the emergency's own closes are tied to it by their client ids, which carry its start as candle time)
     sql = (f"SELECT realized_pnl, fee, fee_asset FROM fills f WHERE ((ts >= ? AND ts <= ?) OR exchange_order_id IN"
-           f" (SELECT exchange_order_id FROM order_intents i WHERE i.account = f.account AND i.created_ms >= ? AND"
-           f" i.created_ms <= ? AND exchange_order_id IS NOT NULL)){acct}")
+           f" (SELECT exchange_order_id FROM order_intents i WHERE i.account = f.account AND exchange_order_id IS NOT"
+           f" NULL AND ((i.created_ms >= ? AND i.created_ms <= ?) OR (i.purpose = 'emergency' AND i.candle_ts = ?)))){acct}")
     pnl = fees = Decimal(0)
     n = 0
-    for f in store.query(sql, (since_ms, until_ms, since_ms, until_ms, *extra)):
+    for f in store.query(sql, (since_ms, until_ms, since_ms, until_ms, since_ms, *extra)):
         n += 1
         pnl += D(f["realized_pnl"])
         if f["fee_asset"] == "USDT":
