@@ -47,7 +47,7 @@ size_pct = 24.0
 name = "ZLMACD_ICHIMOKU"
 symbols = ["BTCUSDT"]
 timeframe = "1h"
-leverage = 8
+leverage = 10
 size_pct = 24.0
 """
 
