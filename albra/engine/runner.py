@@ -55,6 +55,8 @@ def _kst(ms: int | None) -> str:
     return fmt_kst(ms) if ms is not None else "-"
 
 SYNC_EVERY_S = 60.0
+#: a user data stream down longer than this is reported in the runner's health (heartbeat, status, dashboard)
+STREAM_DOWN_WARN_S = 60.0
 #: while the user data stream of a live account is down, REST polling is all the runner has: poll faster
 SYNC_STREAM_DOWN_S = 5.0
 RECONCILE_EVERY_S = 300.0
@@ -587,6 +589,13 @@ class Runner:
         problems = self.health.check()
         stream = None if self.stream is None else {"state": self.stream.state, "connects": self.stream.connects,
                                                     "events": self.stream.events}
+        if self.stream is not None and self.stream.state != "up":
+            down_s = time.monotonic() - self.stream.down_since
+            if down_s > STREAM_DOWN_WARN_S:  # a health finding the views show; the watchdog keeps being fed: REST
+                # polling (every 5 s meanwhile) keeps the account correct, only slower
+                why = self.stream.last_error or "no error seen"
+                problems = problems + [f"user data stream down for {down_s:.0f}s ({why}); REST polling every "
+                                       f"{SYNC_STREAM_DOWN_S:.0f}s"]
         runners.beat(self.store, self.name, "running", {"kill_switch": blk is not None, "health": problems,
                                                         "candles": self.summary.candles, "stream": stream})
         if self.health.may_feed_watchdog():
@@ -637,6 +646,10 @@ class Runner:
         self._dirty.update(t.symbol for t in self.tracks)
         if self.executor is not None:
             self._dirty.update(g.symbol for g in self.executor.open_legs())
+        if self.stream is not None and self.stream.connects > 1:
+            # a reconnect: events were missed — the next turn runs the REST sync and a full reconciliation round
+            # (open orders, positions, trades since, given-up entries) instead of waiting for their timers
+            self._t_sync = self._t_rec = -1e18
         self._journal("stream_connected", f"user data stream up (connection {self.stream.connects}); resyncing "
                       "by REST", "INFO")
         self._wake.set()
