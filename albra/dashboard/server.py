@@ -128,8 +128,21 @@ async def _login(request: web.Request) -> web.Response:
     if not token_matches(token, request.query.get("token")):
         return _error(401, "wrong or missing token", {"WWW-Authenticate": 'Bearer realm="albra-dashboard"'})
     resp = _see_other("/")
-    resp.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="Strict", path="/")
+    resp.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="Strict", path="/",
+                    secure=_over_tls(request))
     return resp
+
+
+def _over_tls(request: web.Request) -> bool:
+    """Whether the browser reached us over TLS: directly, or through a TLS-terminating proxy that says so
+    (``X-Forwarded-Proto: https`` or ``Forwarded: proto=https``). The cookie is then ``Secure``: never sent back
+    over plain HTTP. Marking it Secure on a forged header only stops the cookie from working, never leaks it."""
+    if request.secure:
+        return True
+    if request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() == "https":
+        return True
+    fwd = request.headers.get("Forwarded", "").split(",")[0].lower()
+    return any(part.strip() == "proto=https" for part in fwd.split(";"))
 
 
 def _json(data: Any) -> web.Response:
