@@ -38,7 +38,7 @@ from albra.timefmt import fmt_kst, now_ms
 from albra.upgrade import backup as B
 from albra.upgrade import install as I
 from albra.upgrade.layout import Layout
-from albra.upgrade.storeops import ACTOR, apply_anywhere
+from albra.upgrade.storeops import apply_anywhere
 
 if TYPE_CHECKING:
     from albra.config import Settings
