@@ -3,8 +3,8 @@ Binance server, with the drill's own state directory and no Telegram.
 
 Why rewrite the operator's TOML rather than build a config from scratch: the drill rehearses *this* deployment —
 the same strategy parameters, sizes, leverages, position modes and risk overrides the runners trade with. What is
-changed, and only that: every account becomes a ``live`` account whose ``base_url`` is the local server and whose
-keys are the drill's (throw-away, in ``DRILL_<ACCOUNT>_KEY/SECRET``); paths point into the drill directory; Telegram
+changed, and only that: every account that trades on an exchange (paper accounts only when there is no other)
+becomes a ``live`` account whose ``base_url`` is the local server and whose keys are the drill's (throw-away, in ``DRILL_<ACCOUNT>_KEY/SECRET``); paths point into the drill directory; Telegram
 is off (a drill must not page the operator or answer the real chat); a symbol the local server has no candles for is
 left out and named in the drill report.
 
@@ -51,7 +51,14 @@ def build(operator_config: Path, drill_dir: Path, url: str, symbols: set[str]) -
     hedge: set[str] = set()
     dropped: list[str] = []
     dc = DrillConfig(drill_dir / "config" / "albra.toml", keys, hedge, dropped)
-    for name, acct in (raw.get("accounts") or {}).items():
+    all_accounts = raw.get("accounts") or {}
+    # a paper account's exchange lives inside its runner: an exchange incident cannot reach it, so it is rehearsed only
+    # when the config has nothing else
+    exchange_traded = {n for n, a in all_accounts.items() if str(a.get("mode", "")) != "paper"}
+    for name, acct in all_accounts.items():
+        if exchange_traded and name not in exchange_traded:
+            dropped.append(f"{name}: paper account (its exchange lives in its runner), not rehearsed")
+            continue
         a: dict[str, Any] = {"mode": "live", "base_url": url}
         a["api_key_env"], a["api_secret_env"] = dc.env_names(name)
         for k in LIVE_KEYS:
