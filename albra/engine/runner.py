@@ -402,9 +402,10 @@ class Runner:
                           strategy=tr.strategy, symbol=tr.symbol, candles=n, first_ts=first)
         if not dues:
             return 0
-        if self.replay is None and self.executor.has_open_legs():
+        if self.executor.has_open_legs():
             # strategies must see the legs as they are: a stop that fired since the last sync closes its leg
-            # first (else the strategy's exit for it would be refused by the exchange, reduce-only on nothing)
+            # first (else the strategy's exit for it would be refused by the exchange, reduce-only on nothing,
+            # and a paper replay would skip the entry a backtest of the same candles takes on a flat book)
             await self._timed(self.executor.sync_protective())
         max_age = self.settings.runner.max_signal_age_bars
         catching_up = any(not C.is_fresh(d, now, max_age) for d in dues)
