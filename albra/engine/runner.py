@@ -97,13 +97,39 @@ class RunSummary:
     refusals: int = 0
     exhausted: bool = False
     stopped_by: str = ""
+    fees: Decimal = Decimal(0)        # of the closed legs, in USDT
+    funding: Decimal = Decimal(0)     # paid (−) or received (+) by the closed legs
+    max_drawdown_pct: float | None = None  # peak-to-trough of the account's equity snapshots of this run
+    by_strategy: dict = field(default_factory=dict)  # strategy → trades, wins, pnl (net), fees, funding
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        q = Decimal("0.01")
         return {"account": self.account, "candles": self.candles, "evaluations": self.evaluations,
                 "trades": self.trades, "wins": self.wins, "pnl": format(self.pnl, "f"),
                 "equity": None if self.equity is None else format(self.equity, "f"), "open_legs": self.open_legs,
-                "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by}
+                "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by,
+                "fees": format(self.fees.quantize(q), "f"), "funding": format(self.funding.quantize(q), "f"),
+                "max_drawdown_pct": self.max_drawdown_pct,
+                "by_strategy": {k: {"trades": v["trades"], "wins": v["wins"],
+                                    "pnl": format(v["pnl"].quantize(q), "f"), "fees": format(v["fees"].quantize(q), "f"),
+                                    "funding": format(v["funding"].quantize(q), "f")}
+                                for k, v in sorted(self.by_strategy.items())}}
+
+
+def max_drawdown_pct(store: Store, account: str, since_ms: int | None = None) -> float | None:
+    """Largest peak-to-trough fall of the account's equity snapshots (since ``since_ms``), in %; None without any."""
+    peak = None
+    worst = 0.0
+    rows = store.query("SELECT equity FROM equity_snapshots WHERE account=? AND ts>=? ORDER BY ts",
+                       (account, since_ms or 0))
+    for r in rows:
+        eq = float(r["equity"])
+        if peak is None or eq > peak:
+            peak = eq
+        elif peak > 0:
+            worst = max(worst, (peak - eq) / peak * 100)
+    return None if not rows else round(worst, 2)
 
 
 def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[Any, ReplayCtx | None]:
@@ -146,9 +172,11 @@ class Runner:
     def __init__(self, settings: Any, account: str, *, gateway: Any = None, replay: ReplayCtx | None = None,
                  store: Store | None = None, notifier: Any = None, max_candles: int | None = None,
                  until_ms: int | None = None, wall: Callable[[], float] = time.monotonic,
-                 announce: Callable[[str], None] | None = None) -> None:
+                 announce: Callable[[str], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         """``announce`` receives the one-line notices an operator must see at start-up (a paper session reset);
-        by default they are logged."""
+        by default they are logged. ``progress(done_ms, total_ms)`` follows a paper replay (exchange time covered
+        of the whole window) — the command draws its progress bar from it."""
         from albra.systemd import Notifier
         from strategies import registry
 
@@ -164,6 +192,9 @@ class Runner:
         self.wall = wall
         self.announce = announce or (lambda msg: log.warning("%s", msg))
         self.paper_reset: Any = None  # the previous paper session's summary when this run reset it
+        self.progress = progress
+        self._replay_span: tuple[int, int] | None = None  # (first, last) exchange ms of a paper replay
+        self._since_ex: int | None = None  # exchange time this run started at (its summary's drawdown window)
         self.health = Health(monotonic=wall)
         self.stop = asyncio.Event()
         self.stopped_by = ""
@@ -269,6 +300,7 @@ class Runner:
                 self._new_paper_session()
         if self.replay is None:
             await self._sync_exchange_clock()
+        self._since_ex = self.now_ms()
         mode = PositionMode(self.acc.position_mode)
         await self._timed(self.gw.set_position_mode(mode))
         lev: dict[str, int] = {}
@@ -751,6 +783,7 @@ class Runner:
 
     # ------------------------------------------------------------------ loop
     async def loop(self) -> None:
+        self._report_progress()
         while not self.stop.is_set():
             try:
                 if self.replay is not None and self.replay.speed == 0:
@@ -771,6 +804,7 @@ class Runner:
                     self.health.turned()
                     self._heartbeat()
                     if self.summary.candles % 64 == 0:
+                        self._report_progress()
                         await asyncio.sleep(0)  # let signals in
                     continue
                 async with self._fill_lock:  # one writer of the executor: the loop or a stream event, never both
@@ -798,6 +832,20 @@ class Runner:
             await asyncio.wait({stop, wake}, timeout=self._sleep_s(), return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
             wake.cancel()
+
+    def _report_progress(self, final: bool = False) -> None:
+        if self.progress is None or self.replay is None:
+            return
+        if self._replay_span is None:
+            first = int(self.replay.clock.now_ms())
+            last = max(int(s.ts[-1]) + int(s.interval_ms) for s in self.replay.series.values())
+            for bound in (self.replay.end_ms, self.until_ms):
+                if bound is not None:
+                    last = min(last, int(bound))
+            self._replay_span = (first, max(last, first + 1))
+        first, last = self._replay_span
+        total = last - first
+        self.progress(total if final else min(total, max(0, self.now_ms() - first)), total)
 
     def _sleep_s(self) -> float:
         if self.replay is not None:
@@ -843,6 +891,19 @@ class Runner:
         s.open_legs = len(self.executor.open_legs())
         s.refusals = self.executor.stats.refusals
         s.stopped_by = self.stopped_by or "signal"
+        s.fees = sum((g.fees for g in closed), Decimal(0))
+        s.funding = sum((g.funding for g in closed), Decimal(0))
+        s.by_strategy = {}
+        for g, p in zip(closed, pnls):
+            b = s.by_strategy.setdefault(g.strategy, {"trades": 0, "wins": 0, "pnl": Decimal(0), "fees": Decimal(0),
+                                                      "funding": Decimal(0)})
+            b["trades"] += 1
+            b["wins"] += p > 0
+            b["pnl"] += p
+            b["fees"] += g.fees
+            b["funding"] += g.funding
+        s.max_drawdown_pct = max_drawdown_pct(self.store, self.account, self._since_ex)
+        self._report_progress(final=self.summary.exhausted)
         try:
             s.equity = (await self.gw.fetch_balance()).equity
         except X.ExchangeError:
