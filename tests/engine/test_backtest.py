@@ -31,6 +31,9 @@ def test_deterministic_with_trades_of_both_strategies(btc15m):
         assert FIELDS <= set(t)
         assert parse_time("2024-03-01") <= t["entry_time"] <= t["exit_time"] < parse_time("2024-04-02")
         assert t["exit_reason"]
+    # a strategy exit is named by the strategy's tag, never the order's purpose
+    reasons = {t["exit_reason"] for t in a.trades}
+    assert "exit" not in reasons and "opposite_cross" in reasons, reasons
     tot = a.summary["total"]
     assert tot["trades"] == len(a.trades) == sum(s["trades"] for s in a.summary["strategies"].values())
 
