@@ -399,7 +399,7 @@ def _build(config_path: str | os.PathLike[str] | None) -> CheckResult:
 def check_config(config_path: str | os.PathLike[str] | None = None, account: str | None = None) -> CheckResult:
     """Validate everything, for ``albra config check``; never raises ConfigError.
 
-    Secrets: with ``account`` None, every live/testnet account's key and secret and (if Telegram is
+    Secrets: with ``account`` None, every live/demo account's key and secret and (if Telegram is
     enabled) the bot token must be set — errors otherwise. With ``account`` given, only that
     account's secrets are required; other missing secrets are warnings. This lets a fresh machine
     check the paper ``demo`` account of the example config without any key."""

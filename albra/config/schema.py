@@ -41,11 +41,18 @@ class _Strict(BaseModel):
 
 
 class AccountMode(StrEnum):
-    """Where an account's orders go: Binance live, Binance testnet, or the in-process simulator."""
+    """Where an account's orders go: Binance live, Binance demo trading (the rehearsal exchange: real market, play
+    money, its own keys from demo.binance.com), or the in-process simulator."""
 
     LIVE = "live"
-    TESTNET = "testnet"
+    DEMO = "demo"
     PAPER = "paper"
+
+
+#: what an account that still says ``mode = "testnet"`` is told (the mode is gone, not silently mapped)
+TESTNET_GONE = ('"testnet" is no longer a mode: Binance retired the USDⓈ-M futures testnet for API trading and '
+                'ccxt refuses every signed futures call in sandbox mode. Use mode = "demo" (Binance demo trading: '
+                'create keys at https://demo.binance.com/en/my/settings/api-management)')
 
 
 class AlertLevel(StrEnum):
@@ -252,14 +259,22 @@ class AccountSettings(_Strict):
     position_mode: PositionMode = PositionMode.ONE_WAY
     margin_mode: MarginMode = MarginMode.ISOLATED
     paper_balance: Decimal = Field(Decimal("10000"), gt=0)
-    # Only recorded candles drive paper accounts today; a live public-candle feed is not built, so it is not offered.
-    paper_feed: Literal["replay"] = "replay"
+    # "replay": recorded candles, as fast as the engine consumes them (or at replay_speed); "live": Binance's public
+    # market (closed klines, streamed), fills from the in-process exchange at the live price
+    paper_feed: Literal["replay", "live"] = "replay"
     replay: dict[str, Path] = Field(default_factory=dict)
     replay_start: str | None = None
     replay_end: str | None = None
     replay_speed: float = Field(0.0, ge=0)
     risk: RiskOverrides | None = None
     strategies: list[StrategyEntry] = Field(default_factory=list)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _no_testnet(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "testnet":
+            raise ValueError(TESTNET_GONE)
+        return v
 
     @field_validator("api_key_env", "api_secret_env")
     @classmethod
@@ -294,8 +309,8 @@ class AccountSettings(_Strict):
         return self
 
     def needs_keys(self) -> bool:
-        """Live and testnet accounts sign requests; paper accounts need no key."""
-        return self.mode in (AccountMode.LIVE, AccountMode.TESTNET)
+        """Live and demo accounts sign requests; paper accounts need no key."""
+        return self.mode in (AccountMode.LIVE, AccountMode.DEMO)
 
     def symbols(self) -> list[str]:
         """Every symbol an enabled strategy of this account trades, in first-seen order."""

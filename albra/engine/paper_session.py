@@ -13,7 +13,7 @@ collide with the recorded intents. So a paper replay run is a **fresh session** 
   equity_snapshots, risk_state, candle_marks — in one transaction. The journal is append-only and stays; control
   flags (pause, kill switch), alerts and incidents are the operator's and stay too.
 
-It refuses any account that is not ``mode = "paper"`` with ``paper_feed = "replay"``: a live or testnet ledger
+It refuses any account that is not ``mode = "paper"`` with ``paper_feed = "replay"``: a live or demo ledger
 describes a real exchange and is never wiped.
 """
 

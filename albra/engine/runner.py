@@ -13,7 +13,7 @@ allocated to the legs that held the position, :mod:`albra.engine.funding`), reco
 and alerted, never overwritten), equity snapshot + MDD/daily anchors (60 s), health checks. The systemd watchdog
 is fed only when a turn completed and health checks pass.
 
-Modes: ``live``/``testnet`` (ccxt; a ``base_url`` points it at e.g. ``albra sim serve``) evaluate each due candle
+Modes: ``live``/``demo`` (ccxt; a ``base_url`` points it at e.g. ``albra sim serve``) evaluate each due candle
 with ``Strategy.evaluate`` on candles fetched from the exchange. ``paper`` runs the simulated exchange in-process
 over the account's replay files (default: the bundled BTCUSDT 15m) on the replay clock; there the strategy's
 features are prepared once over the replay file and ``decide`` is called per closed candle, which equals
@@ -101,7 +101,7 @@ class RunSummary:
 def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[Any, ReplayCtx | None]:
     """The account's gateway, always through :func:`albra.exchange.factory.gateway_for`; for a paper account
     also the replay that drives its in-process exchange (taken from the paper gateway). ``on_event`` receives the
-    resilience layer's events of a live/testnet gateway (the runner passes its
+    resilience layer's events of a live/demo gateway (the runner passes its
     :class:`~albra.engine.exchange_events.ExchangeEventSink`; the in-process paper exchange has no network)."""
     from albra.exchange.factory import gateway_for
     from albra.timefmt import parse_time

@@ -1,4 +1,4 @@
-"""The ccxt-backed gateway: live Binance, testnet, or any local base URL (``albra sim serve``).
+"""The ccxt-backed gateway: live Binance, demo trading, or any local base URL (``albra sim serve``).
 
 Each call goes through ccxt's *implicit* endpoint methods (``fapiPrivatePostOrder`` …): ccxt still builds the
 URL, signs, and maps Binance's error codes onto its exception classes, but albra gets the raw JSON and validates
@@ -269,6 +269,8 @@ class CcxtGateway:
         scheme, host = origin.groups()
         if host == "fapi.binance.com":
             return f"wss://fstream.binance.com/private/ws/{key}"
+        if host == "demo-fapi.binance.com":  # demo trading's futures stream host (ccxt.pro's urls['demo'])
+            return f"wss://fstream.binancefuture.com/ws/{key}"
         return f"{'wss' if scheme == 'https' else 'ws'}://{host}/ws/{key}"
 
     async def close(self) -> None:

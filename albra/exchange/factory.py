@@ -1,4 +1,4 @@
-"""Choosing and building an account's gateway from its settings: ccxt (live, testnet, or a local ``base_url``)
+"""Choosing and building an account's gateway from its settings: ccxt (live, demo, or a local ``base_url``)
 or paper (the in-process simulator fed by replay files).
 
 Kept thin on purpose: it reads the few fields of ``AccountSettings`` that decide the gateway (``mode``,
@@ -46,7 +46,7 @@ EMERGENCY_READ_BACKOFF_S = (0.1, 0.5)
 
 def env_test_mode(base_url: str | None) -> bool:
     """Whether ``ALBRA_EXCHANGE_TEST_MODE`` applies to an account with ``base_url``: set *and* a loopback URL.
-    Without a base_url (real Binance or its testnet) it never applies, whatever the environment says."""
+    Without a base_url (real Binance or its demo exchange) it never applies, whatever the environment says."""
     from albra.exchange.client import is_loopback
 
     return os.environ.get(TEST_MODE_ENV, "").strip().lower() in ("1", "true", "yes") and is_loopback(base_url)
@@ -56,7 +56,7 @@ def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: 
                 on_event: EventSink | None = None, timeout_ms: int = 10_000, test_mode: bool | None = None,
                 paper_clock: Clock | None = None, emergency: bool = False) -> Gateway:
     """The gateway for ``account`` (``settings`` is its ``AccountSettings``; ``secrets`` its ``AccountSecrets``,
-    required for live/testnet). ``state_dir`` holds the shared request-weight file (``weight.json``) every runner
+    required for live/demo). ``state_dir`` holds the shared request-weight file (``weight.json``) every runner
     on the host reads and writes. ``paper_clock`` overrides the replay clock of a paper account.
 
     ``test_mode``: None (default) takes it from ``ALBRA_EXCHANGE_TEST_MODE`` (:func:`env_test_mode`, loopback
@@ -75,8 +75,8 @@ def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: 
     mode = str(getattr(settings, "mode", ""))
     if mode == "paper":
         return paper_gateway(account, settings, clock=paper_clock)
-    if mode not in ("live", "testnet"):
-        raise ValueError(f"account {account}: unknown mode {mode!r} (expected live, testnet or paper)")
+    if mode not in ("live", "demo"):
+        raise ValueError(f"account {account}: unknown mode {mode!r} (expected live, demo or paper)")
     if secrets is None:
         raise ValueError(f"account {account} ({mode}) needs its API key and secret")
     from albra.exchange.ccxt_gateway import CcxtGateway
@@ -86,7 +86,7 @@ def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: 
     base_url = getattr(settings, "base_url", None)
     if test_mode is None:
         test_mode = env_test_mode(base_url)
-    # a base_url (the local server in drills, a proxy) overrides the live/testnet URLs
+    # a base_url (the local server in drills, a proxy) overrides the live/demo URLs
     client = make_ccxt_client(mode, secrets.api_key.reveal(), secrets.api_secret.reveal(), base_url=base_url,
                               timeout_ms=timeout_ms, test_mode=test_mode)
     weight_file = str(Path(state_dir) / WEIGHT_FILE) if state_dir is not None else None

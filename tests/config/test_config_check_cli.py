@@ -94,7 +94,7 @@ def test_no_secret_appears_in_config_check_output(tmp_path):
     token = fake_bot_token(35)
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "albra.toml").write_text(
-        LIVE_MASTER + PAPER_BODY + '\n[accounts.sub1]\nmode = "testnet"\n')
+        LIVE_MASTER + PAPER_BODY + '\n[accounts.sub1]\nmode = "demo"\n')
     (tmp_path / ".env").write_text(f"SUB1_API_KEY={sub_key}\nSUB1_API_SECRET={sub_secret}\n")
     env = {
         "BINANCE_API_KEY": key,
@@ -124,7 +124,9 @@ def test_no_secret_appears_in_config_check_output(tmp_path):
     assert "BINANCE_API_KEY set (environment)" in human.stdout
     assert "SUB1_API_SECRET set (.env)" in human.stdout
     assert "apiKey=***" in human.stdout
+    assert "sub1 demo one_way/isolated → https://demo-fapi.binance.com" in human.stdout  # where demo orders go
     doc = json.loads(as_json.stdout)
+    assert doc["config"]["accounts"]["sub1"]["endpoint"] == "https://demo-fapi.binance.com"
     assert doc["config"]["accounts"]["master"]["api_key"] == {"env": "BINANCE_API_KEY", "status": "set",
                                                              "from": "environment"}
     assert doc["config"]["telegram"]["token"]["status"] == "set"
