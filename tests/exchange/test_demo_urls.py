@@ -43,7 +43,9 @@ EXPECTED = {
     "fapiPrivateV3GetAccount": ("GET", "/fapi/v3/account"),
     "fapiPrivateV3GetPositionRisk": ("GET", "/fapi/v3/positionRisk"),
     "fapiPublicGetExchangeInfo": ("GET", "/fapi/v1/exchangeInfo"),
+    "fapiPublicGetFundingRate": ("GET", "/fapi/v1/fundingRate"),
     "fapiPublicGetKlines": ("GET", "/fapi/v1/klines"),
+    "fapiPublicGetMarkPriceKlines": ("GET", "/fapi/v1/markPriceKlines"),
     "fapiPublicGetTime": ("GET", "/fapi/v1/time"),
 }
 
