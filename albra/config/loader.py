@@ -313,13 +313,18 @@ def _replay_problems(settings: Settings, label: str) -> list[ConfigProblem]:
                     continue
                 if sym in resolved:
                     continue
-                default = bundled(f"{sym}-15m.csv.gz")
+                from albra.marketdata.layout import DataDir
+
+                data = DataDir(settings.paths.data_dir)
+                have = data.candle_intervals(sym)
+                default = data.path(sym, "klines", have[0]) if have else bundled(f"{sym}-15m.csv.gz")
                 if default.is_file():
                     resolved[sym] = default
                 else:
                     problems.append(ConfigProblem(label, f"accounts.{acc_name}.replay",
-                                                  f"no bundled replay data for {sym}: set accounts.{acc_name}.replay."
-                                                  f"{sym} to a candle file"))
+                                                  f"no replay data for {sym} in {settings.paths.data_dir} nor bundled: "
+                                                  f"`albra data download {sym} --start YYYY-MM-DD`, or set "
+                                                  f"accounts.{acc_name}.replay.{sym} to a candle file"))
         acc.replay = resolved
     return problems
 
@@ -383,7 +388,7 @@ def _build(config_path: str | os.PathLike[str] | None) -> CheckResult:
         settings._env_file_values = read_env_file(settings._env_file)
     except EnvFileError as exc:
         problems.append(ConfigProblem(display_path(settings._env_file), "", str(exc).split(": ", 1)[-1]))
-    for attr in ("state_dir", "log_dir"):
+    for attr in ("state_dir", "log_dir", "data_dir"):
         p = getattr(settings.paths, attr)
         if not p.is_absolute():
             setattr(settings.paths, attr, root / p)

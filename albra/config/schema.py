@@ -67,6 +67,8 @@ class PathsSettings(_Strict):
 
     state_dir: Path = Path("state")
     log_dir: Path = Path("logs")
+    #: downloaded market data (``albra data download``): paper replays find candles and funding here by symbol
+    data_dir: Path = Path("state/data")
 
 
 class AlertSettings(_Strict):
@@ -266,6 +268,9 @@ class AccountSettings(_Strict):
     replay_start: str | None = None
     replay_end: str | None = None
     replay_speed: float = Field(0.0, ge=0)
+    # a flat funding rate per 8 h for funding times the replay's funding history does not cover, given on purpose;
+    # unset, a replay window without a known rate for every funding time is refused (funding is never invented)
+    funding_rate: Decimal | None = Field(None, ge=Decimal("-0.03"), le=Decimal("0.03"))
     risk: RiskOverrides | None = None
     strategies: list[StrategyEntry] = Field(default_factory=list)
 

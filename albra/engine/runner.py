@@ -90,12 +90,15 @@ class RunSummary:
     exhausted: bool = False
     stopped_by: str = ""
     extra: dict = field(default_factory=dict)
+    #: paper accounts: symbol → where the simulated exchange's funding comes from
+    funding: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"account": self.account, "candles": self.candles, "evaluations": self.evaluations,
                 "trades": self.trades, "wins": self.wins, "pnl": format(self.pnl, "f"),
                 "equity": None if self.equity is None else format(self.equity, "f"), "open_legs": self.open_legs,
-                "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by}
+                "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by,
+                "funding": self.funding}
 
 
 def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[Any, ReplayCtx | None]:
@@ -109,7 +112,7 @@ def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[An
     acc = settings.account(account)
     if acc.mode.value == "paper":
         try:
-            gw = gateway_for(account, acc)
+            gw = gateway_for(account, acc, data_dir=settings.paths.data_dir)
         except (ValueError, OSError) as e:
             raise RunnerError(f"account {account}: {e}") from None
         if not gw.replay.series:
@@ -246,6 +249,7 @@ class Runner:
 
             self.exchange_events = ExchangeEventSink(self.store, self.account, now_ms=self.now_ms, actor=self.name)
             self.gw, self.replay = build_gateway(self.settings, self.account, on_event=self.exchange_events)
+            self.summary.funding = dict(getattr(self.gw, "funding_sources", None) or {})
             if self.replay is not None:
                 self._new_paper_session()
         if self.replay is None:

@@ -43,6 +43,9 @@ class DataDir:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
     @classmethod
     def resolve(cls, path: str | Path | None = None) -> "DataDir":
         return cls(Path(path) if path else default_data_dir())

@@ -17,7 +17,9 @@ crosses, in the order the path reaches it. Documented approximations (see ``albr
   unrealized PnL minus their maintenance margin. A position is liquidated at the mark price that
   crosses it (wallet floored at zero).
 * Funding is settled at 00/08/16 UTC, at the open of the candle that starts then, from the
-  funding series (exact 8h slot) or ``default_funding_rate``: payment = -positionAmt x mark x rate.
+  funding series (exact 8h slot) or ``default_funding_rate``: payment = -positionAmt x mark x rate. With
+  ``default_funding_rate=None`` (backtests and replays: funding is never invented) a slot without a rate pays
+  nothing and is listed in ``funding_missing``; slots paid at the default rate are counted in ``funding_defaulted``.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class SimExchange:
 
     def __init__(self, markets: dict[str, MarketSpec] | None = None, fees: Fees | None = None,
                  funding: dict[str, list[tuple[int, float]]] | None = None,
-                 default_funding_rate: Decimal = Decimal("0.0001"), now_ms: int = 0,
+                 default_funding_rate: Decimal | None = Decimal("0.0001"), now_ms: int = 0,
                  realism: Realism | None = None, latency_clock: Callable[[], int] | str = wall_ms) -> None:
         self.markets = dict(markets or DEFAULT_MARKETS)
         #: how far the exchange departs from instant consistency (realistic unless told otherwise)
@@ -92,6 +94,10 @@ class SimExchange:
         self.latency_clock = None if latency_clock == "exchange" else latency_clock
         self.fees = fees or Fees()
         self.default_funding_rate = default_funding_rate
+        #: (symbol, funding time) of settlements skipped for want of a rate (default_funding_rate None)
+        self.funding_missing: list[tuple[str, int]] = []
+        #: symbol → settlements (with a position open) paid at default_funding_rate
+        self.funding_defaulted: dict[str, int] = {}
         self.now = int(now_ms)
         self.accounts: dict[str, Account] = {}
         self._syms = {s: _Sym(s) for s in self.markets}
@@ -875,7 +881,16 @@ class SimExchange:
                             "_vis": self.lnow() if vis is None else vis})
 
     def _settle_funding(self, st: _Sym, f_ms: int) -> None:
-        rate = st.funding.get(f_ms // FUNDING_INTERVAL_MS, self.default_funding_rate)
+        rate = st.funding.get(f_ms // FUNDING_INTERVAL_MS)
+        if rate is None:
+            holders = any(acct.live_positions(st.symbol) for acct in self.accounts.values())
+            if self.default_funding_rate is None:
+                if holders:
+                    self.funding_missing.append((st.symbol, f_ms))
+                return
+            rate = self.default_funding_rate
+            if holders:
+                self.funding_defaulted[st.symbol] = self.funding_defaulted.get(st.symbol, 0) + 1
         mark = self.mark_price(st.symbol)
         for acct in self.accounts.values():
             for pos in acct.live_positions(st.symbol):

@@ -391,7 +391,7 @@ class SimServer:
 
         def row(s):
             st = self.ex._sym(s)
-            rate = st.funding.get(nxt // 28_800_000, self.ex.default_funding_rate)
+            rate = st.funding.get(nxt // 28_800_000, self.ex.default_funding_rate or Decimal(0))
             m = P.num(self.ex.mark_price(s))
             return {"symbol": s, "markPrice": m, "indexPrice": m, "estimatedSettlePrice": m,
                     "lastFundingRate": P.num(rate), "interestRate": "0.00010000", "nextFundingTime": nxt, "time": now}

@@ -330,8 +330,16 @@ def test_replay_file_paths(write_config, project):
     (project / "data" / "b.csv").write_text("x")
     assert load_settings(path).accounts["demo"].replay["BTCUSDT"] == project.resolve() / "data" / "b.csv"
     path = write_config(PAPER_ONLY.replace('"BTCUSDT"', '"DOGEUSDT"'))
-    assert errors_of(path) == ["config/albra.toml: accounts.demo.replay: no bundled replay data for DOGEUSDT: set "
-                               "accounts.demo.replay.DOGEUSDT to a candle file"]
+    assert errors_of(path) == [
+        f"config/albra.toml: accounts.demo.replay: no replay data for DOGEUSDT in {project.resolve()}/state/data nor "
+        "bundled: `albra data download DOGEUSDT --start YYYY-MM-DD`, or set accounts.demo.replay.DOGEUSDT to a "
+        "candle file"]
+    # downloaded data is found by symbol (the finest interval), no path to write
+    (project / "state" / "data" / "DOGEUSDT").mkdir(parents=True)
+    (project / "state" / "data" / "DOGEUSDT" / "DOGEUSDT-1h.csv.gz").write_bytes(b"")
+    (project / "state" / "data" / "DOGEUSDT" / "DOGEUSDT-15m.csv.gz").write_bytes(b"")
+    assert load_settings(path).accounts["demo"].replay["DOGEUSDT"] == (
+        project.resolve() / "state" / "data" / "DOGEUSDT" / "DOGEUSDT-15m.csv.gz")
 
 
 def test_all_problems_reported_at_once(write_config):

@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 from albra.candles import bundled
-from albra.engine.backtest import BacktestSetup, StrategySpec, frames_for, funding_for, run_backtest
+from albra.engine.backtest import BacktestSetup, StrategySpec, frames_for, run_backtest
+from albra.marketdata.layout import DataDir
+from albra.marketdata.sources import find_funding
 from albra.timefmt import parse_time
 from strategies import registry
 
@@ -19,7 +21,7 @@ FIELDS = {"strategy", "symbol", "side", "quantity", "entry_time", "exit_time", "
 def _setup(btc15m):
     return BacktestSetup([StrategySpec("TFPE"), StrategySpec("ZLMACD_ICHIMOKU")], {"BTCUSDT": [btc15m]},
                          parse_time("2024-03-01"), parse_time("2024-04-01"),
-                         funding={"BTCUSDT": funding_for("BTCUSDT")})
+                         funding={"BTCUSDT": find_funding("BTCUSDT", DataDir.resolve("nowhere")).rows})
 
 
 def test_deterministic_with_trades_of_both_strategies(btc15m):

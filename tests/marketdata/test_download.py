@@ -132,3 +132,26 @@ async def test_cli_download_with_progress_and_json(sol_server, tmp_path):
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     doc = json.loads(out)
     assert proc.returncode == 0 and doc["requests"] == {"time": 1} and doc["clean"] is True
+
+
+def test_sim_serve_reads_the_data_directory_by_symbol(sol_files, tmp_path):
+    import shutil
+    import urllib.request
+
+    from albra.sim.testing import sim_process
+
+    candles, funding = sol_files
+    data = DataDir(tmp_path / "data")
+    data.symbol_dir("SOLUSDT").mkdir(parents=True)
+    shutil.copy(candles, data.path("SOLUSDT", "klines", "15m"))
+    rows = [line.split(",") for line in funding.read_text().splitlines()[1:]]
+    from albra.marketdata.layout import write_rows
+
+    write_rows(data.path("SOLUSDT", "funding"), ["timestamp", "funding_rate"], rows)
+    with sim_process("--data", "SOLUSDT", "--data-dir", str(data.root), "--start", "2024-03-01",
+                     "--speed", "0") as (url, _):
+        kl = json.load(urllib.request.urlopen(f"{url}/fapi/v1/klines?symbol=SOLUSDT&interval=1h&limit=2"))
+        fr = json.load(urllib.request.urlopen(f"{url}/fapi/v1/fundingRate?symbol=SOLUSDT&limit=1000"
+                                              f"&startTime={FEB}"))
+    assert len(kl) == 2 and kl[-1][0] == MAR
+    assert len(fr) == 29 * 3 + 1 and fr[-1]["fundingTime"] == MAR and fr[0]["symbol"] == "SOLUSDT"
