@@ -39,11 +39,13 @@ from typing import Any, Callable
 from albra.crashpoints import crashpoint
 from albra.exchange import errors as X
 from albra.exchange.resolve import resolve_unknown
+from albra.orders.protection import protect_leg
+from albra.orders.resolution import resolve_unresolved
 from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.ledger.errors import LedgerError
 from albra.ledger.positions import Difference, adopt_unattributed, close_missing, compare_positions
-from albra.ledger.protection import STOP, TAKE_PROFIT, cancel_intent, live_protective, protect_leg, protection_gaps
+from albra.ledger.protection import STOP, TAKE_PROFIT, live_protective, protection_gaps
 from albra.model import MarketFilters, OrderStatus
 from albra.store import journal
 from albra.store.db import Store
@@ -104,7 +106,7 @@ class Reconciler:
         self._repairs = 0
         try:
             open_algos = await self.gw.fetch_open_orders(None, algo=True)
-            await I.resolve_unresolved(self.store, self.gw, self.account, now_ms=self.now_ms())
+            await resolve_unresolved(self.store, self.gw, self.account, now_ms=self.now_ms())
             rep = RoundReport()
             await self._check_protective({o.client_id for o in open_algos}, rep)
             positions = await self.gw.fetch_positions()
@@ -253,9 +255,7 @@ class Reconciler:
             leg = L.get_leg(self.store, it.leg_id) if it.leg_id else None
             if leg is not None and leg.state in (L.LegState.OPEN, L.LegState.CLOSING, L.LegState.PENDING):
                 continue
-            res = await self.gw.cancel_order(o.symbol, o.client_id, True)
-            if it.state not in I.TERMINAL and res is not None:
-                I.mark_outcome(self.store, res, now_ms=self.now_ms())
+            await self.executor.om.cancel_orphan(it)
             rep.extra_cancelled.append(o.client_id)
             self._repaired()
             self._journal("orphan_cancelled", f"{it.purpose} {o.client_id} was still live for leg {it.leg_id} "
@@ -276,7 +276,7 @@ class Reconciler:
                 for cid in gap.extra:
                     it = I.get_intent(self.store, cid)
                     if it is not None:
-                        await cancel_intent(self.store, self.gw, it, now_ms=self.now_ms())
+                        await self.executor.om.cancel(it)
                         rep.extra_cancelled.append(cid)
                         self._repaired()
                 continue
@@ -293,7 +293,7 @@ class Reconciler:
                 rep.problems.append(f"{leg.leg_id}: no market filters for {leg.symbol}")
                 continue
             try:
-                placed = await protect_leg(self.store, self.gw, leg.leg_id, f, now_ms=self.now_ms())
+                placed = await protect_leg(self.executor.om, leg.leg_id, f)
             except LedgerError as e:
                 placed = []
                 rep.problems.append(f"{leg.leg_id}: {e}")

@@ -238,7 +238,7 @@ class Runner:
 
     # ------------------------------------------------------------------ start-up
     async def start(self) -> None:
-        from albra.ledger.intents import resolve_unresolved
+        from albra.orders.resolution import resolve_unresolved
 
         if self.store is None:
             self.store = Store.open(self.settings.db_path)
