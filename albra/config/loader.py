@@ -303,6 +303,13 @@ def _replay_problems(settings: Settings, label: str) -> list[ConfigProblem]:
         for sym, p in resolved.items():
             if not p.is_file():
                 problems.append(ConfigProblem(label, f"accounts.{acc_name}.replay.{sym}", f"replay file {p} does not exist"))
+        if acc.mode is AccountMode.PAPER and acc.paper_feed == "live":
+            from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
+
+            for sym in acc.symbols():
+                if sym not in DEFAULT_MARKETS:
+                    problems.append(ConfigProblem(label, f"accounts.{acc_name}.strategies",
+                                                  f"paper account cannot trade it: {unknown_symbol_message(sym)}"))
         if acc.mode is AccountMode.PAPER and acc.paper_feed == "replay":
             from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
 

@@ -110,6 +110,14 @@ def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[An
     from albra.timefmt import parse_time
 
     acc = settings.account(account)
+    if acc.mode.value == "paper" and acc.paper_feed == "live":
+        from albra.exchange.client import is_loopback
+
+        try:  # orders to the in-process exchange, the market from Binance (or the local server)
+            gw = gateway_for(account, acc, test_mode=is_loopback(acc.base_url), on_event=on_event)
+        except (ValueError, OSError) as e:
+            raise RunnerError(f"account {account}: {e}") from None
+        return gw, None
     if acc.mode.value == "paper":
         try:
             gw = gateway_for(account, acc, data_dir=settings.paths.data_dir)
@@ -250,7 +258,7 @@ class Runner:
             self.exchange_events = ExchangeEventSink(self.store, self.account, now_ms=self.now_ms, actor=self.name)
             self.gw, self.replay = build_gateway(self.settings, self.account, on_event=self.exchange_events)
             self.summary.funding = dict(getattr(self.gw, "funding_sources", None) or {})
-            if self.replay is not None:
+            if self.acc.mode.value == "paper":
                 self._new_paper_session()
         if self.replay is None:
             await self._sync_exchange_clock()
@@ -399,6 +407,7 @@ class Runner:
         if self.replay is not None and self.replay.speed == 0:
             t = self.now_ms() / 1000.0  # replay time drives the cadence when the clock is stepped
         every = SYNC_STREAM_DOWN_S if self.stream is not None and self.stream.state != "up" else SYNC_EVERY_S
+        every = getattr(self.gw, "sync_every_s", None) or every  # an in-process exchange is cheap to read
         if force or t - self._t_sync >= every:
             self._t_sync = t
             if self.executor.has_open_legs():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Any, Awaitable, Callable, Sequence
+from decimal import Decimal
 
 from albra.exchange import binance_parse as P
 from albra.exchange.errors import BadSymbol, ExchangeError, MalformedResponse, UnknownOrder
@@ -124,6 +125,11 @@ class CcxtGateway:
             params["startTime"] = int(since)
         return await self._call("fetch_candles", "fapiPublicGetKlines", params,
                                 lambda raw: P.parse_klines(raw, symbol, tf_ms, now), signed=False)
+
+    async def premium_index(self, symbol: str) -> dict[str, Any]:
+        """``GET /fapi/v1/premiumIndex``: mark price and the funding rate announced for ``nextFundingTime``."""
+        return await self._call("premium_index", "fapiPublicGetPremiumIndex", {"symbol": symbol}, _premium,
+                                signed=False)
 
     async def fetch_balance(self) -> Balance:
         return await self._call("fetch_balance", "fapiPrivateV3GetAccount", {},
@@ -275,6 +281,16 @@ class CcxtGateway:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _premium(raw: Any) -> dict[str, Any]:
+    row = P.need_dict(raw, "premium index")
+    try:
+        int(row["nextFundingTime"])
+        Decimal(str(row["lastFundingRate"]))
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        raise MalformedResponse(f"premium index: unexpected answer {repr(row)[:120]}") from None
+    return row
 
 
 def _ack(raw: Any) -> None:

@@ -76,6 +76,12 @@ def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: 
     ~400 weight) — far from the limit, and the limiter still stops it short of a ban if the IP is already busy.
     """
     mode = str(getattr(settings, "mode", ""))
+    if mode == "paper" and getattr(settings, "paper_feed", "replay") == "live":
+        from albra.exchange.live_paper import live_paper_gateway
+
+        base_url = getattr(settings, "base_url", None)
+        return live_paper_gateway(account, settings, test_mode=env_test_mode(base_url) if test_mode is None
+                                  else test_mode)
     if mode == "paper":
         return paper_gateway(account, settings, clock=paper_clock, data_dir=data_dir)
     if mode not in ("live", "demo"):

@@ -121,6 +121,10 @@ class SimExchange:
         st = self._sym(symbol)
         st.funding = {round(ts / FUNDING_INTERVAL_MS): D(rate) for ts, rate in rows}
 
+    def add_funding(self, symbol: str, ts: int, rate: Decimal) -> None:
+        """One funding time's rate (a live feed learns them one at a time, before each funding time)."""
+        self._sym(symbol).funding[round(ts / FUNDING_INTERVAL_MS)] = D(rate)
+
     def add_account(self, name: str, balance: Decimal | str | int = 0,
                     mode: PositionMode = PositionMode.ONE_WAY) -> Account:
         if name in self.accounts:

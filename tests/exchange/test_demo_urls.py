@@ -46,6 +46,7 @@ EXPECTED = {
     "fapiPublicGetFundingRate": ("GET", "/fapi/v1/fundingRate"),
     "fapiPublicGetKlines": ("GET", "/fapi/v1/klines"),
     "fapiPublicGetMarkPriceKlines": ("GET", "/fapi/v1/markPriceKlines"),
+    "fapiPublicGetPremiumIndex": ("GET", "/fapi/v1/premiumIndex"),
     "fapiPublicGetTime": ("GET", "/fapi/v1/time"),
 }
 
