@@ -22,6 +22,20 @@ app = typer.Typer(
 register_all(app)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from albra import __version__
+
+        typer.echo(f"albra {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print albra's version and exit.")) -> None:
+    """Operator toolkit and trading runner for Binance USDⓈ-M futures."""
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
