@@ -10,7 +10,7 @@ see :mod:`albra.engine.syncrun`). Rules it enforces:
 * **Protection (invariant 3).** After an entry fills, a reduce-only STOP_MARKET (and TAKE_PROFIT_MARKET when the
   strategy set one) for exactly the leg's quantity goes to the algo endpoints. If the stop cannot be placed (it
   would trigger at once), the leg is closed at market: no leg stays naked. Stop moves and re-sizes go through the ledger's
-  two-case protocol (:mod:`albra.ledger.protection`: alone on its side → place then cancel; shared side → cancel
+  two-case protocol (:mod:`albra.orders.protection`: alone on its side → place then cancel; shared side → cancel
   then place). A partial exit shrinks the protection to the qty the leg keeps BEFORE sending the reduce (so on a
   shared side the stops never sum to more than the position) and re-sizes it to the leg's qty if the reduce filled
   otherwise. A full exit alone on its side closes first, then cancels the leg's protective orders (the position
@@ -387,7 +387,7 @@ class Executor:
     async def reprotect(self, leg_id: str, lost_client_id: str, purpose: str, why: str) -> bool:
         """A protective order the ledger held live left the exchange without firing (cancelled by hand, expired,
         unknown to the exchange); its intent is already final. Journal it, alert it, and give the leg what it lacks
-        (:func:`albra.ledger.protection.protect_leg`); a stop that cannot be re-placed closes the leg reduce-only at
+        (:func:`albra.orders.protection.protect_leg`); a stop that cannot be re-placed closes the leg reduce-only at
         market. Returns whether the leg has a live stop afterwards (False also when it was closed)."""
         leg = L.require_leg(self.store, leg_id)
         msg = f"{purpose} {lost_client_id} of {leg_id} is no longer on the exchange ({why})"
@@ -487,7 +487,7 @@ class Executor:
 
     async def _resize_protection(self, leg: L.Leg, qty: Decimal | None = None) -> bool:
         """Re-size the leg's stop (and take-profit) to ``qty`` (default: what it holds) through the ledger's
-        two-case protocol (:func:`albra.ledger.protection.resize_protection`). Returns False when the leg is no
+        two-case protocol (:func:`albra.orders.protection.resize_protection`). Returns False when the leg is no
         longer protected-and-open afterwards (its stop fired in the swap, or it was closed at market because the
         new stop was refused on a shared side) — the caller must not go on with a partial exit then."""
         from albra.ledger.errors import LedgerError

@@ -35,12 +35,16 @@ from typing import Mapping, Sequence
 from albra.exchange.types import IncomeRow
 from albra.ledger import daily_pnl
 from albra.ledger import legs as L
-from albra.ledger.intents import PROTECTIVE_PURPOSES, Intent, fetch_intent
+from albra.ledger.intents import PROTECTIVE_PURPOSES, Intent, fetch_intent, mark_filled_late
 from albra.model import D, Fill, PositionSide
 from albra.store import journal
 from albra.store.db import Store
 
 _Q = Decimal("0.00000001")
+
+
+#: :attr:`FillResult.note` of a fill that reopened a leg whose entry had been given up: protect the leg now
+LATE_ENTRY = "late_entry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,20 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
             return _unattributed(store, c, account, fill, f"position side {fill.position_side} does not match leg "
                                  f"{leg.leg_id} ({leg.position_side})", "ERROR", intent.client_id)
         increasing = fill.side is leg.direction.entry_side
+        recovered = False
+        if (increasing and leg.state is L.LegState.CANCELLED and intent.purpose == "entry"
+                and intent.state == "not_found" and leg.close_reason == L.GIVEN_UP_REASON):
+            # an entry given up as never placed executed after all (Binance's -1007 case): its leg takes the fill
+            leg = L.reopen_given_up(c, leg.leg_id, now_ms=now)
+            intent = mark_filled_late(c, intent, now_ms=now, order_id=str(fill.order_id),
+                                      note="executed after it was given up as not found")
+            recovered = True
+            journal.append(store, "late_entry_recovered", f"entry {intent.client_id} was given up as never placed "
+                           f"but executed: fill {fill.trade_id} {fill.qty} {fill.symbol} @ {fill.price} reopens leg "
+                           f"{leg.leg_id}; it must be protected now", level="CRITICAL", account=account,
+                           strategy=leg.strategy, symbol=fill.symbol,
+                           data={"leg_id": leg.leg_id, "client_id": intent.client_id, "trade_id": fill.trade_id},
+                           ts=fill.ts, conn=c)
         if increasing and leg.state not in (L.LegState.PENDING, L.LegState.OPEN):
             return _unattributed(store, c, account, fill, f"entry-side fill for leg {leg.leg_id} which is "
                                  f"{leg.state}", "ERROR", intent.client_id)
@@ -178,7 +196,8 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                                account=account, strategy=leg.strategy, symbol=fill.symbol,
                                data={"trade_id": fill.trade_id, "excess": str(excess)}, ts=fill.ts, conn=c)
         daily_pnl.add(c, account, leg.strategy, fill.ts, realized - fill.fee, now)
-        return FillResult(True, leg.leg_id, intent.client_id, realized, state_after.value)
+        return FillResult(True, leg.leg_id, intent.client_id, realized, state_after.value,
+                          note=LATE_ENTRY if recovered else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -369,6 +369,21 @@ def mark_not_found(store: Store, client_id: str, *, now_ms: int, note: str = "")
         return out
 
 
+def mark_filled_late(conn: sqlite3.Connection, intent: Intent, *, now_ms: int, order_id: str,
+                     note: str) -> Intent:
+    """An intent recorded ``not_found`` whose order executed after all (a fill names it): ``filled``, with the
+    exchange order id and a note. The one way out of a final state, for the same reason as
+    :func:`albra.ledger.legs.reopen_given_up`: the lookups that said "not found" are bounded, Binance's -1007 is not."""
+    if intent.state != "not_found":
+        raise IllegalTransition(f"intent {intent.client_id} is {intent.state}; only a not_found one can turn up late")
+    conn.execute("UPDATE order_intents SET state = 'filled', updated_ms = ?, exchange_order_id = COALESCE(?, "
+                 "exchange_order_id), error = ? WHERE client_id = ?", (now_ms, order_id or None, note[:500],
+                                                                      intent.client_id))
+    out = fetch_intent(conn, intent.client_id)
+    assert out is not None
+    return out
+
+
 def mark_gone(store: Store, client_id: str, *, now_ms: int, note: str) -> Intent:
     """The exchange no longer knows (or lists) an order. For an intent without a known outcome that means it never
     reached the book (``not_found``). For one recorded ``open`` it was on the book and left it without a fill we saw

@@ -14,7 +14,7 @@ from albra.exchange.resolve import await_fills, resolve_unknown
 from albra.exchange.types import Gateway
 from albra.ledger import intents as I
 from albra.ledger import legs as L
-from albra.ledger.fills import apply_fill
+from albra.ledger.fills import LATE_ENTRY, apply_fill
 from albra.ledger.protection import link_protection
 from albra.model import OrderStatus
 from albra.store import journal
@@ -95,3 +95,40 @@ async def apply_answered_entries(store: Store, gateway: Gateway, account: str, *
                        "answer applied at resolution (they had not reached the leg)", level="WARNING",
                        account=account, strategy=intent.strategy, symbol=intent.symbol,
                        data={"client_id": intent.client_id, "fills": applied}, ts=now_ms)
+
+
+#: how long an entry given up as never placed is looked up again: Binance's -1007 ("execution status unknown")
+#: and timed-out orders can execute after the answer; the spaced lookups that gave it up cover seconds, this
+#: covers the rest. One lookup per given-up entry per reconciliation round (they are rare).
+GIVEN_UP_RECHECK_MS = 3_600_000
+
+
+async def recheck_given_up_entries(store: Store, gateway: Gateway, account: str, *, now_ms: int,
+                                   window_ms: int = GIVEN_UP_RECHECK_MS) -> list[str]:
+    """Look up once more every entry recorded ``not_found`` in the last ``window_ms``; one the exchange now shows
+    executed gets its fills applied by its order id, which reopens its leg (:func:`albra.ledger.fills.apply_fill`,
+    journaled CRITICAL). Returns the leg ids reopened; the caller protects them at once (the reconciler's
+    protection step does, in the same round). A failed lookup propagates (the round is skipped, nothing changed)."""
+    rows = store.query("SELECT i.client_id FROM order_intents i JOIN legs g ON g.leg_id = i.leg_id WHERE"
+                       " i.account = ? AND i.purpose = 'entry' AND i.state = 'not_found' AND g.state = 'cancelled'"
+                       " AND g.close_reason = ? AND i.updated_ms >= ?", (account, L.GIVEN_UP_REASON,
+                                                                       now_ms - window_ms))
+    reopened: list[str] = []
+    for r in rows:
+        intent = I.get_intent(store, r["client_id"])
+        if intent is None:
+            continue
+        found = await gateway.fetch_order(intent.symbol, intent.client_id, False)
+        if found is None or found.filled_qty <= 0:
+            continue
+        oid = str(found.exchange_id)
+        trades = await await_fills(gateway, intent.symbol, max(0, intent.created_ms - 60_000), lambda: now_ms,
+                                   lambda t: str(t.order_id) == oid or t.client_id == intent.client_id,
+                                   found.filled_qty)
+        # trade rows carry the order id, not our client id, and the given-up intent never learned the order id:
+        # the lookup by client id just tied the two, so the rows are tagged with the client id they belong to
+        results = [apply_fill(store, account, replace(t, client_id=t.client_id or intent.client_id), now_ms=now_ms)
+                   for t in trades]
+        if any(res.note == LATE_ENTRY for res in results) and intent.leg_id:
+            reopened.append(intent.leg_id)
+    return reopened
