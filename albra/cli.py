@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from commands import register_all
+from albra.commands import register_all
 
 app = typer.Typer(
     name="albra",

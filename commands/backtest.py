@@ -13,8 +13,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from commands import EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, fail
+from albra.commands import EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, emit_json, fail
 
 
 def _parse_data(specs: list[str]) -> dict[str, list[Any]]:
@@ -40,7 +40,7 @@ def _day(ms: int) -> str:
 
 
 def _timeframes(name: str) -> list[str]:
-    from strategies import registry
+    from albra.strategies import registry
 
     return list(registry.get(name).timeframes)
 
@@ -97,7 +97,7 @@ def backtest(
     from albra.engine.backtest import BacktestError, BacktestSetup, StrategySpec, run_backtest
     from albra.model import PositionMode
     from albra.timefmt import parse_time
-    from strategies.registry import RegistryError
+    from albra.strategies.registry import RegistryError
 
     if not 0 < size_pct <= 100:
         fail(f"--size-pct must be in (0, 100], got {size_pct}")
@@ -143,7 +143,7 @@ def backtest(
         fail(str(e))
     risk = None
     if config:
-        from commands._common import load
+        from albra.commands._common import load
 
         risk = load(config).risk
     explicit = {}

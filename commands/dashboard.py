@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from commands._common import ConfigOption, fail, load
+from albra.commands._common import ConfigOption, fail, load
 
 if TYPE_CHECKING:
     from albra.dashboard.server import Running

@@ -10,8 +10,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from commands import EXIT_FINDINGS, EXIT_UNREACHABLE
-from commands._common import JsonOption, emit_json, fail
+from albra.commands import EXIT_FINDINGS, EXIT_UNREACHABLE
+from albra.commands._common import JsonOption, emit_json, fail
 
 data_app = typer.Typer(help="Market data: download Binance's public history, list what is on disk.",
                        no_args_is_help=True)

@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from commands import EXIT_UNREACHABLE, EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, disk_full_note, fail, load, open_store
+from albra.commands import EXIT_UNREACHABLE, EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, emit_json, disk_full_note, fail, load, open_store
 
 
 def run(

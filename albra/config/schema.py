@@ -388,6 +388,8 @@ class Settings(BaseSettings):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _env_file: Path | None = PrivateAttr(default=None)
     _env_file_values: dict[str, str] = PrivateAttr(default_factory=dict)
+    #: True when no config was given and the example shipped with albra was loaded instead (loader._resolve)
+    _example: bool = PrivateAttr(default=False)
 
     @classmethod
     def settings_customise_sources(
@@ -471,6 +473,13 @@ class Settings(BaseSettings):
         acc = self.account(account)
         if not acc.needs_keys():
             return None
+        if self._example:
+            from albra.config.errors import ConfigProblem
+
+            raise ConfigError([ConfigProblem(self._source_label(), f"accounts.{account}",
+                                             f"no configuration was given (no {Path('config') / 'albra.toml'}, no "
+                                             "--config or ALBRA_CONFIG), so albra loaded its shipped example; a "
+                                             f"{acc.mode.value} account needs your own configuration")])
         problems = account_secret_problems(self, account)
         if problems:
             raise ConfigError(problems)

@@ -109,7 +109,7 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     from albra.sim.exchange import SimExchange
     from albra.sim.realism import Realism
     from albra.store import Store
-    from strategies import registry
+    from albra.strategies import registry
 
     t0 = _time.perf_counter()
     if not setup.strategies:
@@ -139,7 +139,7 @@ def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
     import time as _time
 
     from albra.config import RiskLimits
-    from strategies import registry
+    from albra.strategies import registry
 
     base: dict[str, CandleSeries] = {}
     tracks: list[_Track] = []

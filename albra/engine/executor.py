@@ -49,7 +49,7 @@ from albra.risk import EntryRequest, RiskLimits, evaluate_entry
 from albra.model import D, Direction, MarketFilters, OrderStatus, OrderType, PositionMode, PositionSide, Side
 from albra.store import journal
 from albra.store.db import Store
-from strategies.base import Decision, Enter, Exit, LegView, MoveStop, UpdateLegState
+from albra.strategies.base import Decision, Enter, Exit, LegView, MoveStop, UpdateLegState
 
 log = logging.getLogger("albra.engine")
 

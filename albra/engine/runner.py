@@ -153,7 +153,7 @@ class Runner:
         """``announce`` receives the one-line notices an operator must see at start-up (a paper session reset);
         by default they are logged."""
         from albra.systemd import Notifier
-        from strategies import registry
+        from albra.strategies import registry
 
         self.settings = settings
         self.account = account
@@ -352,7 +352,7 @@ class Runner:
                 return None
             return strat.decide(feats, i, legs, last), feats.cols["close"][i] if "close" in feats.cols else 0.0
         from albra.candles import CandleSeries
-        from strategies.base import closed_candles
+        from albra.strategies.base import closed_candles
         import numpy as np
 
         frames = {}

@@ -65,10 +65,13 @@ def test_malformed_toml_exit_2_with_line_and_column(tmp_path):
     assert r.stderr.startswith("config/albra.toml:2:14: malformed TOML at line 2, column 14: Illegal character")
 
 
-def test_missing_default_config_suggests_the_example(tmp_path):
+def test_missing_default_config_checks_the_shipped_example(tmp_path):
     r = run_check(cwd=tmp_path)
-    assert r.returncode == 2
-    assert "--config config/albra.example.toml" in r.stderr
+    assert r.returncode == 2  # its live accounts have no keys
+    assert "this is the example shipped with albra" in " ".join(r.stderr.split())
+    r = run_check("--account", "demo", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["config"]["paths"]["state_dir"] == str(tmp_path.resolve() / "state")
 
 
 def test_json_output(tmp_path):

@@ -171,10 +171,16 @@ def test_secret_literal_in_toml_is_refused_without_echoing_it(write_config):
     assert not any(key in e or fake_key(2) in e for e in errs)
 
 
-def test_default_config_missing_suggests_the_example(project):
-    (err,) = errors_of(None)
-    assert err.startswith("config/albra.toml: no config file at the default config/albra.toml")
-    assert "--config config/albra.example.toml" in err
+def test_default_config_missing_loads_the_shipped_example_for_paper_only(project, clean_env):
+    from albra.config import ConfigError
+
+    s = load_settings(None)
+    assert s._example and s.config_path.name == "albra.example.toml"
+    assert s.require_secrets("demo") is None  # the paper demo runs
+    with pytest.raises(ConfigError, match="albra loaded its shipped example; a live account needs your own"):
+        s.require_secrets("master")  # a live account never starts from the example, keys or not
+    warnings = [str(p) for p in check_config(None, account="demo").warnings]
+    assert any("this is the example shipped with albra" in w for w in warnings), warnings
 
 
 def test_albra_config_env_selects_the_file(write_config, clean_env):

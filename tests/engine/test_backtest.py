@@ -12,7 +12,7 @@ from albra.engine.backtest import BacktestSetup, StrategySpec, frames_for, run_b
 from albra.marketdata.layout import DataDir
 from albra.marketdata.sources import find_funding
 from albra.timefmt import parse_time
-from strategies import registry
+from albra.strategies import registry
 
 FIELDS = {"strategy", "symbol", "side", "quantity", "entry_time", "exit_time", "entry_price", "exit_price", "pnl",
           "fees", "exit_reason"}

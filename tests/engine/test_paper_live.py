@@ -18,15 +18,12 @@ from albra.ledger import legs as L
 from albra.ledger.positions import compare_positions
 from albra.sim.testing import run_sim_server
 from albra.store import Store
+from tests.engine.test_e2e_sim_serve import MOMENTUM, START  # the e2e's busy window and loose MOMENTUM params
 
 pytestmark = pytest.mark.anyio
 
-START = "2024-01-13T22:00:00Z"  # the busy window of the sim-serve end-to-end test
 STEP_MS = 15 * 60_000
 STEPS = 28
-MOMENTUM = ("{ adx_min = 15, di_diff_min = 3, volume_ratio_min = 0.8, acceleration_min = 0.0, position_long_min = 0.6,"
-            " position_short_max = 0.4, channel_width_min = 0.0, trailing_start_atr = 0.5, trailing_step_atr = 0.25,"
-            " exit_adx_below = 0.0, cooldown_hours = 0.5 }")
 
 
 @pytest.fixture
