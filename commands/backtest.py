@@ -115,7 +115,7 @@ def backtest(
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         fail(f"--start ({start}) must be before --end ({end})")
     from albra.marketdata.layout import DataDir
-    from albra.marketdata.sources import DataMissing, candle_series, find_funding, funding_gap
+    from albra.marketdata.sources import DataMissing, candle_series, find_funding, funding_gap, markets_for
     from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
 
     symbols = list(dict.fromkeys(s.strip().upper() for s in symbol))
@@ -152,6 +152,10 @@ def backtest(
             fail(f"--funding {spec!r}: expected SYMBOL=FILE")
         k, v = spec.split("=", 1)
         explicit[k.strip().upper()] = Path(v.strip())
+    try:
+        markets, markets_source = markets_for(store)
+    except DataMissing as e:
+        fail(str(e))
     fund: dict[str, list] = {}
     sources: dict[str, str] = {}
     try:
@@ -174,7 +178,8 @@ def backtest(
                 sources[s] = "none"
         setup = BacktestSetup([StrategySpec(n, {}, size_pct, leverage) for n in strategy],
                               {s: series[s] for s in symbols}, start_ms, end_ms, Decimal(str(balance)), mode, fund,
-                              risk, funding_rate=flat, funding_sources=sources)
+                              risk, funding_rate=flat, funding_sources=sources, markets=markets,
+                              markets_source=markets_source)
         if json_out:
             res = run_backtest(setup)
         else:

@@ -59,6 +59,9 @@ class BacktestSetup:
     funding_rate: Decimal | None = None
     #: symbol → where its funding came from (reported in the summary as given)
     funding_sources: Mapping[str, str] = field(default_factory=dict)
+    #: the markets (filters, brackets) to simulate, and where they come from; default: the bundled snapshot
+    markets: Mapping[str, Any] | None = None
+    markets_source: str = ""
 
 
 @dataclass
@@ -119,7 +122,8 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
         raise BacktestError(f"strategy listed twice: {names}")
     funding = dict(setup.funding or {})
     # the replay's clock stands still while the engine decides: the realistic exchange's rules, no timing gaps
-    ex = SimExchange(funding=funding, now_ms=0, realism=Realism.replay(), default_funding_rate=setup.funding_rate)
+    ex = SimExchange(dict(setup.markets) if setup.markets is not None else None, funding=funding, now_ms=0,
+                     realism=Realism.replay(), default_funding_rate=setup.funding_rate)
     ex.add_account(ACCOUNT, setup.balance, setup.position_mode)
     tmp = tempfile.TemporaryDirectory(prefix="albra-bt-", dir=setup.store_dir)
     store = Store.open(Path(tmp.name) / "backtest.db")
@@ -316,7 +320,8 @@ def _sources(ex: Any, setup: BacktestSetup) -> tuple[dict[str, Any], dict[str, A
                         "settlements_without_rate": sum(1 for s, _ in ex.funding_missing if s == sym)}
         spec = ex.spec(sym)
         f = spec.filters
-        markets[sym] = {"source": f"bundled Binance exchangeInfo snapshot ({DEFAULT_MARKETS.info.date})",
+        markets[sym] = {"source": setup.markets_source
+                        or f"bundled Binance exchangeInfo snapshot ({DEFAULT_MARKETS.info.date})",
                         "filters": f"tick {f.tick_size} step {f.step_size} min qty {f.min_qty} "
                                    f"min notional {f.min_notional}",
                         "max_leverage": spec.max_leverage}

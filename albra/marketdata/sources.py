@@ -41,6 +41,28 @@ def candle_series(symbol: str, data: DataDir, intervals: list[str] | None = None
                       f"`{download_hint(symbol)}` or give a file with --data {symbol}=FILE")
 
 
+def markets_for(data: DataDir) -> tuple[dict | None, str]:
+    """The markets to simulate and where they come from: the bundled snapshot with the filters of the data
+    directory's downloaded exchangeInfo when there is one (brackets stay the snapshot's), else (None, "")."""
+    import gzip
+    import json
+
+    from albra.sim.markets import DEFAULT_MARKETS, with_filters_from
+    from albra.timefmt import fmt_kst
+
+    p = data.exchange_info
+    if not p.is_file():
+        return None, ""
+    try:
+        with gzip.open(p, "rt", encoding="utf-8") as fh:
+            info = json.load(fh)
+    except (OSError, ValueError) as e:
+        raise DataMissing(f"{p} cannot be read ({e}); download it again with `albra data download SYMBOL`") from None
+    when = fmt_kst(int(info.get("serverTime") or info.get("albraFetchedMs") or 0))
+    return with_filters_from(info), (f"filters of the downloaded exchangeInfo {p} ({when}), maintenance brackets of "
+                                     f"the bundled snapshot ({DEFAULT_MARKETS.info.date})")
+
+
 @dataclass(frozen=True)
 class Funding:
     """Funding rates of one symbol and where they came from (what the summary states)."""

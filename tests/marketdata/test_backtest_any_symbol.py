@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+from decimal import Decimal
+
 import pytest
 
 from albra.marketdata.download import Downloader, Job, make_public_client
@@ -53,15 +55,15 @@ async def test_backtest_on_downloaded_solusdt_with_its_filters_and_funding(sol_d
     assert trades and {t["symbol"] for t in trades} == {"SOLUSDT"}
     spec = DEFAULT_MARKETS["SOLUSDT"].filters
     for t in trades:  # quantities on SOLUSDT's real step, entries on its tick
-        from decimal import Decimal
-
         assert Decimal(t["quantity"]) % spec.step_size == 0 and Decimal(t["entry_price"]) % spec.tick_size == 0
     f = summary["funding"]["SOLUSDT"]
     assert f["source"].startswith("downloaded ") and f["source"].endswith("SOLUSDT-funding.csv.gz")
     assert f["settlements_at_flat_rate"] == 0 and f["settlements_without_rate"] == 0 and f["flat_rate"] is None
-    assert summary["markets"]["SOLUSDT"]["filters"] == (f"tick {spec.tick_size} step {spec.step_size} min qty "
-                                                        f"{spec.min_qty} min notional {spec.min_notional}")
-    assert "exchangeInfo snapshot" in summary["markets"]["SOLUSDT"]["source"]
+    words = summary["markets"]["SOLUSDT"]["filters"].split()
+    assert [Decimal(words[i]) for i in (1, 3, 6, 9)] == [spec.tick_size, spec.step_size, spec.min_qty,
+                                                         spec.min_notional]
+    src = summary["markets"]["SOLUSDT"]["source"]  # the download's exchangeInfo filters, the snapshot's brackets
+    assert src.startswith("filters of the downloaded exchangeInfo ") and "brackets of the bundled snapshot" in src
     rows = list(csv.DictReader(trades_csv.open()))
     assert len(rows) == len(trades) and rows[0]["funding_source"] == f["source"] and rows[0]["filters"]
 
@@ -87,3 +89,18 @@ def test_unknown_and_undownloaded_symbols_exit_2_with_the_way_out(tmp_path):
            "--data-dir", str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "albra sim markets" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_downloaded_exchange_info_overrides_filters_not_brackets():
+    from albra.sim.markets import with_filters_from
+
+    base = DEFAULT_MARKETS["SOLUSDT"]
+    row = {"symbol": "SOLUSDT", "contractType": "PERPETUAL", "pricePrecision": 3, "quantityPrecision": 1,
+           "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.005", "minPrice": "0.1", "maxPrice": "9000"},
+                       {"filterType": "LOT_SIZE", "stepSize": "0.1", "minQty": "0.1", "maxQty": "100000"},
+                       {"filterType": "MARKET_LOT_SIZE", "stepSize": "0.1", "minQty": "0.1", "maxQty": "3000"},
+                       {"filterType": "MIN_NOTIONAL", "notional": "5"}]}
+    new = with_filters_from({"symbols": [row, dict(row, symbol="NEWCOINUSDT")]})
+    sol = new["SOLUSDT"]
+    assert (sol.filters.tick_size, sol.filters.step_size, sol.price_precision) == (Decimal("0.005"), Decimal("0.1"), 3)
+    assert sol.brackets == base.brackets and "NEWCOINUSDT" not in new  # no brackets known: not simulated
