@@ -37,8 +37,10 @@ log = logging.getLogger("albra.exchange.live_paper")
 FUNDING_INTERVAL_MS = 8 * 3_600_000
 #: the stream counts as down when no update arrived for this long (Binance pushes every 250 ms)
 STALE_S = 5.0
-#: read the announced funding rate when a funding time is this close
+#: read the announced funding rate when a funding time is this close, and again at most this often until it passes
+#: (the announced rate moves until settlement: the last read before the funding time is the one settled)
 FUNDING_LOOKAHEAD_MS = 15 * 60_000
+FUNDING_REREAD_S = 30.0
 
 
 class LiveFeed:
@@ -56,7 +58,7 @@ class LiveFeed:
         self.updates = 0
         self._open: dict[str, int] = {}
         self._hl: dict[str, tuple[float, float]] = {}
-        self._funding_known: set[tuple[str, int]] = set()
+        self._funding_read: dict[tuple[str, int], float] = {}  # (symbol, funding time) → monotonic time read
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -71,9 +73,7 @@ class LiveFeed:
         if prev is not None and open_ms < prev:
             return  # a late update of an older candle: the path has moved on
         if prev is None or open_ms > prev:
-            if prev is not None:
-                await self._funding_before(symbol, open_ms)
-            ex.open_at(symbol, open_ms, o)
+            ex.open_at(symbol, open_ms, o)  # settles a funding time passed since, at the rate read before it
             self._open[symbol] = open_ms
             self._hl[symbol] = (o, o)
         hi, low = self._hl[symbol]
@@ -91,13 +91,6 @@ class LiveFeed:
         self.updates += 1
         self.last_update[symbol] = time.monotonic()
 
-    async def _funding_before(self, symbol: str, open_ms: int) -> None:
-        """Make sure the funding times the new candle's open crosses have their announced rate."""
-        prev = self._open[symbol]
-        first = (prev // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
-        if first <= open_ms:
-            await self.read_funding(symbol)
-
     async def read_funding(self, symbol: str) -> None:
         """The rate Binance announces for the next funding time (premium index), recorded in the exchange."""
         from albra.exchange.errors import ExchangeError
@@ -109,7 +102,7 @@ class LiveFeed:
             return
         t, rate = int(row["nextFundingTime"]), Decimal(str(row["lastFundingRate"]))
         self.ex.add_funding(symbol, t, rate)
-        self._funding_known.add((symbol, t))
+        self._funding_read[(symbol, t)] = time.monotonic()
 
     # -- REST fallback -------------------------------------------------------------------------------------------
 
@@ -126,7 +119,8 @@ class LiveFeed:
         step = timeframe_ms(self.interval)
         for s in self.symbols:
             nxt = (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
-            if nxt - now_ms <= FUNDING_LOOKAHEAD_MS and (s, nxt) not in self._funding_known:
+            read = self._funding_read.get((s, nxt))
+            if nxt - now_ms <= FUNDING_LOOKAHEAD_MS and (read is None or time.monotonic() - read > FUNDING_REREAD_S):
                 await self.read_funding(s)
             last = self._open.get(s)
             behind = last is None or last + step <= now_ms

@@ -18,6 +18,7 @@ from albra.ledger import legs as L
 from albra.ledger.positions import compare_positions
 from albra.sim.testing import run_sim_server
 from albra.store import Store
+from albra.timefmt import parse_time
 from tests.engine.test_e2e_sim_serve import MOMENTUM, START  # the e2e's busy window and loose MOMENTUM params
 
 pytestmark = pytest.mark.anyio
@@ -119,6 +120,9 @@ async def test_paper_account_on_streamed_live_candles_trades_and_protects(tmp_pa
         reasons = {g.close_reason for g in closed}
         assert fired and "stop_loss" in reasons, reasons  # a stop on the paper exchange fired on the streamed path
         assert reasons - {"stop_loss", "take_profit"}, reasons  # and a strategy exit (its tag) closed a leg too
+        # the 00:00 UTC funding time passed with the rate the exchange announced before it (never a default)
+        assert ex.now > parse_time("2024-01-14") and not ex.funding_missing
+        assert parse_time("2024-01-14") // (8 * 3_600_000) in ex._sym("BTCUSDT").funding
         positions = await gw.fetch_positions()
         assert compare_positions(L.live_legs(store, "pl"), positions) == []  # ledger = paper exchange
         assert summary.funding == {"BTCUSDT": "live: rate announced by the exchange (premiumIndex) before each "
