@@ -245,7 +245,8 @@ class Executor:
                 elif isinstance(d, Exit):
                     k = exit_n.get(str(d.leg_id), 0)
                     exit_n[str(d.leg_id)] = k + 1
-                    await self.exit(str(d.leg_id), d.fraction, d.tag, d.reason, candle_ts, k)
+                    seq = sum(exit_n.values()) - 1  # this exit's place among all of the candle's exits
+                    await self.exit(str(d.leg_id), d.fraction, d.tag, d.reason, candle_ts, k, seq=seq)
                 elif isinstance(d, MoveStop):
                     await self.move_stop(str(d.leg_id), d.new_stop, d.reason)
                 elif isinstance(d, Enter):
@@ -512,7 +513,12 @@ class Executor:
         return True
 
     # ------------------------------------------------------------------ exits
-    async def exit(self, leg_id: str, fraction: float, tag: str, reason: str, candle_ts: int, k: int = 0) -> None:
+    async def exit(self, leg_id: str, fraction: float, tag: str, reason: str, candle_ts: int, k: int = 0, *,
+                   seq: int | None = None) -> None:
+        """Close ``fraction`` of the leg's initial qty (1.0: all of it) reduce-only at market. ``k``: the leg's
+        k-th exit on this candle; ``seq``: this exit's place among all exits decided on the candle (names the
+        order of a leg older than the id's generation range, see :meth:`_exit_client_id`). A reduce or exit the
+        exchange never received (looked up: not found) is sent once more under the next id."""
         leg = L.require_leg(self.store, leg_id)
         if leg.state is not L.LegState.OPEN or leg.qty <= 0:
             return
@@ -540,7 +546,7 @@ class Executor:
         if not full and not await self._resize_protection(leg, leg.qty - qty):
             return  # shrink the stop first (never more stop than position on a shared side); it fired or failed
         side, pside, ro = self._exit_shape(leg)
-        cid = self._exit_client_id(leg, candle_ts, "exit" if full else "reduce", k)
+        cid = self._exit_client_id(leg, candle_ts, "exit" if full else "reduce", k, seq)
         req = OrderRequest(cid, leg.symbol, side, OrderType.MARKET, qty, pside, reduce_only=ro)
         intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy,
                                  purpose="exit" if full else "reduce", candle_ts=candle_ts, now_ms=self.now_ms(),
@@ -553,6 +559,10 @@ class Executor:
             raise
         if res is not None:
             await self.om.apply_fills(intent, res)
+        elif (after := I.get_intent(self.store, cid)) is not None and after.state == "not_found":
+            # the exchange positively does not know it (a lost request, looked up over a bounded time): nothing
+            # reduced the position, so once more under a fresh id — an exit the strategy decided is not dropped
+            cid = await self._resend_exit(leg, req, cid, tag)
         moved = self._refresh(leg_id)
         if moved.state is leg.state and moved.qty == leg.qty:
             # nothing executed: the order was never placed (resolved not found), refused, or is still unknown — not
@@ -574,16 +584,37 @@ class Executor:
                                (json.dumps(done), self.now_ms(), leg_id))
         await self._after_reduce(leg_id, tag, reason)
 
-    def _exit_client_id(self, leg: L.Leg, candle_ts: int, purpose: str, k: int) -> str:
+    async def _resend_exit(self, leg: L.Leg, lost: OrderRequest, lost_cid: str, tag: str) -> str:
+        """Send a lost exit (or reduce) once more as a ``close`` order of the leg (the next generation of its close
+        ids, never a reused id); returns the new client id. Refused or lost again: the caller reports it."""
+        cid = make_client_id(self.account, leg.strategy, leg.symbol, int(leg.entry_ts or leg.opened_ms), "close",
+                             I.next_generation(self.store, leg.leg_id, "close"))
+        req = replace(lost, client_id=cid)
+        intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy, purpose="close",
+                                 candle_ts=leg.entry_ts, now_ms=self.now_ms(), leg_id=leg.leg_id)
+        self._journal("exit_resent", f"{tag}: {lost_cid} never reached the exchange; sending it once more as {cid}",
+                      level="WARNING", strategy=leg.strategy, symbol=leg.symbol,
+                      data={"lost": lost_cid, "client_id": cid, "leg_id": leg.leg_id})
+        try:
+            res = await self.om.send(intent)
+        except X.ExchangeError:
+            return cid  # journaled and alerted by the order manager; the caller reports the leg unchanged
+        if res is not None:
+            await self.om.apply_fills(intent, res)
+        return cid
+
+    def _exit_client_id(self, leg: L.Leg, candle_ts: int, purpose: str, k: int, seq: int | None = None) -> str:
         """Deterministic per (leg, decision candle): the leg's entry candle names the leg (as its stops do), the
         minutes from entry to the deciding candle the attempt — so two legs of one strategy exiting on the same
         candle never share an id, and re-evaluating the candle after a crash derives the same id. Beyond the
-        generation range (a leg older than ~32 days) the deciding candle names the attempt instead."""
+        generation range (a leg older than ~32 days) the deciding candle names the attempt instead, numbered by
+        the exit's place among all of the candle's exits (``seq``), so two old legs of one strategy and symbol
+        exiting on one candle do not share an id either."""
         entry = int(leg.entry_ts if leg.entry_ts is not None else leg.opened_ms)
         gen = (candle_ts - entry) // 60_000 + k
         if 0 <= gen <= MAX_GENERATION:
             return make_client_id(self.account, leg.strategy, leg.symbol, entry, purpose, gen)
-        return make_client_id(self.account, leg.strategy, leg.symbol, candle_ts, purpose, k)
+        return make_client_id(self.account, leg.strategy, leg.symbol, candle_ts, purpose, k if seq is None else seq)
 
     async def _after_reduce(self, leg_id: str, tag: str, reason: str = "") -> None:
         leg = self._refresh(leg_id)

@@ -531,6 +531,10 @@ class Runner:
         self._dirty.update(t.symbol for t in self.tracks)
         if self.executor is not None:
             self._dirty.update(g.symbol for g in self.executor.open_legs())
+        if self.stream is not None and self.stream.connects > 1:
+            # a reconnect: events were missed — the next turn runs the REST sync and a full reconciliation round
+            # (open orders, positions, trades since, given-up entries) instead of waiting for their timers
+            self._t_sync = self._t_rec = -1e18
         self._journal("stream_connected", f"user data stream up (connection {self.stream.connects}); resyncing "
                       "by REST", "INFO")
         self._wake.set()

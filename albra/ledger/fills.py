@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Mapping, Sequence
 
 from albra.exchange.types import IncomeRow
+from albra.exchange.fees import fee_asset, fee_in_quote
 from albra.ledger import daily_pnl
 from albra.ledger import legs as L
 from albra.ledger.intents import PROTECTIVE_PURPOSES, Intent, fetch_intent, mark_filled_late
@@ -106,10 +107,10 @@ def _attribute(conn: sqlite3.Connection, account: str, fill: Fill) -> Intent | N
 def _insert_fill(conn: sqlite3.Connection, account: str, fill: Fill, leg_id: str | None) -> None:
     conn.execute(
         "INSERT INTO fills(account, symbol, trade_id, exchange_order_id, client_id, leg_id, side, position_side,"
-        " price, qty, fee, fee_asset, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " price, qty, fee, fee_asset, fee_quote, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (account, fill.symbol, str(fill.trade_id), str(fill.order_id), fill.client_id or None, leg_id,
          fill.side.value, fill.position_side.value, _s(fill.price), _s(fill.qty), _s(fill.fee),
-         str((fill.extra or {}).get("fee_asset", "USDT")), _s(fill.realized_pnl), fill.ts),
+         fee_asset(fill), _s(fee_in_quote(fill)), _s(fill.realized_pnl), fill.ts),
     )
 
 
@@ -130,6 +131,7 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
     if not fill.trade_id:
         raise ValueError("a fill needs the exchange's trade id (idempotency key)")
     now = fill.ts if now_ms is None else now_ms
+    fee = fee_in_quote(fill)  # fees in their asset are valued at the fill's minute (BNB burn); never BNB as USDT
     with store.tx() as c:
         if c.execute("SELECT 1 FROM fills WHERE account=? AND symbol=? AND trade_id=?",
                      (account, fill.symbol, str(fill.trade_id))).fetchone():
@@ -171,7 +173,7 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
             new_qty = leg.qty + fill.qty
             avg = ((leg.entry_price or Decimal(0)) * leg.qty + fill.price * fill.qty) / new_qty
             c.execute("UPDATE legs SET qty=?, qty_initial=?, entry_price=?, fees=?, updated_ms=? WHERE leg_id=?",
-                      (_s(new_qty), _s(leg.qty_initial + fill.qty), _s(avg), _s(leg.fees + fill.fee), now,
+                      (_s(new_qty), _s(leg.qty_initial + fill.qty), _s(avg), _s(leg.fees + fee), now,
                        leg.leg_id))
             if leg.state is L.LegState.PENDING:
                 state_after = L.transition_in(c, leg.leg_id, L.LegState.OPEN, now_ms=now).state
@@ -185,7 +187,7 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                 exited_before + close_qty) if close_qty > 0 else leg.exit_price
             new_qty = leg.qty - close_qty
             c.execute("UPDATE legs SET qty=?, realized_pnl=?, fees=?, exit_price=?, updated_ms=? WHERE leg_id=?",
-                      (_s(new_qty), _s(leg.realized_pnl + realized), _s(leg.fees + fill.fee),
+                      (_s(new_qty), _s(leg.realized_pnl + realized), _s(leg.fees + fee),
                        None if exit_px is None else _s(exit_px), now, leg.leg_id))
             if new_qty == 0:
                 state_after = L.transition_in(c, leg.leg_id, L.LegState.CLOSED, now_ms=now,
@@ -195,7 +197,7 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                                f"{leg.leg_id} held {leg.qty}: {excess} is not this leg's", level="ERROR",
                                account=account, strategy=leg.strategy, symbol=fill.symbol,
                                data={"trade_id": fill.trade_id, "excess": str(excess)}, ts=fill.ts, conn=c)
-        daily_pnl.add(c, account, leg.strategy, fill.ts, realized - fill.fee, now)
+        daily_pnl.add(c, account, leg.strategy, fill.ts, realized - fee, now)
         return FillResult(True, leg.leg_id, intent.client_id, realized, state_after.value,
                           note=LATE_ENTRY if recovered else "")
 

@@ -49,7 +49,9 @@ _NEXT: dict[str, frozenset[str]] = {
     "pending": frozenset({"sent", "unknown", "not_found", "open", "filled", "canceled", "rejected", "expired"}),
     "sent": frozenset({"unknown", "not_found", "open", "filled", "canceled", "rejected", "expired"}),
     "unknown": frozenset({"not_found", "open", "filled", "canceled", "rejected", "expired"}),
-    "open": frozenset({"open", "filled", "canceled", "expired"}),
+    # an open conditional order that fires can still end REJECTED (its child refused at the trigger: Algo Order
+    # Update, algo status REJECTED, no child order)
+    "open": frozenset({"open", "filled", "canceled", "expired", "rejected"}),
 }
 _STATUS_TO_STATE = {
     OrderStatus.NEW: "open",
