@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from commands import EXIT_UNREACHABLE, EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, disk_full_note, fail, load, open_store
+from albra.commands import EXIT_UNREACHABLE, EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, emit_json, disk_full_note, fail, load, open_store
 
 
 def run(
@@ -94,7 +94,7 @@ def render_summary(account: str, s: dict) -> None:
     c.print(
         f"[bold]albra run {account}[/] stopped ({s['stopped_by']}): {s['candles']} candles, {s['evaluations']} "
         f"evaluations, {s['trades']} closed trades ({s['wins']} won), PnL {Decimal(s['pnl']):.2f} USDT (after fees "
-        f"{s['fees']} and funding {s['funding']}), max drawdown {dd}, equity {s['equity'] or '-'} USDT, open legs "
+        f"{s['fees']} and funding {s['funding_paid']}), max drawdown {dd}, equity {s['equity'] or '-'} USDT, open legs "
         f"{s['open_legs']}, refusals {s['refusals']}")
     if s.get("by_strategy"):
         t = Table(title="By strategy", title_justify="left")
@@ -104,6 +104,8 @@ def render_summary(account: str, s: dict) -> None:
             rate = f"{b['wins'] / b['trades'] * 100:.0f}%" if b["trades"] else "-"
             t.add_row(name, str(b["trades"]), str(b["wins"]), rate, b["pnl"], b["fees"], b["funding"])
         c.print(t)
+    for sym, src in (s.get("funding") or {}).items():
+        c.print(f"funding {sym}: {src}")
 
 
 class _ReplayBar:

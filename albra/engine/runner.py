@@ -13,7 +13,7 @@ allocated to the legs that held the position, :mod:`albra.engine.funding`), reco
 and alerted, never overwritten), equity snapshot + MDD/daily anchors (60 s), health checks. The systemd watchdog
 is fed only when a turn completed and health checks pass.
 
-Modes: ``live``/``testnet`` (ccxt; a ``base_url`` points it at e.g. ``albra sim serve``) evaluate each due candle
+Modes: ``live``/``demo`` (ccxt; a ``base_url`` points it at e.g. ``albra sim serve``) evaluate each due candle
 with ``Strategy.evaluate`` on candles fetched from the exchange. ``paper`` runs the simulated exchange in-process
 over the account's replay files (default: the bundled BTCUSDT 15m) on the replay clock; there the strategy's
 features are prepared once over the replay file and ``decide`` is called per closed candle, which equals
@@ -98,10 +98,12 @@ class RunSummary:
     exhausted: bool = False
     stopped_by: str = ""
     fees: Decimal = Decimal(0)        # of the closed legs, in USDT
-    funding: Decimal = Decimal(0)     # paid (−) or received (+) by the closed legs
+    funding_paid: Decimal = Decimal(0)  # funding paid (−) or received (+) by the closed legs
     max_drawdown_pct: float | None = None  # peak-to-trough of the account's equity snapshots of this run
     by_strategy: dict = field(default_factory=dict)  # strategy → trades, wins, pnl (net), fees, funding
     extra: dict = field(default_factory=dict)
+    #: paper accounts: symbol → where the simulated exchange's funding comes from
+    funding: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         q = Decimal("0.01")
@@ -109,7 +111,8 @@ class RunSummary:
                 "trades": self.trades, "wins": self.wins, "pnl": format(self.pnl, "f"),
                 "equity": None if self.equity is None else format(self.equity, "f"), "open_legs": self.open_legs,
                 "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by,
-                "fees": format(self.fees.quantize(q), "f"), "funding": format(self.funding.quantize(q), "f"),
+                "fees": format(self.fees.quantize(q), "f"), "funding_paid": format(self.funding_paid.quantize(q), "f"),
+                "funding": self.funding,
                 "max_drawdown_pct": self.max_drawdown_pct,
                 "by_strategy": {k: {"trades": v["trades"], "wins": v["wins"],
                                     "pnl": format(v["pnl"].quantize(q), "f"), "fees": format(v["fees"].quantize(q), "f"),
@@ -135,15 +138,23 @@ def max_drawdown_pct(store: Store, account: str, since_ms: int | None = None) ->
 def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[Any, ReplayCtx | None]:
     """The account's gateway, always through :func:`albra.exchange.factory.gateway_for`; for a paper account
     also the replay that drives its in-process exchange (taken from the paper gateway). ``on_event`` receives the
-    resilience layer's events of a live/testnet gateway (the runner passes its
+    resilience layer's events of a live/demo gateway (the runner passes its
     :class:`~albra.engine.exchange_events.ExchangeEventSink`; the in-process paper exchange has no network)."""
     from albra.exchange.factory import gateway_for
     from albra.timefmt import parse_time
 
     acc = settings.account(account)
+    if acc.mode.value == "paper" and acc.paper_feed == "live":
+        from albra.exchange.client import is_loopback
+
+        try:  # orders to the in-process exchange, the market from Binance (or the local server)
+            gw = gateway_for(account, acc, test_mode=is_loopback(acc.base_url), on_event=on_event)
+        except (ValueError, OSError) as e:
+            raise RunnerError(f"account {account}: {e}") from None
+        return gw, None
     if acc.mode.value == "paper":
         try:
-            gw = gateway_for(account, acc)
+            gw = gateway_for(account, acc, data_dir=settings.paths.data_dir)
         except (ValueError, OSError) as e:
             raise RunnerError(f"account {account}: {e}") from None
         if not gw.replay.series:
@@ -178,7 +189,7 @@ class Runner:
         by default they are logged. ``progress(done_ms, total_ms)`` follows a paper replay (exchange time covered
         of the whole window) — the command draws its progress bar from it."""
         from albra.systemd import Notifier
-        from strategies import registry
+        from albra.strategies import registry
 
         self.settings = settings
         self.account = account
@@ -291,12 +302,14 @@ class Runner:
 
             self.exchange_events = ExchangeEventSink(self.store, self.account, now_ms=self.now_ms, actor=self.name)
             self.gw, self.replay = build_gateway(self.settings, self.account, on_event=self.exchange_events)
+            self.summary.funding = dict(getattr(self.gw, "funding_sources", None) or {})
             if self.replay is not None:
                 first = int(self.replay.clock.now_ms())
                 if self.until_ms is not None and self.until_ms <= first:
                     # refused before the reset: a run that would evaluate nothing must not clear the last session
                     raise RunnerError(f"--until {_kst(self.until_ms)} is not after the replay start {_kst(first)}: "
                                       f"nothing would run (the previous paper session is kept)")
+            if self.acc.mode.value == "paper":
                 self._new_paper_session()
         if self.replay is None:
             await self._sync_exchange_clock()
@@ -393,7 +406,7 @@ class Runner:
             return strat.decide(feats, i, legs, last), feats.cols["close"][i] if "close" in feats.cols else 0.0
         from albra.candles import CandleSeries
         from albra.engine.catch_up import MAX_FETCH
-        from strategies.base import closed_candles
+        from albra.strategies.base import closed_candles
         import numpy as np
 
         frames = {}
@@ -550,6 +563,7 @@ class Runner:
         if self.replay is not None and self.replay.speed == 0:
             t = self.now_ms() / 1000.0  # replay time drives the cadence when the clock is stepped
         every = SYNC_STREAM_DOWN_S if self.stream is not None and self.stream.state != "up" else SYNC_EVERY_S
+        every = getattr(self.gw, "sync_every_s", None) or every  # an in-process exchange is cheap to read
         if force or t - self._t_sync >= every:
             self._t_sync = t
             if self.executor.has_open_legs():
@@ -892,7 +906,7 @@ class Runner:
         s.refusals = self.executor.stats.refusals
         s.stopped_by = self.stopped_by or "signal"
         s.fees = sum((g.fees for g in closed), Decimal(0))
-        s.funding = sum((g.funding for g in closed), Decimal(0))
+        s.funding_paid = sum((g.funding for g in closed), Decimal(0))
         s.by_strategy = {}
         for g, p in zip(closed, pnls):
             b = s.by_strategy.setdefault(g.strategy, {"trades": 0, "wins": 0, "pnl": Decimal(0), "fees": Decimal(0),
