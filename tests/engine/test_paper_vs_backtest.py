@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from albra.candles import bundled, load_candles
+from albra.candles import bundled, load_funding
 from albra.config import load_settings
-from albra.engine.backtest import BacktestSetup, StrategySpec, funding_for, run_backtest
+from albra.engine.backtest import BacktestSetup, StrategySpec, run_backtest
 from albra.engine.runner import Runner, build_paper
 from albra.ledger import legs as L
 from albra.model import PositionMode
@@ -45,7 +45,7 @@ async def test_paper_replay_and_backtest_take_the_same_trades(tmp_path, btc15m):
     res = run_backtest(BacktestSetup(
         [StrategySpec(s.name, dict(s.params), s.size_pct, s.leverage) for s in acc.strategies],
         {"BTCUSDT": [btc15m]}, parse_time(start), parse_time(end), acc.paper_balance, PositionMode.ONE_WAY,
-        {"BTCUSDT": funding_for("BTCUSDT")}, settings.effective_risk("demo"), tmp_path))
+        {"BTCUSDT": load_funding(bundled("BTCUSDT-funding.csv"))}, settings.effective_risk("demo"), tmp_path))
     back = [(t["strategy"], t["side"], Decimal(t["quantity"]), t["entry_time"], t["exit_time"], t["exit_reason"])
             for t in res.trades]
     assert len(paper) >= 5, paper  # enough trades to mean something
