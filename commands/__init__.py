@@ -36,6 +36,7 @@ _MODULES: list[str] = [
     "upgrade",
     # the rest of the toolkit
     "backtest",
+    "data",
     "bot",
     "dashboard",
     "config_cmd",
@@ -47,5 +48,5 @@ _MODULES: list[str] = [
 def register_all(app: typer.Typer) -> None:
     """Attach every command module listed in ``_MODULES`` to the root app."""
     for name in _MODULES:
-        mod = importlib.import_module(f"commands.{name}")
+        mod = importlib.import_module(f"albra.commands.{name}")
         mod.register(app)

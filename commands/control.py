@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from commands._common import (ConfigOption, JsonOption, cli_actor, disk_full_note, emit_json, fail, load,
-                             open_store)
+from albra.commands._common import (ConfigOption, JsonOption, cli_actor, disk_full_note, emit_json, fail,
+                                   load, open_store)
 
 
 def _scope_check(settings, account: str | None, strategy: str | None) -> tuple[str, str]:

@@ -12,8 +12,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from commands import EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, cli_actor, emit_json, fail, load
+from albra.commands import EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, cli_actor, emit_json, fail, load
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from commands._common import fail, load
+from albra.commands._common import fail, load
 
 service_app = typer.Typer(help="systemd units for the runners and the bot.", no_args_is_help=True)
 
@@ -106,7 +106,7 @@ def notify_failure_cmd(
     import asyncio
 
     from albra.runbook.unit_failure import UNIT_RE, notify_failure
-    from commands._common import open_store
+    from albra.commands._common import open_store
 
     if not UNIT_RE.match(unit):
         fail(f"{unit!r} is not a systemd unit name")

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from strategies.base import Strategy
+    from albra.strategies.base import Strategy
 
 SKIP = {"base", "registry"}
 
@@ -26,9 +26,9 @@ class RegistryError(LookupError):
     """Unknown strategy name, duplicate name, or a strategy module that cannot be imported."""
 
 
-def discover(package: str = "strategies") -> dict[str, type["Strategy"]]:
+def discover(package: str = "albra.strategies") -> dict[str, type["Strategy"]]:
     """Import every module of ``package`` and map upper-cased names to strategy classes."""
-    from strategies.base import Strategy
+    from albra.strategies.base import Strategy
 
     pkg = importlib.import_module(package)
     found: dict[str, type[Strategy]] = {}

@@ -27,7 +27,7 @@ from typing import Sequence
 
 from albra.engine.scheduler import Due, last_closed_open
 from albra.store.runners import duration_text
-from strategies.base import Decision, Enter, Exit, MoveStop
+from albra.strategies.base import Decision, Enter, Exit, MoveStop
 
 #: klines per request on Binance USDⓈ-M: the most history one fetch can give a catch-up
 MAX_FETCH = 1500

@@ -13,7 +13,7 @@ allocated to the legs that held the position, :mod:`albra.engine.funding`), reco
 and alerted, never overwritten), equity snapshot + MDD/daily anchors (60 s), health checks. The systemd watchdog
 is fed only when a turn completed and health checks pass.
 
-Modes: ``live``/``testnet`` (ccxt; a ``base_url`` points it at e.g. ``albra sim serve``) evaluate each due candle
+Modes: ``live``/``demo`` (ccxt; a ``base_url`` points it at e.g. ``albra sim serve``) evaluate each due candle
 with ``Strategy.evaluate`` on candles fetched from the exchange. ``paper`` runs the simulated exchange in-process
 over the account's replay files (default: the bundled BTCUSDT 15m) on the replay clock; there the strategy's
 features are prepared once over the replay file and ``decide`` is called per closed candle, which equals
@@ -97,28 +97,65 @@ class RunSummary:
     refusals: int = 0
     exhausted: bool = False
     stopped_by: str = ""
+    fees: Decimal = Decimal(0)        # of the closed legs, in USDT
+    funding_paid: Decimal = Decimal(0)  # funding paid (−) or received (+) by the closed legs
+    max_drawdown_pct: float | None = None  # peak-to-trough of the account's equity snapshots of this run
+    by_strategy: dict = field(default_factory=dict)  # strategy → trades, wins, pnl (net), fees, funding
     extra: dict = field(default_factory=dict)
+    #: paper accounts: symbol → where the simulated exchange's funding comes from
+    funding: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        q = Decimal("0.01")
         return {"account": self.account, "candles": self.candles, "evaluations": self.evaluations,
                 "trades": self.trades, "wins": self.wins, "pnl": format(self.pnl, "f"),
                 "equity": None if self.equity is None else format(self.equity, "f"), "open_legs": self.open_legs,
-                "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by}
+                "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by,
+                "fees": format(self.fees.quantize(q), "f"), "funding_paid": format(self.funding_paid.quantize(q), "f"),
+                "funding": self.funding,
+                "max_drawdown_pct": self.max_drawdown_pct,
+                "by_strategy": {k: {"trades": v["trades"], "wins": v["wins"],
+                                    "pnl": format(v["pnl"].quantize(q), "f"), "fees": format(v["fees"].quantize(q), "f"),
+                                    "funding": format(v["funding"].quantize(q), "f")}
+                                for k, v in sorted(self.by_strategy.items())}}
+
+
+def max_drawdown_pct(store: Store, account: str, since_ms: int | None = None) -> float | None:
+    """Largest peak-to-trough fall of the account's equity snapshots (since ``since_ms``), in %; None without any."""
+    peak = None
+    worst = 0.0
+    rows = store.query("SELECT equity FROM equity_snapshots WHERE account=? AND ts>=? ORDER BY ts",
+                       (account, since_ms or 0))
+    for r in rows:
+        eq = float(r["equity"])
+        if peak is None or eq > peak:
+            peak = eq
+        elif peak > 0:
+            worst = max(worst, (peak - eq) / peak * 100)
+    return None if not rows else round(worst, 2)
 
 
 def build_gateway(settings: Any, account: str, on_event: Any = None,
                   on_call: Any = None) -> tuple[Any, ReplayCtx | None]:
     """The account's gateway, always through :func:`albra.exchange.factory.gateway_for`; for a paper account
     also the replay that drives its in-process exchange (taken from the paper gateway). ``on_event`` receives the
-    resilience layer's events of a live/testnet gateway (the runner passes its
+    resilience layer's events of a live/demo gateway (the runner passes its
     :class:`~albra.engine.exchange_events.ExchangeEventSink`; the in-process paper exchange has no network)."""
     from albra.exchange.factory import gateway_for
     from albra.timefmt import parse_time
 
     acc = settings.account(account)
+    if acc.mode.value == "paper" and acc.paper_feed == "live":
+        from albra.exchange.client import is_loopback
+
+        try:  # orders to the in-process exchange, the market from Binance (or the local server)
+            gw = gateway_for(account, acc, test_mode=is_loopback(acc.base_url), on_event=on_event)
+        except (ValueError, OSError) as e:
+            raise RunnerError(f"account {account}: {e}") from None
+        return gw, None
     if acc.mode.value == "paper":
         try:
-            gw = gateway_for(account, acc)
+            gw = gateway_for(account, acc, data_dir=settings.paths.data_dir)
         except (ValueError, OSError) as e:
             raise RunnerError(f"account {account}: {e}") from None
         if not gw.replay.series:
@@ -148,11 +185,13 @@ class Runner:
     def __init__(self, settings: Any, account: str, *, gateway: Any = None, replay: ReplayCtx | None = None,
                  store: Store | None = None, notifier: Any = None, max_candles: int | None = None,
                  until_ms: int | None = None, wall: Callable[[], float] = time.monotonic,
-                 announce: Callable[[str], None] | None = None) -> None:
+                 announce: Callable[[str], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         """``announce`` receives the one-line notices an operator must see at start-up (a paper session reset);
-        by default they are logged."""
+        by default they are logged. ``progress(done_ms, total_ms)`` follows a paper replay (exchange time covered
+        of the whole window) — the command draws its progress bar from it."""
         from albra.systemd import Notifier
-        from strategies import registry
+        from albra.strategies import registry
 
         self.settings = settings
         self.account = account
@@ -166,6 +205,9 @@ class Runner:
         self.wall = wall
         self.announce = announce or (lambda msg: log.warning("%s", msg))
         self.paper_reset: Any = None  # the previous paper session's summary when this run reset it
+        self.progress = progress
+        self._replay_span: tuple[int, int] | None = None  # (first, last) exchange ms of a paper replay
+        self._since_ex: int | None = None  # exchange time this run started at (its summary's drawdown window)
         self.health = Health(monotonic=wall)
         self.stop = asyncio.Event()
         self.stopped_by = ""
@@ -270,15 +312,18 @@ class Runner:
                 self.settings, self.account, on_event=self.exchange_events,
                 on_call=lambda op, placement, outcome, ms: self.calls.record(self.now_ms(), op, placement, outcome,
                                                                              ms))
+            self.summary.funding = dict(getattr(self.gw, "funding_sources", None) or {})
             if self.replay is not None:
                 first = int(self.replay.clock.now_ms())
                 if self.until_ms is not None and self.until_ms <= first:
                     # refused before the reset: a run that would evaluate nothing must not clear the last session
                     raise RunnerError(f"--until {_kst(self.until_ms)} is not after the replay start {_kst(first)}: "
                                       f"nothing would run (the previous paper session is kept)")
+            if self.acc.mode.value == "paper":
                 self._new_paper_session()
         if self.replay is None:
             await self._sync_exchange_clock()
+        self._since_ex = self.now_ms()
         mode = PositionMode(self.acc.position_mode)
         await self._timed(self.gw.set_position_mode(mode))
         lev: dict[str, int] = {}
@@ -376,7 +421,7 @@ class Runner:
             return strat.decide(feats, i, legs, last), feats.cols["close"][i] if "close" in feats.cols else 0.0
         from albra.candles import CandleSeries
         from albra.engine.catch_up import MAX_FETCH
-        from strategies.base import closed_candles
+        from albra.strategies.base import closed_candles
         import numpy as np
 
         frames = {}
@@ -417,9 +462,10 @@ class Runner:
                           strategy=tr.strategy, symbol=tr.symbol, candles=n, first_ts=first)
         if not dues:
             return 0
-        if self.replay is None and self.executor.has_open_legs():
+        if self.executor.has_open_legs():
             # strategies must see the legs as they are: a stop that fired since the last sync closes its leg
-            # first (else the strategy's exit for it would be refused by the exchange, reduce-only on nothing)
+            # first (else the strategy's exit for it would be refused by the exchange, reduce-only on nothing,
+            # and a paper replay would skip the entry a backtest of the same candles takes on a flat book)
             await self._timed(self.executor.sync_protective())
         max_age = self.settings.runner.max_signal_age_bars
         catching_up = any(not C.is_fresh(d, now, max_age) for d in dues)
@@ -532,6 +578,7 @@ class Runner:
         if self.replay is not None and self.replay.speed == 0:
             t = self.now_ms() / 1000.0  # replay time drives the cadence when the clock is stepped
         every = SYNC_STREAM_DOWN_S if self.stream is not None and self.stream.state != "up" else SYNC_EVERY_S
+        every = getattr(self.gw, "sync_every_s", None) or every  # an in-process exchange is cheap to read
         if force or t - self._t_sync >= every:
             self._t_sync = t
             if self.executor.has_open_legs():
@@ -776,6 +823,7 @@ class Runner:
 
     # ------------------------------------------------------------------ loop
     async def loop(self) -> None:
+        self._report_progress()
         while not self.stop.is_set():
             try:
                 if self.replay is not None and self.replay.speed == 0:
@@ -796,6 +844,7 @@ class Runner:
                     self.health.turned()
                     self._heartbeat()
                     if self.summary.candles % 64 == 0:
+                        self._report_progress()
                         await asyncio.sleep(0)  # let signals in
                     continue
                 async with self._fill_lock:  # one writer of the executor: the loop or a stream event, never both
@@ -823,6 +872,20 @@ class Runner:
             await asyncio.wait({stop, wake}, timeout=self._sleep_s(), return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
             wake.cancel()
+
+    def _report_progress(self, final: bool = False) -> None:
+        if self.progress is None or self.replay is None:
+            return
+        if self._replay_span is None:
+            first = int(self.replay.clock.now_ms())
+            last = max(int(s.ts[-1]) + int(s.interval_ms) for s in self.replay.series.values())
+            for bound in (self.replay.end_ms, self.until_ms):
+                if bound is not None:
+                    last = min(last, int(bound))
+            self._replay_span = (first, max(last, first + 1))
+        first, last = self._replay_span
+        total = last - first
+        self.progress(total if final else min(total, max(0, self.now_ms() - first)), total)
 
     def _sleep_s(self) -> float:
         if self.replay is not None:
@@ -869,6 +932,19 @@ class Runner:
         s.open_legs = len(self.executor.open_legs())
         s.refusals = self.executor.stats.refusals
         s.stopped_by = self.stopped_by or "signal"
+        s.fees = sum((g.fees for g in closed), Decimal(0))
+        s.funding_paid = sum((g.funding for g in closed), Decimal(0))
+        s.by_strategy = {}
+        for g, p in zip(closed, pnls):
+            b = s.by_strategy.setdefault(g.strategy, {"trades": 0, "wins": 0, "pnl": Decimal(0), "fees": Decimal(0),
+                                                      "funding": Decimal(0)})
+            b["trades"] += 1
+            b["wins"] += p > 0
+            b["pnl"] += p
+            b["fees"] += g.fees
+            b["funding"] += g.funding
+        s.max_drawdown_pct = max_drawdown_pct(self.store, self.account, self._since_ex)
+        self._report_progress(final=self.summary.exhausted)
         try:
             s.equity = (await self.gw.fetch_balance()).equity
         except X.ExchangeError:

@@ -22,7 +22,7 @@ from albra.ledger import legs as L
 from albra.model import Direction, PositionMode
 from albra.store import Store, journal
 from albra.timefmt import DAY_MS, HOUR_MS
-from strategies.base import Enter, Exit, MoveStop
+from albra.strategies.base import Enter, Exit, MoveStop
 from tests.runbook.drill import KEYS, Drill, open_leg
 
 pytestmark = pytest.mark.anyio

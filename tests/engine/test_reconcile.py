@@ -19,7 +19,7 @@ from albra.ledger import legs as L
 from albra.ledger.positions import compare_positions
 from albra.model import Direction, PositionMode
 from albra.store import incidents, journal
-from strategies.base import Enter
+from albra.strategies.base import Enter
 
 from engine_helpers import make_sim, settle
 

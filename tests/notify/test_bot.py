@@ -120,9 +120,9 @@ def _seed(store: Store, now_ms: int) -> None:
                   " ('L-0','master','ETHUSDT','TFPE','SHORT','BOTH','closed','0','1','3000','2950','50',?,?,?)",
                   (day - 1000, day, day))
         c.execute("INSERT INTO fills VALUES ('master','ETHUSDT','t1','o1',NULL,'L-0','BUY','BOTH','2950','1',"
-                  "'1.25','USDT','50',?)", (day,))
+                  "'1.25','USDT','50',?,NULL)", (day,))
         c.execute("INSERT INTO fills VALUES ('master','ETHUSDT','t0','o0',NULL,'L-0','SELL','BOTH','3000','1',"
-                  "'1.5','USDT','0',?)", (now_ms - 86_400_000 * 2,))  # two days ago: not today
+                  "'1.5','USDT','0',?,NULL)", (now_ms - 86_400_000 * 2,))  # two days ago: not today
         c.execute("INSERT INTO income VALUES ('master','f1','FUNDING_FEE','-0.75','USDT','BTCUSDT',?)", (day,))
         c.execute("INSERT INTO equity_snapshots VALUES ('master', ?, '10000', '12.5', '10012.5', '9000')", (day,))
 
@@ -353,8 +353,8 @@ async def test_albra_bot_process_end_to_end(tmp_path: Path, api) -> None:
     with Store.open(s.db_path) as store:
         emit(store, AlertEvent("kill_switch:e2e", "kill_switch", message="drill"))
     root = Path(__file__).resolve().parents[2]
-    code = ("import sys, typer, commands.bot\napp = typer.Typer()\napp.callback()(lambda: None)\n"
-            "commands.bot.register(app)\nsys.argv = ['albra'] + sys.argv[1:]\napp()")
+    code = ("import sys, typer, albra.commands.bot\napp = typer.Typer()\napp.callback()(lambda: None)\n"
+            "albra.commands.bot.register(app)\nsys.argv = ['albra'] + sys.argv[1:]\napp()")
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": api.token, "PYTHONPATH": str(root)}
     env.pop("TELEGRAM_CHAT_ID", None)
     proc = await asyncio.create_subprocess_exec(
