@@ -12,8 +12,8 @@ from typing import Optional
 
 import typer
 
-from commands import EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, fail, load, open_store
+from albra.commands import EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, check_output_path, emit_json, fail, load, open_store
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         from albra.review.render import html, markdown
         from albra.timefmt import now_ms
 
+        if output is not None and output.exists() and not output.is_dir():
+            fail(f"--output {output}: not a directory (the review writes two files into it)", EXIT_USAGE)
         settings = load(config)
         store = open_store(settings, create=False)
         try:
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
         stem = f"review-{rep['month']}" + (f"-{account}" if account else "")
         written = []
         for suffix, text in ((".md", md), (".html", html(rep))):
-            path = output / (stem + suffix)
+            path = check_output_path(output / (stem + suffix), "--output")
             try:
                 output.mkdir(parents=True, exist_ok=True)
                 # owner-only, like the store: a review holds balances and losses
