@@ -33,9 +33,9 @@ class Start:
 
 
 def find_start(settings: "Settings", lead_candles: int = 2, window: tuple[str, str] = WINDOW) -> Start:
-    from albra.candles import bundled, load_candles
-    from albra.engine.backtest import BacktestSetup, StrategySpec, funding_for, run_backtest
-    from albra.sim.build import DEFAULT_DATA
+    from albra.candles import bundled, load_candles, load_funding
+    from albra.engine.backtest import BacktestSetup, StrategySpec, run_backtest
+    from albra.sim.build import DEFAULT_DATA, DEFAULT_FUNDING
 
     lo, hi = parse_time(window[0]), parse_time(window[1])
     series = {s: load_candles(bundled(f)) for s, f in DEFAULT_DATA.items()}
@@ -51,7 +51,8 @@ def find_start(settings: "Settings", lead_candles: int = 2, window: tuple[str, s
         res = run_backtest(BacktestSetup(specs, {s: [series[s]] for s in symbols if s in series}, start_ms=lo,
                                          end_ms=hi, balance=Decimal("10000"),
                                          position_mode=acct.position_mode,
-                                         funding={s: funding_for(s) for s in symbols if s in series}))
+                                         funding={s: load_funding(bundled(DEFAULT_FUNDING[s]))
+                                                  for s in symbols if s in DEFAULT_FUNDING}))
         entries += [(int(t["entry_time"]), name, t["strategy"]) for t in res.trades]
     if not entries:
         raise ScenarioError(f"none of the configured strategies enters between {window[0]} and {window[1]} on the "
