@@ -125,6 +125,16 @@ def check_output_path(path: "str | Path", what: str) -> "Path":
     return p
 
 
+def checked_reason(reason: str) -> str:
+    """A ``--reason`` as it will be stored (control characters removed), or exit 2 when it is too long."""
+    from albra.store.flags import clean_reason
+
+    try:
+        return clean_reason(reason)
+    except ValueError as e:
+        fail(str(e))
+
+
 def cli_actor() -> str:
     """Who did it, for the journal: ``cli:<login user>`` (``$SUDO_USER`` when run through sudo)."""
     import getpass

@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from albra.commands._common import (ConfigOption, JsonOption, cli_actor, disk_full_note, emit_json, fail,
-                                   load, open_store)
+from albra.commands._common import (ConfigOption, JsonOption, checked_reason, cli_actor, disk_full_note, emit_json,
+                                   fail, load, open_store)
 
 
 def _scope_check(settings, account: str | None, strategy: str | None) -> tuple[str, str]:
@@ -37,10 +37,7 @@ def _apply(pause: bool, config: str | None, account: str | None, strategy: str |
 
     settings = load(config)
     acct, strat = _scope_check(settings, account, strategy)
-    try:
-        reason = flags.clean_reason(reason)
-    except ValueError as e:
-        fail(str(e))
+    reason = checked_reason(reason)
     import sqlite3
 
     store = open_store(settings)

@@ -15,7 +15,8 @@ from typing import Any, List, Optional
 import typer
 
 from albra.commands import EXIT_USAGE
-from albra.commands._common import ConfigOption, JsonOption, cli_actor, emit_json, fail, load, open_store
+from albra.commands._common import (ConfigOption, JsonOption, checked_reason, cli_actor, emit_json, fail, load,
+                                   open_store)
 
 ACTIONS = ("status", "on", "off")
 
@@ -61,10 +62,7 @@ def register(app: typer.Typer) -> None:
         for a in account or []:
             if a not in settings.accounts:
                 fail(f"unknown account {a!r}; configured: {', '.join(sorted(settings.accounts)) or 'none'}")
-        try:
-            reason = flags.clean_reason(reason)
-        except ValueError as e:
-            fail(str(e))
+        reason = checked_reason(reason)
         store = open_store(settings)
         try:
             before = _status(store)

@@ -202,7 +202,9 @@ class _AccountWork:
         bal = await self._balance()
         if bal is None:
             return
-        ts = self._now()
+        # after the incident opened, whatever two estimates of a clock that stands still (a drill server at speed 0)
+        # say: the report's "after" is the first snapshot at or after the opening
+        ts = max(self._now(), self.t0 + 1)
         self.out.equity_after = _bal_dict(bal)
         self.guard.run("equity snapshot", lambda s: s.execute(
             "INSERT INTO equity_snapshots(account, ts, wallet, unrealized, equity, available) VALUES (?,?,?,?,?,?)"

@@ -45,8 +45,21 @@ def test_on_status_resume_off_across_processes(state) -> None:
         assert all(e.actor.startswith("cli:") for e in journal.entries(s))
 
 
-def test_account_scope_and_bad_input(state) -> None:
-    assert albra(["kill-switch", "on", "--account", "sub1"], state).returncode == 0
+def _inproc(args: list[str], state, monkeypatch):
+    """The same command in this process (Typer's runner): the bad-input cases need no process of their own."""
+    from typer.testing import CliRunner
+
+    from albra.cli import app
+    from tests.commands.test_control_status import EXAMPLE
+
+    monkeypatch.setenv("ALBRA_PATHS__STATE_DIR", str(state))
+    monkeypatch.setenv("ALBRA_PATHS__LOG_DIR", str(state / "logs"))
+    monkeypatch.delenv("ALBRA_CONFIG", raising=False)
+    return CliRunner().invoke(app, [*args, "--config", str(EXAMPLE)])
+
+
+def test_account_scope_and_bad_input(state, monkeypatch) -> None:
+    assert _inproc(["kill-switch", "on", "--account", "sub1"], state, monkeypatch).exit_code == 0
     with Store.open(state / "albra.db") as s:
         assert flags.entry_block(s, "sub1", "TFPE").kind == "kill_switch"
         assert flags.entry_block(s, "master", "TFPE") is None  # the other account trades on
@@ -54,11 +67,11 @@ def test_account_scope_and_bad_input(state) -> None:
                       (["kill-switch", "on", "--account", "ghost"], "unknown account 'ghost'"),
                       (["kill-switch", "on", "--reason", "x" * 201], "at most 200"),
                       (["pause", "--reason", "y" * 300], "at most 200")):
-        r = albra(args, state)
-        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
-    r = albra(["pause", "--reason", "\x1b[31mred\x1b[0m\nforged line", "--json"], state)
+        r = _inproc(args, state, monkeypatch)
+        assert r.exit_code == 2 and msg in r.output, (args, r.output)
+    r = _inproc(["pause", "--reason", "\x1b[31mred\x1b[0m\nforged line", "--json"], state, monkeypatch)
     assert json.loads(r.stdout)["reason"] == "red forged line"  # control characters never reach a terminal
-    r = albra(["kill-switch", "off", "--account", "sub1", "--yes", "--json"], state)
+    r = _inproc(["kill-switch", "off", "--account", "sub1", "--yes", "--json"], state, monkeypatch)
     assert json.loads(r.stdout)["cleared"] == [{"scope": "sub1"}]
 
 

@@ -23,6 +23,7 @@ from albra.model import Direction, PositionMode
 from albra.store import Store, journal
 from albra.timefmt import DAY_MS, HOUR_MS
 from albra.strategies.base import Enter, Exit, MoveStop
+from engine_helpers import QuietNotifier
 from tests.runbook.drill import KEYS, Drill, open_leg
 
 pytestmark = pytest.mark.anyio
@@ -30,11 +31,6 @@ pytestmark = pytest.mark.anyio
 START = "2024-03-04T06:07:00Z"
 
 
-class _Quiet:
-    def ready(self, *a): return False
-    def watchdog(self): return False
-    def stopping(self, *a): return False
-    def status(self, *a): return False
 
 
 def _settings(tmp_path: Path, url: str, max_age: int = 1):
@@ -68,6 +64,15 @@ def _settings(tmp_path: Path, url: str, max_age: int = 1):
         params = {{ cooldown_hours = 0.0 }}
         """))
     return load_settings(cfg)
+
+
+async def _turn(settings, store) -> int:
+    """A runner's start, one evaluation pass (the catch-up) and a clean stop; how many candles it evaluated."""
+    r = Runner(settings, "sub1", store=store, notifier=QuietNotifier())
+    await r.start()
+    n = await r.evaluate_due()
+    await r.shutdown()
+    return n
 
 
 @pytest.fixture
@@ -105,10 +110,7 @@ async def test_restart_after_four_days_sends_no_old_entry_runs_due_exits_and_tfp
     settings = _settings(tmp_path, sim.url)
     store = Store.open(settings.db_path)
     try:
-        r1 = Runner(settings, "sub1", store=store, notifier=_Quiet())
-        await r1.start()
-        await r1.evaluate_due()
-        await r1.shutdown()
+        await _turn(settings, store)
         t0 = await sim.admin.clock()
         # two TEMPLATE legs, opened as the engine does, stops far away: whichever way the averages cross in four days,
         # an exit signal becomes due while the runner is down
@@ -121,7 +123,7 @@ async def test_restart_after_four_days_sends_no_old_entry_runs_due_exits_and_tfp
 
         await sim.admin.advance(4 * DAY_MS)  # the outage
         t1 = await sim.admin.clock()
-        r2 = Runner(settings, "sub1", store=store, notifier=_Quiet())
+        r2 = Runner(settings, "sub1", store=store, notifier=QuietNotifier())
         await r2.start()
         t = time.perf_counter()
         n = await r2.evaluate_due()
@@ -161,16 +163,10 @@ async def test_gap_longer_than_one_klines_request_is_reseeded_and_evaluates(sim,
     settings = _settings(tmp_path, sim.url)
     store = Store.open(settings.db_path)
     try:
-        r1 = Runner(settings, "sub1", store=store, notifier=_Quiet())
-        await r1.start()
-        await r1.evaluate_due()
-        await r1.shutdown()
+        await _turn(settings, store)
         await sim.admin.advance(14 * DAY_MS)  # 1344 15m candles + TFPE's 400-bar warm-up > 1500 per request
         t1 = await sim.admin.clock()
-        r2 = Runner(settings, "sub1", store=store, notifier=_Quiet())
-        await r2.start()
-        await r2.evaluate_due()
-        await r2.shutdown()
+        await _turn(settings, store)
         assert get_mark(store, "sub1", Track("TFPE", "BTCUSDT", "15m")) == last_closed_open(t1, 15 * 60_000)
         rep = {e.strategy: e for e in journal.entries(store, kinds=("catch_up",))}["TFPE"]
         assert rep.data["candles"] == 14 * 96 - 1 and rep.data["reseeded"] > 0

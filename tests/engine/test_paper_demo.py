@@ -15,17 +15,12 @@ import pytest
 from albra.config import load_settings
 from albra.engine.runner import Runner, build_paper
 from albra.store import Store
-from engine_helpers import write_config
+from engine_helpers import QuietNotifier, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "albra.example.toml"
 
 
-class _Quiet:
-    def ready(self, *_a): return False
-    def watchdog(self): return False
-    def stopping(self, *_a): return False
-    def status(self, *_a): return False
 
 
 @pytest.mark.anyio
@@ -35,7 +30,7 @@ async def test_progress_follows_the_replay_and_the_summary_has_the_figures(tmp_p
     gw, ctx = build_paper(settings, "demo")
     seen: list[tuple[int, int]] = []
     with Store.open(settings.db_path) as store:
-        s = await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=_Quiet(),
+        s = await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=QuietNotifier(),
                          progress=lambda done, total: seen.append((done, total))).run()
     assert len(seen) > 5 and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert seen[-1][0] == seen[-1][1] == 7 * 86_400_000  # the whole window, once it is exhausted

@@ -17,16 +17,11 @@ from albra.ledger import legs as L
 from albra.model import PositionMode
 from albra.store import Store
 from albra.timefmt import parse_time
-from engine_helpers import write_config
+from engine_helpers import QuietNotifier, write_config
 
 pytestmark = pytest.mark.anyio
 
 
-class _Quiet:
-    def ready(self, *_a): return False
-    def watchdog(self): return False
-    def stopping(self, *_a): return False
-    def status(self, *_a): return False
 
 
 async def test_paper_replay_and_backtest_take_the_same_trades(tmp_path, btc15m):
@@ -36,7 +31,7 @@ async def test_paper_replay_and_backtest_take_the_same_trades(tmp_path, btc15m):
     gw, ctx = build_paper(settings, "demo")
     store = Store.open(settings.db_path)
     try:
-        await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=_Quiet()).run()
+        await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=QuietNotifier()).run()
         paper = [(g.strategy, g.direction.value, g.qty_initial, g.opened_ms, g.closed_ms, g.close_reason)
                  for g in L.legs_of(store, "demo", states=[L.LegState.CLOSED])]
     finally:
