@@ -408,9 +408,9 @@ class Resilience:
                 self.limiter.observe(hdrs)
                 err = classify(exc, placement, hdrs, client_id=client_id, is_algo=is_algo)
                 delay = self._after_failure(op, err, attempt, policy)
-                if not isinstance(err, policy.retry_on) or attempt >= policy.max_attempts:
-                    _raise(err, exc)
                 if isinstance(err, ClockSkew):
+                    # re-sync on every -1021, also when this call is not retried (its last attempt, or a policy
+                    # that does not retry it): the next call must not meet the same skew, and the journal says so
                     if resync is not None:
                         try:
                             await resync()
@@ -419,6 +419,8 @@ class Resilience:
                     self.stats["resyncs"] += 1
                     self._emit("time_resync", f"{op}: -1021, re-synced exchange time", alert=False)
                     delay = 0.0
+                if not isinstance(err, policy.retry_on) or attempt >= policy.max_attempts:
+                    _raise(err, exc)
                 if waited + delay > policy.budget_s:
                     _raise(err, exc)
                 self.stats["retries"] += 1
