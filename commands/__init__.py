@@ -31,6 +31,9 @@ _MODULES: list[str] = [
     "restart",
     "incident",
     "session_log",
+    "drill",
+    "report",
+    "upgrade",
     # the rest of the toolkit
     "backtest",
     "data",

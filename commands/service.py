@@ -61,6 +61,7 @@ def install_cmd(
 ) -> None:
     """Render albra@.service (one runner per account), albra-bot.service and the OnFailure alert unit."""
     from albra.systemd import UnitOptions, install_units, render_units
+    from albra.upgrade.layout import stable_albra_bin
 
     project = Path.cwd().resolve()
     cfg = (config if config.is_absolute() else (project / config)).resolve()
@@ -75,7 +76,8 @@ def install_cmd(
         typer.secho("WARNING: the runners and the bot will run as ROOT: a bug or a compromised dependency then owns "
                     "the whole host. Prefer a dedicated user (--user albra).", fg="red", bold=True, err=True)
     owner = _owner(user)
-    albra_bin = Path(shutil.which("albra") or Path(sys.executable).with_name("albra")).resolve()
+    # a release installed by `albra upgrade` is run through ROOT/current, so the units follow each upgrade
+    albra_bin = stable_albra_bin(Path(shutil.which("albra") or Path(sys.executable).with_name("albra")))
     opts = UnitOptions(project, albra_bin, cfg, user, watchdog_sec, stop_timeout_sec,
                        state_dir=settings.paths.state_dir.resolve(), log_dir=settings.paths.log_dir.resolve())
     if dry_run:

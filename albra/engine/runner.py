@@ -135,7 +135,8 @@ def max_drawdown_pct(store: Store, account: str, since_ms: int | None = None) ->
     return None if not rows else round(worst, 2)
 
 
-def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[Any, ReplayCtx | None]:
+def build_gateway(settings: Any, account: str, on_event: Any = None,
+                  on_call: Any = None) -> tuple[Any, ReplayCtx | None]:
     """The account's gateway, always through :func:`albra.exchange.factory.gateway_for`; for a paper account
     also the replay that drives its in-process exchange (taken from the paper gateway). ``on_event`` receives the
     resilience layer's events of a live/demo gateway (the runner passes its
@@ -165,7 +166,8 @@ def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[An
     from albra.exchange.client import is_loopback
 
     local = is_loopback(acc.base_url)  # a local exchange (albra sim serve): ccxt's own throttler off
-    gw = gateway_for(account, acc, secrets, state_dir=settings.paths.state_dir, test_mode=local, on_event=on_event)
+    gw = gateway_for(account, acc, secrets, state_dir=settings.paths.state_dir, test_mode=local, on_event=on_event,
+                     on_call=on_call)
     return gw, None
 
 
@@ -233,6 +235,8 @@ class Runner:
         self._clock: tuple[int, float] | None = None  # live: (exchange time read, monotonic time of the read)
         self.reconciler: Reconciler | None = None
         self.exchange_events: Any = None  # the gateway's event sink (journal + alerts), when the runner built it
+        self.calls: Any = None  # exchange calls by outcome and placement latencies (albra.store.operations)
+        self.uptime: Any = None  # this runner's uptime segments (albra.store.operations)
         self.lease: Any = None  # the account's write lease (albra.store.leases), held from run() to its end
         self.stream: Any = None  # the user data stream (albra.exchange.user_stream) of a live/local account
         self._stream_task: asyncio.Task | None = None
@@ -300,8 +304,14 @@ class Runner:
         if self.gw is None:
             from albra.engine.exchange_events import ExchangeEventSink
 
+            from albra.store.operations import CallRecorder
+
             self.exchange_events = ExchangeEventSink(self.store, self.account, now_ms=self.now_ms, actor=self.name)
-            self.gw, self.replay = build_gateway(self.settings, self.account, on_event=self.exchange_events)
+            self.calls = CallRecorder(self.store, self.account)
+            self.gw, self.replay = build_gateway(
+                self.settings, self.account, on_event=self.exchange_events,
+                on_call=lambda op, placement, outcome, ms: self.calls.record(self.now_ms(), op, placement, outcome,
+                                                                             ms))
             self.summary.funding = dict(getattr(self.gw, "funding_sources", None) or {})
             if self.replay is not None:
                 first = int(self.replay.clock.now_ms())
@@ -350,6 +360,11 @@ class Runner:
         await self._periodic(force=True)
         self._start_stream()  # after the start-up sync: its (re)connect resync covers what happened since
         runners.beat(self.store, self.name, "running", {"mode": self.acc.mode.value})
+        from albra.store.operations import UptimeTracker
+
+        # a replay's clock jumps many candles per wall second: only a live runner's gaps are downtime
+        self.uptime = UptimeTracker(self.store, self.name, None if self.replay is not None else runners.STALE_AFTER_MS)
+        self.uptime.start(self.now_ms())
         self._journal("runner_started", f"runner {self.account} started ({self.acc.mode.value}, "
                       f"{self.acc.position_mode.value}, {len(self.tracks)} track(s))")
         self.notifier.ready(f"trading {self.account}")
@@ -645,8 +660,19 @@ class Runner:
                                        f"{SYNC_STREAM_DOWN_S:.0f}s"]
         runners.beat(self.store, self.name, "running", {"kill_switch": blk is not None, "health": problems,
                                                         "candles": self.summary.candles, "stream": stream})
+        self._record_operations()
         if self.health.may_feed_watchdog():
             self.notifier.watchdog()
+
+    def _record_operations(self, stopping: bool = False) -> None:
+        """Uptime segment and exchange call counts for the monthly review; bookkeeping never stops the loop."""
+        try:
+            if self.uptime is not None:
+                (self.uptime.stop if stopping else self.uptime.beat)(self.now_ms())
+            if self.calls is not None:
+                self.calls.flush()
+        except Exception as e:  # noqa: BLE001 - the store error shows again in the next real write
+            log.error("operations bookkeeping failed: %s", e)
 
     # ------------------------------------------------------------------ user data stream
     def _start_stream(self) -> None:
@@ -887,6 +913,7 @@ class Runner:
                 self._journal("shutdown_error", f"cancelling entry orders failed: {e}", "ERROR")
             await self._fill_summary()
         if self.store is not None:
+            self._record_operations(stopping=True)
             self._journal("runner_stopped", f"runner {self.account} stopped ({self.stopped_by or 'signal'})")
             runners.beat(self.store, self.name, "stopped", {"reason": self.stopped_by})
             self.store.checkpoint()

@@ -76,7 +76,7 @@ class AlbraBot:
         self.confirm_ttl_s = confirm_ttl_s
         self._handlers: dict[str, Callable[[Any, Any, Role], Awaitable[None]]] = {
             "status": self.cmd_status, "positions": self.cmd_positions, "balance": self.cmd_balance,
-            "pnl": self.cmd_pnl, "incidents": self.cmd_incidents, "pause": self.cmd_pause,
+            "pnl": self.cmd_pnl, "incidents": self.cmd_incidents, "report": self.cmd_report, "pause": self.cmd_pause,
             "resume": self.cmd_resume, "help": self.cmd_help, "start": self.cmd_help,
             "killswitch": self.cmd_killswitch,
         }
@@ -94,6 +94,7 @@ class AlbraBot:
             CommandSpec("balance", "latest balances per account", False),
             CommandSpec("pnl", "today's PnL (KST)", False),
             CommandSpec("incidents", "latest incidents", False),
+            CommandSpec("report", "[YYYY-MM] [account] monthly review summary (default: last month)", False),
         ]
         if self.audit_fn is not None:
             specs.append(CommandSpec("audit", "ledger vs exchange audit", False))
@@ -195,6 +196,10 @@ class AlbraBot:
 
     async def cmd_incidents(self, update: Any, context: Any, role: Role) -> None:
         await self.reply(update, views.incidents_text(self.store))
+
+    async def cmd_report(self, update: Any, context: Any, role: Role) -> None:
+        _, args = _parse_command(update.effective_message.text or "")
+        await self.reply(update, views.report_text(self.settings, self.store, args, self.clock.now_ms()))
 
     async def cmd_help(self, update: Any, context: Any, role: Role) -> None:
         lines = [f"<b>albra bot</b> — you are <b>{role.value}</b>"]

@@ -164,3 +164,20 @@ def incidents_text(store: Store, limit: int = 10) -> str:
                      + f"\nopened {esc(fmt_kst(i.opened_ms))}"
                      + (f" · closed {esc(fmt_kst(i.closed_ms))}" if i.closed_ms else ""))
     return "\n".join(lines)
+
+
+def report_text(settings: "Settings", store: Store, args: list[str], now_ms: int) -> str:
+    """``/report [YYYY-MM] [account]``: the monthly review's summary lines (the full page: ``albra report``)."""
+    from albra.review.month import ReviewError, build, last_month, summary_lines
+
+    month = next((a for a in args if len(a) == 7 and a[4] == "-"), None) or last_month(now_ms)
+    rest = [a for a in args if a != month]
+    if len(rest) > 1:
+        return "usage: /report [YYYY-MM] [account]"
+    try:
+        rep = build(settings, store, month, rest[0] if rest else None, now_ms)
+    except ReviewError as e:
+        return f"❌ {esc(str(e).replace('--month ', '').replace('--account ', 'account '))}"
+    head, *lines = summary_lines(rep)
+    return f"<b>{esc(head)}</b>\n" + "\n".join(esc(l) for l in lines) + \
+        f"\n<i>full review: albra report --month {esc(rep['month'])} --output DIR</i>"

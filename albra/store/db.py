@@ -105,8 +105,12 @@ class Store:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, create: bool = True, migrate: bool = True) -> "Store":
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True, migrate: bool = True,
+             any_version: bool = False) -> "Store":
         """Open (and if needed create and migrate) the store at ``path``.
+
+        ``any_version`` (``albra upgrade``, which runs beside a store of another albra version): open whatever schema
+        version the file has, migrate nothing, and only read tables every version has (``runners``).
 
         Raises :class:`CorruptStoreError` for a damaged or foreign file and :class:`NewerSchemaError` for a
         database from a newer albra. ``create=False`` refuses to create a missing file (read-only commands).
@@ -132,6 +136,10 @@ class Store:
         try:
             store._configure()
             version = store.schema_version()
+            if any_version:
+                if not exists:
+                    raise StoreError(f"{p}: no albra store here")
+                return store
             if version > SCHEMA_VERSION:
                 raise NewerSchemaError(
                     f"{p}: schema version {version} is newer than this albra understands ({SCHEMA_VERSION}). "
