@@ -231,10 +231,12 @@ async def audit_accounts(settings: Any, store: "Store", accounts: list[str], *, 
             if gw.kind == "paper":  # nothing to compare against outside its runner: not a failure
                 return AccountAudit(a, notes=[gw.reason])
             return AccountAudit(a, reachable=False, reason=gw.reason, config_error=gw.is_config)
+        got = None
         try:
-            return await audit_account(store, gw, a, since_ms=since_ms, since_label=since_label)
-        finally:
-            await close_quietly(gw, store)
+            got = await audit_account(store, gw, a, since_ms=since_ms, since_label=since_label)
+            return got
+        finally:  # the exchange's clock is noted only from an account that answered (a failure writes nothing)
+            await close_quietly(gw, store if got is not None and got.reachable else None)
 
     return list(await asyncio.gather(*(one(a) for a in accounts)))
 

@@ -194,19 +194,21 @@ async def reconcile_accounts(settings: Any, store: "Store", accounts: list[str],
             results.append((rec, AccountAudit(a, reachable=rec.reachable, reason=gw.reason,
                                               config_error=gw.is_config)))
             continue
+        ok = False
         try:
             from albra.exchange.errors import ExchangeError
 
             try:
                 results.append(await reconcile_account(store, gw, a, apply=apply, cancel_unknown=cancel_unknown))
+                ok = results[-1][0].reachable
             except ExchangeError as e:
                 from albra.runbook.connect import classify_failure
 
                 reason = classify_failure(a, e).reason + " (repairs stopped here; run reconcile again)"
                 results.append((AccountReconcile(a, reachable=False, reason=reason, applied=apply),
                                 AccountAudit(a, reachable=False, reason=reason)))
-        finally:
-            await close_quietly(gw, store)
+        finally:  # the exchange's clock is noted only from an account that answered (a failure writes nothing)
+            await close_quietly(gw, store if ok else None)
     return results
 
 

@@ -31,12 +31,14 @@ async def _live(settings: "Settings", store: "Store", account: str) -> dict[str,
     if isinstance(gw, Unreachable):
         return {"ok": gw.kind == "paper", "paper": gw.kind == "paper", "config_error": gw.is_config,
                 "reason": gw.reason}
+    ok = False
     try:
         bal, positions = await asyncio.gather(gw.fetch_balance(), gw.fetch_positions())
+        ok = True
     except ExchangeError as e:
         return {"ok": False, "reason": classify_failure(account, e).reason}
-    finally:
-        await close_quietly(gw, store)
+    finally:  # the exchange's clock is noted only from an account that answered
+        await close_quietly(gw, store if ok else None)
     from albra.ledger.positions import compare_positions
 
     marks = {(p.symbol, p.position_side.value): p.mark_price for p in positions}
