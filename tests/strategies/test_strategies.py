@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from decimal import Decimal
@@ -26,13 +27,17 @@ H = 3_600_000
 # --- registry ----------------------------------------------------------------------------------
 
 def test_registry_names_and_case_insensitive_get() -> None:
-    assert registry.names() == ["MOMENTUM", "TEMPLATE", "TFPE", "ZLHMA_EMA_CROSS", "ZLMACD_ICHIMOKU"]
+    # the shipped strategies are registered; a user's own strategy module may add more (never pinned here)
+    names = registry.names()
+    assert {"MOMENTUM", "TEMPLATE", "TFPE", "ZLHMA_EMA_CROSS", "ZLMACD_ICHIMOKU"} <= set(names)
+    assert names == sorted(names)
     assert registry.get("tfpe") is registry.get("TFPE") is registry.get(" Tfpe ")
     assert registry.get("zlmacd_ichimoku").name == "ZLMACD_ICHIMOKU"
 
 
 def test_unknown_strategy_is_a_clear_error() -> None:
-    with pytest.raises(registry.RegistryError, match=r"unknown strategy 'nope'; known: MOMENTUM, TEMPLATE"):
+    known = re.escape(", ".join(registry.names()))
+    with pytest.raises(registry.RegistryError, match=rf"unknown strategy 'nope'; known: {known}$"):
         registry.get("nope")
 
 
@@ -338,7 +343,8 @@ def test_deterministic_and_pinned_on_real_candles(cls, symbol: str) -> None:
     frames = frames_for(cls, candles_15m(symbol))
     a, b = walk(cls(), frames), walk(cls(), frames)
     assert a.decisions == b.decisions
-    assert (a.entries, a.longs, a.shorts, len(a.decisions)) == PINNED[(cls.name, symbol)]
+    if (cls.name, symbol) in PINNED:  # shipped strategies; a user's added strategy is checked for the rest only
+        assert (a.entries, a.longs, a.shorts, len(a.decisions)) == PINNED[(cls.name, symbol)]
     for _, d in a.decisions:
         assert d.reason if not isinstance(d, UpdateLegState) else d.updates
         if isinstance(d, Enter):
