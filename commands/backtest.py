@@ -44,9 +44,31 @@ def _render(summary: dict[str, Any]) -> None:
     t.add_row("[bold]total[/]", str(tot["trades"]), f"{tot['win_rate'] * 100:.1f}%", tot["pnl"], tot["fees"],
               tot["funding"])
     c.print(t)
-    c.print(f"equity {tot['start_balance']} → {tot['end_equity']} USDT · max drawdown {tot['max_drawdown_pct']}% · "
-            f"exposure {tot['exposure_pct']}% of candles · {tot['candles']} candles · "
-            f"open legs at the end {tot['open_legs_at_end']}")
+
+    def num(v: Any, fmt: str = ".2f") -> str:
+        return "—" if v is None else format(v, fmt)
+
+    c.print(f"equity {tot['start_balance']} → {tot['end_equity']} USDT · CAGR {num(tot['cagr_pct'])}% · "
+            f"max drawdown {tot['max_drawdown_pct']}% (longest under water {tot['max_drawdown_duration_days']} days) · "
+            f"exposure {tot['exposure_pct']}% of the time")
+    c.print(f"profit factor {num(tot['profit_factor'])} · expectancy {num(tot['expectancy'])} USDT/trade · "
+            f"Sharpe {num(tot['sharpe'])} · Sortino {num(tot['sortino'])} · Calmar {num(tot['calmar'])} · "
+            f"{tot['candles']} candles · open legs at the end {tot['open_legs_at_end']}")
+    c.print("exits: " + ", ".join(f"{k} {v}" for k, v in tot["exit_reasons"].items()))
+    months = tot["monthly_returns_pct"]
+    if months:
+        m = Table(title="Monthly returns (%)", title_justify="left")
+        years = sorted({k[:4] for k in months})
+        m.add_column("year")
+        for mm in range(1, 13):
+            m.add_column(f"{mm:02d}", justify="right")
+        for y in years:
+            cells = []
+            for mm in range(1, 13):
+                v = months.get(f"{y}-{mm:02d}")
+                cells.append("" if v is None else f"[{'green' if v >= 0 else 'red'}]{v:.1f}[/]")
+            m.add_row(y, *cells)
+        c.print(m)
 
 
 def backtest(
@@ -60,7 +82,9 @@ def backtest(
     size_pct: float = typer.Option(24.0, "--size-pct", help="Leg notional as % of equity."),
     position_mode: str = typer.Option("hedge", "--position-mode", help="hedge or one_way."),
     funding: Optional[List[str]] = typer.Option(None, "--funding", help="SYMBOL=FILE funding rates (default: bundled)."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="Strategy parameter KEY=VALUE or STRATEGY.KEY=VALUE (repeat); checked by the strategy's Params."),
     trades_csv: Optional[str] = typer.Option(None, "--trades-csv", help="Write the trades to this CSV file."),
+    html_out: Optional[str] = typer.Option(None, "--html", help="Write a self-contained HTML report (equity, drawdown, monthly returns, trades on the price chart)."),
     json_out: bool = JsonOption,
     config: Optional[str] = ConfigOption,
 ) -> None:
@@ -74,6 +98,16 @@ def backtest(
     from albra.timefmt import parse_time
     from strategies.registry import RegistryError
 
+    from albra.strategy_params import ParamError, parse_params
+    from strategies import registry
+
+    try:
+        classes = [registry.get(n) for n in strategy]
+        overrides = parse_params(list(param or []), classes)
+    except (RegistryError, ParamError) as e:
+        fail(str(e))
+    if html_out and not Path(html_out).resolve().parent.is_dir():
+        fail(f"--html {html_out}: folder {Path(html_out).resolve().parent} does not exist")
     if not 0 < size_pct <= 100:
         fail(f"--size-pct must be in (0, 100], got {size_pct}")
     if not balance > 0 or balance == float("inf"):  # also refuses nan and inf, which Decimal cannot size from
@@ -112,7 +146,7 @@ def backtest(
         explicit[k.strip().upper()] = Path(v.strip())
     try:
         fund = {s: f for s in symbols if (f := funding_for(s, explicit.get(s))) is not None}
-        setup = BacktestSetup([StrategySpec(n, {}, size_pct, leverage) for n in strategy],
+        setup = BacktestSetup([StrategySpec(c.name, overrides[c.name], size_pct, leverage) for c in classes],
                               {s: series[s] for s in symbols}, start_ms, end_ms, Decimal(str(balance)), mode, fund,
                               risk)
         if json_out:
@@ -134,6 +168,15 @@ def backtest(
             w = csv.DictWriter(fh, fieldnames=cols)
             w.writeheader()
             w.writerows(res.trades)
+    if html_out:
+        from albra.backtest_report import write_html
+
+        prices = {}
+        for s in symbols:
+            base = min(series[s], key=lambda x: x.interval_ms).slice(start_ms, end_ms)
+            prices[s] = ([int(t) + base.interval_ms for t in base.ts.tolist()], base.close.tolist())
+        write_html(html_out, res.summary, res.trades, res.curve, prices,
+                   title=f"albra backtest: {', '.join(c.name for c in classes)} on {', '.join(symbols)}")
     if json_out:
         emit_json({"summary": res.summary, "trades": res.trades})
     else:

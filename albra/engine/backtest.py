@@ -62,6 +62,7 @@ class BacktestResult:
     trades: list[dict[str, Any]]
     candles: int
     seconds: float = 0.0
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (close ms, equity) per candle time (reports)
 
 
 def funding_for(symbol: str, explicit: Path | None = None) -> list[tuple[int, float]] | None:
@@ -180,79 +181,83 @@ def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
             fired[0] = True
 
     ex.listeners.append(listen)
-    # one timeline over every symbol's base candles
-    events: list[tuple[int, str, int]] = []
+    steps = {s.interval_ms for s in base.values()}
+    if len(steps) > 1:
+        raise BacktestError("every symbol's finest candles must share one interval (got "
+                            + ", ".join(f"{sym} {s.timeframe}" for sym, s in base.items()) + ")")
+    step = steps.pop()
+    # one timeline over every symbol's base candles: at each time T every symbol's candle is fed to the exchange
+    # before any decision at T's close, so risk values every open leg at T's prices and the clock never steps back
+    timeline: dict[int, list[tuple[str, int]]] = {}
     for sym, s in base.items():
-        events.extend((int(t), sym, j) for j, t in enumerate(s.ts.tolist()))
-    events.sort()
-    cols = {sym: (s.open.tolist(), s.high.tolist(), s.low.tolist(), s.close.tolist(), s.interval_ms)
-            for sym, s in base.items()}
+        for j, t in enumerate(s.ts.tolist()):
+            timeline.setdefault(int(t), []).append((sym, j))
+    cols = {sym: (s.open.tolist(), s.high.tolist(), s.low.tolist(), s.close.tolist()) for sym, s in base.items()}
     by_sym: dict[str, list[_Track]] = {}
     for tr in tracks:
         by_sym.setdefault(tr.symbol, []).append(tr)
     acct = ex.account(ACCOUNT)
-    wallet0 = float(setup.balance)
-    peak = wallet0
-    max_dd = 0.0
-    exposed = 0
-    total = len(events)
+    total = sum(len(s) for s in base.values())
+    # starts at the balance at the first candle's open, so the first day's and month's returns are whole
+    curve: list[tuple[int, float]] = [(min(timeline), float(setup.balance))]
+    last_close: dict[str, float] = {}
     legs_cache: list[tuple[str, float, float]] = []
     legs_key = None
     on_candle = ex.on_candle
     n = 0
-    for ts, sym, j in events:
-        o, h, lo, c, step = cols[sym]
-        close = c[j]
+    for ts in sorted(timeline):
+        row = timeline[ts]
         ex.now = ts
-        on_candle(sym, ts, o[j], h[j], lo[j], close)
-        ex.now = ts + step  # decisions happen at the candle's close
+        for sym, j in row:
+            o, h, lo, c = cols[sym]
+            on_candle(sym, ts, o[j], h[j], lo[j], c[j])
+            last_close[sym] = c[j]
+        close_ms = ts + step
+        ex.now = close_ms  # decisions happen at the candles' close
         if fired[0]:
             fired[0] = False
-            run_sync(execu.sync_protective([sym]))
-        close_ms = ts + step
-        for tr in by_sym[sym]:
-            i = tr.close_to_i.get(close_ms)
-            if i is None:
-                continue
-            views = execu.views(tr.strategy.name, sym)
-            decisions = tr.decide(tr.feats, i, views, tr.last_entry)
-            if decisions:
-                entered = run_sync(execu.handle(tr.strategy.name, sym, tr.feats.ts[i], decisions, close))
-                if entered:
-                    tr.last_entry = tr.feats.ts[i]
-                if fired[0]:
-                    fired[0] = False
-                    run_sync(execu.sync_protective([sym]))
-        # equity curve (floats: statistics only, never orders)
+            run_sync(execu.sync_protective([sym for sym, _ in row]))
+        for sym, j in row:
+            for tr in by_sym[sym]:
+                i = tr.close_to_i.get(close_ms)
+                if i is None:
+                    continue
+                views = execu.views(tr.strategy.name, sym)
+                decisions = tr.decide(tr.feats, i, views, tr.last_entry)
+                if decisions:
+                    entered = run_sync(execu.handle(tr.strategy.name, sym, tr.feats.ts[i], decisions,
+                                                    cols[sym][3][j]))
+                    if entered:
+                        tr.last_entry = tr.feats.ts[i]
+                    if fired[0]:
+                        fired[0] = False
+                        run_sync(execu.sync_protective([sym]))
+        # equity curve at T's close (floats: statistics only, never orders)
         if execu.has_open_legs():
-            exposed += 1
             key = id(execu._legs), tuple((g.leg_id, g.qty) for g in execu.open_legs())
             if key != legs_key:
                 legs_key = key
                 legs_cache = [(g.symbol, float(g.qty) * g.direction.sign, float(g.entry_price or 0))
                               for g in execu.open_legs()]
-            eq = float(acct.wallet) + sum(q * ((close if s == sym else float(ex.last_price(s))) - e)
-                                          for s, q, e in legs_cache)
+            eq = float(acct.wallet) + sum(q * (last_close[s] - e) for s, q, e in legs_cache)
         else:
             eq = float(acct.wallet)
-        if eq > peak:
-            peak = eq
-        elif peak > 0:
-            dd = (peak - eq) / peak
-            if dd > max_dd:
-                max_dd = dd
-        n += 1
-        if progress is not None and (n & 4095) == 0:
+        curve.append((close_ms - 1, eq))  # the last ms of the candle: its day and month own this point
+        n += len(row)
+        if progress is not None and (n & 4095) < len(row):
             progress(n, total)
     if progress is not None:
         progress(total, total)
-    result = _collect(store, ex, gw, setup, names, max_dd, exposed, total, execu)
+    result = _collect(store, ex, gw, setup, names, curve, total, execu)
     result.seconds = _time.perf_counter() - t0
     return result
 
 
-def _collect(store: Any, ex: Any, gw: PaperGateway, setup: BacktestSetup, names: list[str], max_dd: float,
-             exposed: int, total: int, execu: Executor) -> BacktestResult:
+def _collect(store: Any, ex: Any, gw: PaperGateway, setup: BacktestSetup, names: list[str],
+             curve: list[tuple[int, float]], total: int, execu: Executor) -> BacktestResult:
+    from collections import Counter
+
+    from albra import metrics
     from albra.ledger import legs as L
     from albra.ledger.fills import allocate_funding
 
@@ -277,7 +282,11 @@ def _collect(store: Any, ex: Any, gw: PaperGateway, setup: BacktestSetup, names:
     def block(ts: list[dict[str, Any]]) -> dict[str, Any]:
         pnls = [D(t["pnl"]) for t in ts]
         wins = sum(1 for p in pnls if p > 0)
+        floats = [float(p) for p in pnls]
+        pf, ex_ = metrics.profit_factor(floats), metrics.expectancy(floats)
         return {"trades": len(ts), "wins": wins, "win_rate": round(wins / len(ts), 4) if ts else 0.0,
+                "profit_factor": None if pf is None else round(pf, 4),
+                "expectancy": None if ex_ is None else round(ex_, 4),
                 "pnl": format(sum(pnls, Decimal(0)).quantize(Decimal("0.01")), "f"),
                 "fees": format(sum((D(t["fees"]) for t in ts), Decimal(0)).quantize(Decimal("0.01")), "f"),
                 "funding": format(sum((D(t["funding"]) for t in ts), Decimal(0)).quantize(Decimal("0.01")), "f")}
@@ -285,14 +294,18 @@ def _collect(store: Any, ex: Any, gw: PaperGateway, setup: BacktestSetup, names:
     per = {n: block([t for t in trades if t["strategy"] == n]) for n in names}
     total_block = block(trades)
     numbers = ex.account_numbers(acct)
+    held = [(t["entry_time"], t["exit_time"]) for t in trades]
+    held += [(g.opened_ms, ex.now) for g in execu.open_legs()]
+    perf = metrics.summary(curve, [float(t["pnl"]) for t in trades], held)
     total_block.update({
         "start_balance": format(setup.balance, "f"),
         "end_equity": format(numbers["margin_balance"].quantize(Decimal("0.01")), "f"),
-        "max_drawdown_pct": round(max_dd * 100, 2),
-        "exposure_pct": round(exposed / total * 100, 2) if total else 0.0,
+        **{k: v for k, v in perf.items() if k not in ("profit_factor", "expectancy")},
+        "monthly_returns_pct": {m: round(r * 100, 2) for m, r in metrics.monthly_returns(curve).items()},
+        "exit_reasons": dict(sorted(Counter(t["exit_reason"] or "open" for t in trades).items())),
         "funding_paid_total": format(funding_total.quantize(Decimal("0.01")), "f"),
         "open_legs_at_end": open_legs,
         "candles": total,
     })
-    return BacktestResult({"strategies": per, "total": total_block}, trades, total)
+    return BacktestResult({"strategies": per, "total": total_block}, trades, total, curve=curve)
 
