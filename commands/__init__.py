@@ -32,6 +32,7 @@ _MODULES: list[str] = [
     "session_log",
     # the rest of the toolkit
     "backtest",
+    "optimize",
     "bot",
     "dashboard",
     "config_cmd",

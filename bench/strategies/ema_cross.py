@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from albra import indicators as ind
 from albra.candles import CandleSeries
 from albra.model import Direction
+from albra.optimize.space import FloatRange, IntRange
 from strategies.base import Decision, Enter, Exit, Features, LegView, Strategy
 
 
@@ -30,6 +31,8 @@ class BenchEmaCross(Strategy):
         fast: int = Field(20, ge=2)
         slow: int = Field(50, ge=3)
         stop_loss_pct: float = Field(0.006, gt=0, lt=1)
+
+    search_space = {"fast": IntRange(5, 40), "slow": IntRange(30, 120), "stop_loss_pct": FloatRange(0.003, 0.03)}
 
     def prepare(self, frames: Mapping[str, CandleSeries]) -> Features:
         self.check_frames(frames)
