@@ -177,8 +177,12 @@ def monthly_returns(curve: Sequence[Point], tz: tzinfo = timezone.utc) -> dict[s
     prev = curve[0][1]
     month = None
     last = prev
+    hour = m = None  # the month label is computed once per hour, not per point (a 3-year 15m curve has 100k)
     for ts, eq in curve:
-        m = datetime.fromtimestamp(ts / 1000, tz).strftime("%Y-%m")
+        h = ts // 3_600_000
+        if h != hour:
+            hour = h
+            m = datetime.fromtimestamp(ts / 1000, tz).strftime("%Y-%m")
         if month is not None and m != month:
             out[month] = last / prev - 1.0 if prev > 0 else 0.0
             prev = last
