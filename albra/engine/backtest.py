@@ -170,6 +170,7 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     store = Store.open(Path(tmp.name) / "backtest.db")
     with store._lock:  # a throwaway file: durability buys nothing here, commits are the ledger's main cost
         store._conn.execute("PRAGMA synchronous = OFF")
+    store.enable_memo()  # only this run writes the file: the ledger answers re-reads of what it wrote from memory
     try:
         with store.batch():  # one commit for the whole run; every ledger tx() stays all-or-nothing (a savepoint)
             return _run(setup, store, ex, names, progress, t0)

@@ -94,6 +94,15 @@ def recovery_hint(path: Path) -> str:
     )
 
 
+#: Write-through read caches of single-writer throwaway stores, by connection (see :meth:`Store.enable_memo`).
+_MEMOS: dict[int, dict[str, dict]] = {}
+
+
+def memo_of(conn: Any) -> dict[str, dict] | None:
+    """The read cache of the store ``conn`` belongs to, or None (the normal case: every read goes to SQLite)."""
+    return _MEMOS.get(id(conn)) if _MEMOS else None
+
+
 class Store:
     """A process's handle on the shared SQLite store (one connection per thread)."""
 
@@ -102,6 +111,7 @@ class Store:
         self._conn = conn
         self._lock = threading.RLock()
         self._batch: _Batch | None = None
+        self.memo: dict[str, dict] | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -208,6 +218,22 @@ class Store:
     def schema_version(self) -> int:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
+    def enable_memo(self) -> dict[str, dict]:
+        """Let the ledger keep what it writes in memory and answer its own re-reads from there (intents by client
+        id, risk state by key): for a store only this handle writes — a backtest's throwaway file — where every
+        re-read of a row just written is wasted work. Never for the shared live store: another process (a command,
+        the bot, emergency-shutdown) may write it, and a cache would not see that. Each cache is filled only by
+        the module that owns the table's writes; a failed transaction empties every cache (its writes were rolled
+        back), so the cache is never ahead of the database."""
+        with self._lock:
+            self.memo = _MEMOS[id(self._conn)] = {}
+            return self.memo
+
+    def _forget_memo(self) -> None:
+        if self.memo is not None:
+            for part in self.memo.values():
+                part.clear()
+
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): all or nothing, serialised across processes.
@@ -227,6 +253,7 @@ class Store:
                 except BaseException:
                     c.execute(f"ROLLBACK TO {name}")
                     c.execute(f"RELEASE {name}")
+                    self._forget_memo()
                     raise
                 else:
                     c.execute(f"RELEASE {name}")
@@ -245,6 +272,7 @@ class Store:
                 yield c
             except BaseException:
                 c.execute("ROLLBACK")
+                self._forget_memo()
                 raise
             else:
                 c.execute("COMMIT")
@@ -278,6 +306,7 @@ class Store:
             except BaseException:
                 self._batch = None
                 c.execute("ROLLBACK")
+                self._forget_memo()
                 raise
             else:
                 self._batch = None
@@ -327,6 +356,8 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            _MEMOS.pop(id(self._conn), None)
+            self.memo = None
             self._conn.close()
 
     def __enter__(self) -> "Store":
