@@ -18,9 +18,13 @@ The points, and the state a restart must recover from:
     The placement request was answered by the gateway, its outcome not yet recorded (the intent is ``sent``).
     Restart: the id is looked up and the exchange's answer recorded (fills applied); never re-sent.
 
-Both are reached by every order the executor sends and by the ledger's protective-order path
-(``albra.ledger.protection.send_intent``: re-protection, stop moves and re-sizes), in the order they happen, so
-``name:N`` counts all of them.
+Both are reached by every order the order manager sends (``albra.orders.manager.OrderManager.submit``: entries,
+exits, stops, re-protection, stop moves and re-sizes), in the order they happen, so ``name:N`` counts all of them.
+``order_unknown_before_lookup``
+    Inside the order manager's unknown-outcome path: the placement failed without an answer (timeout, 5xx, -1007),
+    the intent is recorded ``unknown``, and no lookup has run yet. Restart: start-up resolution looks the id up
+    (spaced lookups) and records what the exchange did — an entry that executed after all opens its leg with its
+    fills and the protection check places its stop; one that never reached the book is ``not_found``.
 ``after_entry_fill``
     An entry's answer says it filled; its stop is not yet placed and its trade rows not yet applied (the stop goes
     out on the answer, before the rows reach trade history). Restart: start-up applies the fills and the
@@ -45,8 +49,8 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = frozenset({"after_intent_commit", "after_order_sent", "after_entry_fill", "mid_stop_replace",
-                    "mid_reconcile", "mid_journal_write"})
+POINTS = frozenset({"after_intent_commit", "after_order_sent", "order_unknown_before_lookup", "after_entry_fill",
+                    "mid_stop_replace", "mid_reconcile", "mid_journal_write"})
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:

@@ -171,6 +171,9 @@ class RiskLimits(_Strict):
 
     daily_loss_pct: float = Field(3.0, gt=0, le=100)
     max_open_legs: int = Field(3, ge=1, le=100)
+    #: legs one strategy may hold on one symbol at a time (None: no per-symbol limit, only ``max_open_legs``) —
+    #: a strategy trading several symbols can hold one on each with 1 here
+    max_legs_per_symbol: int | None = Field(None, ge=1, le=100)
     mdd_levels: list[MddLevel] = Field(default_factory=_default_mdd_levels)
     mdd_halt_pct: float = Field(60.0, gt=0, le=100)
     mdd_flatten_on_halt: bool = False
@@ -199,6 +202,7 @@ class RiskOverrides(_Strict):
 
     daily_loss_pct: float | None = Field(None, gt=0, le=100)
     max_open_legs: int | None = Field(None, ge=1, le=100)
+    max_legs_per_symbol: int | None = Field(None, ge=1, le=100)
     mdd_levels: list[MddLevel] | None = None
     mdd_halt_pct: float | None = Field(None, gt=0, le=100)
     mdd_flatten_on_halt: bool | None = None

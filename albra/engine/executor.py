@@ -10,7 +10,7 @@ see :mod:`albra.engine.syncrun`). Rules it enforces:
 * **Protection (invariant 3).** After an entry fills, a reduce-only STOP_MARKET (and TAKE_PROFIT_MARKET when the
   strategy set one) for exactly the leg's quantity goes to the algo endpoints. If the stop cannot be placed (it
   would trigger at once), the leg is closed at market: no leg stays naked. Stop moves and re-sizes go through the ledger's
-  two-case protocol (:mod:`albra.ledger.protection`: alone on its side → place then cancel; shared side → cancel
+  two-case protocol (:mod:`albra.orders.protection`: alone on its side → place then cancel; shared side → cancel
   then place). A partial exit shrinks the protection to the qty the leg keeps BEFORE sending the reduce (so on a
   shared side the stops never sum to more than the position) and re-sizes it to the leg's qty if the reduce filled
   otherwise. A full exit alone on its side closes first, then cancels the leg's protective orders (the position
@@ -39,14 +39,14 @@ from albra.crashpoints import armed, crashpoint
 from albra.engine.risk_limits import refresh_equity
 from albra.exchange import errors as X
 from albra.exchange.client_ids import MAX_GENERATION, make_client_id
-from albra.exchange.resolve import await_fills, pause, resolve_unknown
+from albra.exchange.resolve import resolve_unknown
 from albra.exchange.types import Gateway, OrderRequest, OrderResult
 from albra.ledger import intents as I
 from albra.ledger import legs as L
-from albra.ledger.fills import apply_fill
-from albra.ledger.protection import replace_stop, resize_protection
+from albra.orders.manager import OrderManager
+from albra.orders.protection import place_protective, protect_leg, replace_stop, resize_protection
 from albra.risk import EntryRequest, RiskLimits, evaluate_entry
-from albra.model import D, Direction, Fill, MarketFilters, OrderStatus, OrderType, PositionMode, PositionSide, Side
+from albra.model import D, Direction, MarketFilters, OrderStatus, OrderType, PositionMode, PositionSide, Side
 from albra.store import journal
 from albra.store.db import Store
 from strategies.base import Decision, Enter, Exit, LegView, MoveStop, UpdateLegState
@@ -122,11 +122,10 @@ class Executor:
         self.event_scope = ""
         self.journal_decisions = journal_decisions
         self.entries_blocked = False  # set at shutdown: no new entries, exits/stops keep working
-        # spacing of the lookups that resolve an unknown outcome (3 lookups: 0, +s, +2s) and of the reads that wait
-        # for an answered fill to reach trade history (0.1, 0.2, 0.4, 0.8 s): Binance's REST views lag its answers
-        self.lookup_spacing_s = 0.5
-        self.fill_spacing_s = 0.1
         self.stats = ExecStats()
+        # every order of the account goes through the order manager (the one sender), journaled and alerted here
+        self.om = OrderManager(store, gateway, account, now_ms, journal=self._journal, alert=self._alert,
+                               stats=self.stats)
         self._reported_closed: set[str] = set()
         self._legs: dict[tuple[str, str], list[L.Leg]] = {}
         self._views: dict[tuple[str, str], list[LegView]] = {}
@@ -200,107 +199,23 @@ class Executor:
         except Exception as e:  # an alert must never stop trading; the journal keeps the fact
             log.error("alert %s could not be queued: %s", kind, e, exc_info=True)
 
-    # ------------------------------------------------------------------ sending
-    async def _send(self, intent: I.Intent) -> OrderResult | None:
-        """Send a recorded intent once. Returns the exchange's view, or None when it is not (yet) known."""
-        return (await self._send_marked(intent))[0]
+    # ------------------------------------------------------------------ sending (the order manager)
+    @property
+    def lookup_spacing_s(self) -> float:
+        """Spacing of the lookups that resolve an unknown outcome (the order manager's)."""
+        return self.om.lookup_spacing_s
 
-    async def _send_marked(self, intent: I.Intent) -> tuple[OrderResult | None, I.Intent | None]:
-        """:meth:`_send`, plus the intent as its placement answer was recorded (None on any other path), so a
-        caller that wants the stored intent right after sending need not read it back."""
-        if intent.state not in ("pending",):
-            if intent.state in ("sent", "unknown"):
-                return await self._resolve(intent), None
-            return None, None  # already has an outcome: never sent twice
-        crashpoint("after_intent_commit")
-        I.mark_sent(self.store, intent.client_id, now_ms=self.now_ms())
-        self.stats.orders_sent += 1
-        try:
-            res = await self.gw.place_order(intent.request())
-            crashpoint("after_order_sent")
-        except X.OutcomeUnknown as e:
-            I.mark_unknown(self.store, intent.client_id, str(e), now_ms=self.now_ms())
-            self._journal("order_outcome_unknown", f"{intent.purpose} {intent.client_id}: outcome unknown ({e}); "
-                          "looking it up by client id", level="WARNING", strategy=intent.strategy,
-                          symbol=intent.symbol, data={"client_id": intent.client_id, "error": type(e).__name__})
-            self._alert("order_unknown", f"order_unknown:{intent.client_id}",
-                        f"{intent.purpose} {intent.client_id}: outcome unknown, looking it up by client id",
-                        strategy=intent.strategy, symbol=intent.symbol)
-            return await self._resolve(I.get_intent(self.store, intent.client_id) or intent), None
-        except X.Fatal as e:
-            self.stats.errors += 1
-            I.mark_outcome(self.store, OrderResult(intent.client_id, "", intent.symbol, intent.side,
-                                                   intent.order_type, OrderStatus.REJECTED, intent.position_side,
-                                                   intent.qty or Decimal(0), Decimal(0), None, intent.price,
-                                                   intent.trigger_price, intent.reduce_only, intent.close_position,
-                                                   intent.is_algo, self.now_ms()), now_ms=self.now_ms())
-            self._journal("order_rejected", f"{intent.purpose} {intent.client_id} rejected: {e}", level="ERROR",
-                          strategy=intent.strategy, symbol=intent.symbol,
-                          data={"client_id": intent.client_id, "code": e.code})
-            self._alert("order_rejected", f"order_rejected:{intent.client_id}",
-                        f"{intent.purpose} order rejected: {e}", strategy=intent.strategy, symbol=intent.symbol)
-            raise
-        except X.ExchangeError as e:
-            # retryable but not retried for a placement (429/418, a breaker refusing, -1021 past its retry): most
-            # likely nothing was placed, but only a lookup by id can say — start-up/reconciliation resolves it
-            I.mark_unknown(self.store, intent.client_id, str(e), now_ms=self.now_ms())
-            self._journal("order_outcome_unknown", f"{intent.purpose} {intent.client_id}: placement failed ({e}); "
-                          "left for resolution by client id", level="WARNING", strategy=intent.strategy,
-                          symbol=intent.symbol, data={"client_id": intent.client_id, "error": type(e).__name__})
-            raise
-        return res, I.mark_outcome(self.store, res, now_ms=self.now_ms())
+    @lookup_spacing_s.setter
+    def lookup_spacing_s(self, v: float) -> None:
+        self.om.lookup_spacing_s = v
 
-    async def _resolve(self, intent: I.Intent) -> OrderResult | None:
-        """Find out what happened to an intent by its client id (never by sending it again): lookups spaced over
-        a bounded time (an order accepted a moment ago is not visible at once on Binance), never one."""
-        try:
-            found = await resolve_unknown(self.gw, intent.symbol, intent.client_id, intent.is_algo,
-                                          spacing_s=self.lookup_spacing_s)
-        except X.ExchangeError as e:
-            self._journal("intent_unresolved", f"{intent.client_id}: lookup failed ({e}); stays unresolved",
-                          level="WARNING", strategy=intent.strategy, symbol=intent.symbol)
-            return None
-        if found is None:
-            I.mark_not_found(self.store, intent.client_id, now_ms=self.now_ms(), note="lookup after unknown outcome")
-            self._journal("order_resolved", f"{intent.purpose} {intent.client_id}: the exchange does not know it "
-                          "(never placed)", level="WARNING", strategy=intent.strategy, symbol=intent.symbol,
-                          data={"client_id": intent.client_id, "state": "not_found"})
-            return None
-        after = I.mark_outcome(self.store, found, now_ms=self.now_ms())
-        self._journal("order_resolved", f"{intent.purpose} {intent.client_id}: found on the exchange, "
-                      f"{found.status.value} → {after.state}", level="INFO", strategy=intent.strategy,
-                      symbol=intent.symbol, data={"client_id": intent.client_id, "state": after.state})
-        return found
+    @property
+    def fill_spacing_s(self) -> float:
+        return self.om.fill_spacing_s
 
-    async def _apply_fills(self, intent: I.Intent, res: OrderResult) -> int:
-        """Apply the trades of ``res`` to the ledger. Binance's trade rows name the order id, not our client id;
-        a fired conditional order's trades carry its child order's id (``actual_order_id``), tagged here with
-        the algo's client id so the ledger attributes them exactly (not by guessing from price and side)."""
-        child = res.actual_order_id if res.is_algo else None
-        if res.filled_qty <= 0 and not child:
-            return 0
-
-        def mine(t: Fill) -> bool:
-            if child:
-                return t.order_id == child
-            return t.client_id == intent.client_id or bool(res.exchange_id and t.order_id == res.exchange_id)
-
-        # the fills reach trade history a little after the answer: read until they are all there (bounded)
-        # (a fired conditional's child: longer, since finding nothing means "its child executed nothing")
-        trades = await await_fills(self.gw, intent.symbol, max(0, intent.created_ms - 60_000), self.now_ms, mine,
-                                   res.filled_qty if res.filled_qty > 0 else None, spacing_s=self.fill_spacing_s,
-                                   attempts=7 if child else 5)
-        n = 0
-        for t in trades:
-            if child:
-                t = replace(t, extra={**(t.extra or {}), "algo_client_id": intent.client_id})
-            apply_fill(self.store, self.account, t, now_ms=self.now_ms())
-            n += 1
-        if n == 0 and not res.is_algo:
-            self._journal("fills_missing", f"{intent.client_id} reports {res.filled_qty} filled but no trade row "
-                          f"matched yet; the next sync applies it", level="WARNING", strategy=intent.strategy,
-                          symbol=intent.symbol)
-        return n
+    @fill_spacing_s.setter
+    def fill_spacing_s(self, v: float) -> None:
+        self.om.fill_spacing_s = v
 
     def _filters(self, symbol: str) -> MarketFilters:
         try:
@@ -333,7 +248,8 @@ class Executor:
                 elif isinstance(d, Exit):
                     k = exit_n.get(str(d.leg_id), 0)
                     exit_n[str(d.leg_id)] = k + 1
-                    await self.exit(str(d.leg_id), d.fraction, d.tag, d.reason, candle_ts, k)
+                    seq = sum(exit_n.values()) - 1  # this exit's place among all of the candle's exits
+                    await self.exit(str(d.leg_id), d.fraction, d.tag, d.reason, candle_ts, k, seq=seq)
                 elif isinstance(d, MoveStop):
                     await self.move_stop(str(d.leg_id), d.new_stop, d.reason)
                 elif isinstance(d, Enter):
@@ -392,7 +308,7 @@ class Executor:
         leg_id = intent.leg_id
         assert leg_id is not None
         try:
-            res = await self._send(intent)
+            res = await self.om.send(intent)
         except X.Fatal:
             return None
         if res is None:
@@ -407,7 +323,7 @@ class Executor:
             crashpoint("after_entry_fill")
             await self.protect(replace(pending, qty=res.filled_qty, state=L.LegState.OPEN))
         if res is not None:
-            await self._apply_fills(intent, res)
+            await self.om.apply_fills(intent, res)
         leg = self._refresh(leg_id)
         if leg.state is L.LegState.OPEN and leg.qty > 0:
             self._alert("leg_opened", f"leg_opened:{leg_id}", d.reason, strategy=strategy, symbol=symbol,
@@ -444,53 +360,38 @@ class Executor:
         reduce_only = leg.position_side is PositionSide.BOTH
         return leg.direction.exit_side, leg.position_side, reduce_only
 
-    async def _place_protective(self, leg: L.Leg, purpose: str, trigger: Decimal) -> I.Intent | None:
-        side, pside, ro = self._exit_shape(leg)
-        gen = I.next_generation(self.store, leg.leg_id, purpose)
-        cid = make_client_id(self.account, leg.strategy, leg.symbol, int(leg.entry_ts or 0), purpose, gen)
-        otype = OrderType.STOP_MARKET if purpose == "stop_loss" else OrderType.TAKE_PROFIT_MARKET
-        req = OrderRequest(cid, leg.symbol, side, otype, leg.qty, pside, None, trigger, ro)
-        intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy, purpose=purpose,
-                                 candle_ts=leg.entry_ts, now_ms=self.now_ms(), leg_id=leg.leg_id)
-        res, recorded = await self._send_marked(intent)
-        if res is None or res.status not in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
-            return None
-        return recorded if recorded is not None else I.get_intent(self.store, cid)
-
     async def protect(self, leg: L.Leg) -> None:
-        """Place the leg's stop (and take-profit) sized to the leg. A stop the exchange refuses closes the leg."""
+        """Place the leg's stop (and take-profit) sized to the leg — ``leg`` may be the in-memory leg of an entry
+        whose answer said filled (its trade rows follow). A stop the exchange refuses (or that cannot be built:
+        a qty below the exchange's minimum) closes the leg: no leg stays naked."""
+        from albra.ledger.errors import LedgerError
+
         if leg.stop_price is None:
             await self._emergency_close(leg, "no stop price recorded")
             return
+        f = self._filters(leg.symbol)
         try:
-            sl = await self._place_protective(leg, "stop_loss", leg.stop_price)
-        except X.Fatal as e:
-            sl = None
-            why = str(e)
-        else:
-            why = "stop order not accepted"
-        if sl is None:
+            sl = await place_protective(self.om, leg, "stop_loss", leg.stop_price, f)
+            why = sl.error or f"stop order {sl.state}"
+        except LedgerError as e:
+            sl, why = None, str(e)
+        if sl is None or sl.state != "open":
             self._alert("unprotected_leg", f"unprotected_leg:{leg.leg_id}",
                         f"stop for {leg.leg_id} could not be placed ({why}); closing the leg at market",
                         strategy=leg.strategy, symbol=leg.symbol)
             await self._emergency_close(leg, f"stop could not be placed: {why}")
             return
-        L.set_protection(self.store, leg.leg_id, now_ms=self.now_ms(), sl_client_id=sl.client_id)
         if leg.take_profit is not None:
-            try:
-                tp = await self._place_protective(leg, "take_profit", leg.take_profit)
-            except X.Fatal as e:
-                tp = None
-                self._journal("take_profit_failed", f"take-profit for {leg.leg_id} not placed: {e}",
-                              level="WARNING", strategy=leg.strategy, symbol=leg.symbol)
-            if tp is not None:
-                L.set_protection(self.store, leg.leg_id, now_ms=self.now_ms(), tp_client_id=tp.client_id)
+            tp = await place_protective(self.om, leg, "take_profit", leg.take_profit, f)
+            if tp.state != "open":
+                self._journal("take_profit_failed", f"take-profit for {leg.leg_id} not placed: "
+                              f"{tp.error or tp.state}", level="WARNING", strategy=leg.strategy, symbol=leg.symbol)
         self._refresh(leg.leg_id)
 
     async def reprotect(self, leg_id: str, lost_client_id: str, purpose: str, why: str) -> bool:
         """A protective order the ledger held live left the exchange without firing (cancelled by hand, expired,
         unknown to the exchange); its intent is already final. Journal it, alert it, and give the leg what it lacks
-        (:func:`albra.ledger.protection.protect_leg`); a stop that cannot be re-placed closes the leg reduce-only at
+        (:func:`albra.orders.protection.protect_leg`); a stop that cannot be re-placed closes the leg reduce-only at
         market. Returns whether the leg has a live stop afterwards (False also when it was closed)."""
         leg = L.require_leg(self.store, leg_id)
         msg = f"{purpose} {lost_client_id} of {leg_id} is no longer on the exchange ({why})"
@@ -508,11 +409,11 @@ class Executor:
             self._refresh(leg_id)
             return False
         from albra.ledger.errors import LedgerError
-        from albra.ledger.protection import STOP, live_protective, protect_leg
+        from albra.ledger.protection import STOP, live_protective
 
         problem = ""
         try:
-            await protect_leg(self.store, self.gw, leg_id, self._filters(leg.symbol), now_ms=self.now_ms())
+            await protect_leg(self.om, leg_id, self._filters(leg.symbol))
         except LedgerError as e:
             problem = str(e)
         if live_protective(self.store, leg_id, STOP):
@@ -538,7 +439,7 @@ class Executor:
         self._journal("leg_force_closed", f"{leg.leg_id} closed at market: {why}", level="ERROR",
                       strategy=leg.strategy, symbol=leg.symbol)
         try:
-            res = await self._send(intent)
+            res = await self.om.send(intent)
         except X.Fatal as e:
             # refused (e.g. -2022: nothing left to reduce — the position went away behind the ledger's back): the
             # leg stays as it is, flagged; reconciliation settles it against the exchange's position
@@ -547,7 +448,7 @@ class Executor:
                         f"exchange's position", strategy=leg.strategy, symbol=leg.symbol)
             return
         if res is not None:
-            await self._apply_fills(intent, res)
+            await self.om.apply_fills(intent, res)
         await self._after_reduce(leg.leg_id, "unprotected")
 
     async def _cancel_protective(self, leg: L.Leg, keep: set[str] = frozenset()) -> None:
@@ -556,7 +457,7 @@ class Executor:
             for it in I.intents_of_leg(self.store, leg.leg_id, purpose):
                 if it.client_id in keep or it.state not in ("open", "sent", "unknown", "pending"):
                     continue
-                await self._cancel_intent(leg, it)
+                await self.om.cancel(it)
 
     async def move_stop(self, leg_id: str, new_stop: float, reason: str) -> None:
         leg = L.require_leg(self.store, leg_id)
@@ -572,7 +473,7 @@ class Executor:
             log.debug("%s: stop move to %s (asked %s) does not tighten the stop %s; nothing to do", leg_id, new,
                       new_stop, old)
             return
-        r = await replace_stop(self.store, self.gw, leg_id, new, f, now_ms=self.now_ms())
+        r = await replace_stop(self.om, leg_id, new, f)
         if r.status == "unprotected":  # shared side: old cancelled, new refused — close reduce-only now
             self._alert("unprotected_leg", f"unprotected_leg:{leg_id}:{r.new_client_id}",
                         f"stop move to {new} left {leg_id} without a stop ({r.detail}); closing it",
@@ -590,14 +491,13 @@ class Executor:
 
     async def _resize_protection(self, leg: L.Leg, qty: Decimal | None = None) -> bool:
         """Re-size the leg's stop (and take-profit) to ``qty`` (default: what it holds) through the ledger's
-        two-case protocol (:func:`albra.ledger.protection.resize_protection`). Returns False when the leg is no
+        two-case protocol (:func:`albra.orders.protection.resize_protection`). Returns False when the leg is no
         longer protected-and-open afterwards (its stop fired in the swap, or it was closed at market because the
         new stop was refused on a shared side) — the caller must not go on with a partial exit then."""
         from albra.ledger.errors import LedgerError
 
         try:
-            results = await resize_protection(self.store, self.gw, leg.leg_id, self._filters(leg.symbol),
-                                              now_ms=self.now_ms(), qty=qty)
+            results = await resize_protection(self.om, leg.leg_id, self._filters(leg.symbol), qty=qty)
         except LedgerError as e:
             self._journal("stop_resize_failed", f"{leg.leg_id}: protection not re-sized ({e})", level="ERROR",
                           strategy=leg.strategy, symbol=leg.symbol)
@@ -616,7 +516,12 @@ class Executor:
         return True
 
     # ------------------------------------------------------------------ exits
-    async def exit(self, leg_id: str, fraction: float, tag: str, reason: str, candle_ts: int, k: int = 0) -> None:
+    async def exit(self, leg_id: str, fraction: float, tag: str, reason: str, candle_ts: int, k: int = 0, *,
+                   seq: int | None = None) -> None:
+        """Close ``fraction`` of the leg's initial qty (1.0: all of it) reduce-only at market. ``k``: the leg's
+        k-th exit on this candle; ``seq``: this exit's place among all exits decided on the candle (names the
+        order of a leg older than the id's generation range, see :meth:`_exit_client_id`). A reduce or exit the
+        exchange never received (looked up: not found) is sent once more under the next id."""
         leg = L.require_leg(self.store, leg_id)
         if leg.state is not L.LegState.OPEN or leg.qty <= 0:
             return
@@ -644,19 +549,23 @@ class Executor:
         if not full and not await self._resize_protection(leg, leg.qty - qty):
             return  # shrink the stop first (never more stop than position on a shared side); it fired or failed
         side, pside, ro = self._exit_shape(leg)
-        cid = self._exit_client_id(leg, candle_ts, "exit" if full else "reduce", k)
+        cid = self._exit_client_id(leg, candle_ts, "exit" if full else "reduce", k, seq)
         req = OrderRequest(cid, leg.symbol, side, OrderType.MARKET, qty, pside, reduce_only=ro)
         intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy,
                                  purpose="exit" if full else "reduce", candle_ts=candle_ts, now_ms=self.now_ms(),
                                  leg_id=leg_id)
         try:
-            res = await self._send(intent)
+            res = await self.om.send(intent)
         except X.ExchangeError:
             if not full:  # the reduce did not happen: protection back to what the leg holds
                 await self._resize_protection(self._refresh(leg_id))
             raise
         if res is not None:
-            await self._apply_fills(intent, res)
+            await self.om.apply_fills(intent, res)
+        elif (after := I.get_intent(self.store, cid)) is not None and after.state == "not_found":
+            # the exchange positively does not know it (a lost request, looked up over a bounded time): nothing
+            # reduced the position, so once more under a fresh id — an exit the strategy decided is not dropped
+            cid = await self._resend_exit(leg, req, cid, tag)
         moved = self._refresh(leg_id)
         if moved.state is leg.state and moved.qty == leg.qty:
             # nothing executed: the order was never placed (resolved not found), refused, or is still unknown — not
@@ -678,16 +587,37 @@ class Executor:
                                (json.dumps(done), self.now_ms(), leg_id))
         await self._after_reduce(leg_id, tag, reason)
 
-    def _exit_client_id(self, leg: L.Leg, candle_ts: int, purpose: str, k: int) -> str:
+    async def _resend_exit(self, leg: L.Leg, lost: OrderRequest, lost_cid: str, tag: str) -> str:
+        """Send a lost exit (or reduce) once more as a ``close`` order of the leg (the next generation of its close
+        ids, never a reused id); returns the new client id. Refused or lost again: the caller reports it."""
+        cid = make_client_id(self.account, leg.strategy, leg.symbol, int(leg.entry_ts or leg.opened_ms), "close",
+                             I.next_generation(self.store, leg.leg_id, "close"))
+        req = replace(lost, client_id=cid)
+        intent = I.record_intent(self.store, req, account=self.account, strategy=leg.strategy, purpose="close",
+                                 candle_ts=leg.entry_ts, now_ms=self.now_ms(), leg_id=leg.leg_id)
+        self._journal("exit_resent", f"{tag}: {lost_cid} never reached the exchange; sending it once more as {cid}",
+                      level="WARNING", strategy=leg.strategy, symbol=leg.symbol,
+                      data={"lost": lost_cid, "client_id": cid, "leg_id": leg.leg_id})
+        try:
+            res = await self.om.send(intent)
+        except X.ExchangeError:
+            return cid  # journaled and alerted by the order manager; the caller reports the leg unchanged
+        if res is not None:
+            await self.om.apply_fills(intent, res)
+        return cid
+
+    def _exit_client_id(self, leg: L.Leg, candle_ts: int, purpose: str, k: int, seq: int | None = None) -> str:
         """Deterministic per (leg, decision candle): the leg's entry candle names the leg (as its stops do), the
         minutes from entry to the deciding candle the attempt — so two legs of one strategy exiting on the same
         candle never share an id, and re-evaluating the candle after a crash derives the same id. Beyond the
-        generation range (a leg older than ~32 days) the deciding candle names the attempt instead."""
+        generation range (a leg older than ~32 days) the deciding candle names the attempt instead, numbered by
+        the exit's place among all of the candle's exits (``seq``), so two old legs of one strategy and symbol
+        exiting on one candle do not share an id either."""
         entry = int(leg.entry_ts if leg.entry_ts is not None else leg.opened_ms)
         gen = (candle_ts - entry) // 60_000 + k
         if 0 <= gen <= MAX_GENERATION:
             return make_client_id(self.account, leg.strategy, leg.symbol, entry, purpose, gen)
-        return make_client_id(self.account, leg.strategy, leg.symbol, candle_ts, purpose, k)
+        return make_client_id(self.account, leg.strategy, leg.symbol, candle_ts, purpose, k if seq is None else seq)
 
     async def _after_reduce(self, leg_id: str, tag: str, reason: str = "") -> None:
         leg = self._refresh(leg_id)
@@ -755,7 +685,7 @@ class Executor:
                     await self._protective_lost(leg.leg_id, cid, purpose, f"the exchange says {res.status.value}")
                     changed += 1
                     continue
-                if not await self.record_fired(it, res):
+                if not await self.om.record_fired(it, res):
                     await self._protective_lost(leg.leg_id, cid, purpose,
                                                 "it fired but its child order executed nothing (FINISHED, 0 filled)")
                     changed += 1
@@ -810,7 +740,7 @@ class Executor:
             return False
         for pl in found:
             for old in pl.superseded:
-                fired = await self._cancel_intent(L.require_leg(self.store, leg_id), old)
+                fired = await self.om.cancel(old)
                 leg = self._refresh(leg_id)
                 self._journal("protection_superseded", f"{pl.purpose} {old.client_id} of {leg_id} cancelled: "
                               f"superseded by {pl.newest.client_id if pl.newest else '?'}"
@@ -826,52 +756,11 @@ class Executor:
             await self._resize_protection(leg)
         return True
 
-    async def _cancel_intent(self, leg: L.Leg, it: I.Intent) -> bool:
-        """Cancel one protective intent of the leg and record its final state; a pending one is marked not sent.
-        Returns whether it had fired (its fills are then applied)."""
-        if it.state == "pending":
-            I.mark_not_found(self.store, it.client_id, now_ms=self.now_ms(), note="superseded before sending")
-            return False
-        res = await self.gw.cancel_order(leg.symbol, it.client_id, True)
-        if res is None:  # unknown to the cancel: fired, or not visible yet — spaced lookups, never one
-            res = await resolve_unknown(self.gw, leg.symbol, it.client_id, True, spacing_s=self.lookup_spacing_s)
-            if res is None:
-                I.mark_gone(self.store, it.client_id, now_ms=self.now_ms(), note="gone at cancel")
-                return False
-        for i in range(5):  # fired: TRIGGERING / TRIGGERED are not final — wait (bounded) for FINISHED
-            if res.status is not OrderStatus.TRIGGERED:
-                break
-            await pause(0.1 * 2 ** i)
-            res = await resolve_unknown(self.gw, leg.symbol, it.client_id, True, spacing_s=self.lookup_spacing_s) \
-                or res
-        if res.status is OrderStatus.TRIGGERED:
-            return True  # fired, its child still working: the intent stays open for the next sync to settle
-        if res.status is OrderStatus.FILLED:
-            return await self.record_fired(it, res)
-        I.mark_outcome(self.store, res, now_ms=self.now_ms())
-        return False
-
     async def record_fired(self, it: I.Intent, res: OrderResult) -> bool:
-        """A protective order the exchange reports FINISHED (or filled): apply its child's fills, then record it.
-        FINISHED means filled *or* its child was cancelled/expired in the matching engine — the child's fills tell
-        which (read before the intent is recorded, so a crash in between re-reads them); with nothing executed it
-        is recorded EXPIRED. Returns whether it executed."""
-        if await self._apply_fills(it, res) == 0 and res.is_algo:
-            I.mark_outcome(self.store, replace(res, status=OrderStatus.EXPIRED), now_ms=self.now_ms())
-            return False
-        I.mark_outcome(self.store, res, now_ms=self.now_ms())
-        return True
+        """A protective order the exchange reports FINISHED: :meth:`albra.orders.manager.OrderManager.record_fired`
+        (kept here because the reconciler and the stream handler settle fired orders through the executor)."""
+        return await self.om.record_fired(it, res)
 
     async def cancel_pending_entries(self) -> int:
         """Shutdown step: cancel entry orders still working (protective orders stay)."""
-        n = 0
-        for r in self.store.query("SELECT client_id FROM order_intents WHERE account=? AND purpose='entry' AND"
-                                  " state IN ('open', 'sent', 'unknown')", (self.account,)):
-            it = I.get_intent(self.store, r["client_id"])
-            if it is None:
-                continue
-            res = await self.gw.cancel_order(it.symbol, it.client_id, False)
-            if res is not None:
-                I.mark_outcome(self.store, res, now_ms=self.now_ms())
-                n += 1
-        return n
+        return await self.om.cancel_entries()

@@ -21,7 +21,7 @@ One round, in this order:
 6. An interrupted replacement is settled first (:meth:`~albra.engine.executor.Executor.settle_protection`: the leg
    is pointed at its newest open generation, older live ones are cancelled, a mis-sized one re-sized); then
    :func:`~albra.ledger.protection.protection_gaps`: a leg without a live stop gets one
-   (:func:`~albra.ledger.protection.protect_leg`; refused → the leg is closed reduce-only), older duplicate stops
+   (:func:`~albra.orders.protection.protect_leg`; refused → the leg is closed reduce-only), older duplicate stops
    are cancelled. An unattributed leg has no stop price: its adoption alert and incident say so, and the operator
    protects or closes it (it is not re-reported every round).
 
@@ -39,11 +39,13 @@ from typing import Any, Callable
 from albra.crashpoints import crashpoint
 from albra.exchange import errors as X
 from albra.exchange.resolve import resolve_unknown
+from albra.orders.protection import protect_leg
+from albra.orders.resolution import recheck_given_up_entries, resolve_unresolved
 from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.ledger.errors import LedgerError
 from albra.ledger.positions import Difference, adopt_unattributed, close_missing, compare_positions
-from albra.ledger.protection import STOP, TAKE_PROFIT, cancel_intent, live_protective, protect_leg, protection_gaps
+from albra.ledger.protection import STOP, TAKE_PROFIT, live_protective, protection_gaps
 from albra.model import MarketFilters, OrderStatus
 from albra.store import journal
 from albra.store.db import Store
@@ -63,16 +65,27 @@ class RoundReport:
     protected: list[str] = field(default_factory=list)
     extra_cancelled: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # legs reopened by an entry that executed after it was given up
 
     @property
     def clean(self) -> bool:
         return not (self.differences or self.protective_updated or self.closed or self.adopted or self.protected
-                    or self.extra_cancelled or self.problems)
+                    or self.extra_cancelled or self.problems or self.recovered)
+
+    def actions(self) -> list[str]:
+        """What the round changed, one line each (the CLI prints them)."""
+        return ([f"leg {g} reopened: its entry, given up as never placed, executed after all" for g in self.recovered]
+                + [f"protective order {c} settled from the exchange (fired, cancelled, expired or gone)"
+                 for c in self.protective_updated]
+                + [f"leg {g} closed from the trade history (the exchange no longer holds it)" for g in self.closed]
+                + [f"adopted as UNATTRIBUTED leg {g} (incident opened, alerted)" for g in self.adopted]
+                + [f"protective order {c} placed" for c in self.protected]
+                + [f"cancelled {c} (duplicate or orphaned protective order)" for c in self.extra_cancelled])
 
     def as_dict(self) -> dict[str, Any]:
         return {"differences": [d.as_dict() for d in self.differences], "protective_updated": self.protective_updated,
                 "closed": self.closed, "adopted": self.adopted, "protected": self.protected,
-                "extra_cancelled": self.extra_cancelled, "problems": self.problems}
+                "extra_cancelled": self.extra_cancelled, "problems": self.problems, "recovered": self.recovered}
 
 
 class Reconciler:
@@ -104,8 +117,15 @@ class Reconciler:
         self._repairs = 0
         try:
             open_algos = await self.gw.fetch_open_orders(None, algo=True)
-            await I.resolve_unresolved(self.store, self.gw, self.account, now_ms=self.now_ms())
+            await resolve_unresolved(self.store, self.gw, self.account, now_ms=self.now_ms())
             rep = RoundReport()
+            # entries given up as never placed that executed after all (-1007): their legs reopen with the fills
+            # here, before positions are compared (else the position would be adopted as unattributed), and the
+            # protection step below places their stops in this same round
+            rep.recovered = await recheck_given_up_entries(self.store, self.gw, self.account, now_ms=self.now_ms())
+            if rep.recovered:
+                self.executor.reload_legs()
+                self._repaired()
             await self._check_protective({o.client_id for o in open_algos}, rep)
             positions = await self.gw.fetch_positions()
             await self._repair_positions(positions, rep)
@@ -253,9 +273,7 @@ class Reconciler:
             leg = L.get_leg(self.store, it.leg_id) if it.leg_id else None
             if leg is not None and leg.state in (L.LegState.OPEN, L.LegState.CLOSING, L.LegState.PENDING):
                 continue
-            res = await self.gw.cancel_order(o.symbol, o.client_id, True)
-            if it.state not in I.TERMINAL and res is not None:
-                I.mark_outcome(self.store, res, now_ms=self.now_ms())
+            await self.executor.om.cancel_orphan(it)
             rep.extra_cancelled.append(o.client_id)
             self._repaired()
             self._journal("orphan_cancelled", f"{it.purpose} {o.client_id} was still live for leg {it.leg_id} "
@@ -276,7 +294,7 @@ class Reconciler:
                 for cid in gap.extra:
                     it = I.get_intent(self.store, cid)
                     if it is not None:
-                        await cancel_intent(self.store, self.gw, it, now_ms=self.now_ms())
+                        await self.executor.om.cancel(it)
                         rep.extra_cancelled.append(cid)
                         self._repaired()
                 continue
@@ -293,7 +311,7 @@ class Reconciler:
                 rep.problems.append(f"{leg.leg_id}: no market filters for {leg.symbol}")
                 continue
             try:
-                placed = await protect_leg(self.store, self.gw, leg.leg_id, f, now_ms=self.now_ms())
+                placed = await protect_leg(self.executor.om, leg.leg_id, f)
             except LedgerError as e:
                 placed = []
                 rep.problems.append(f"{leg.leg_id}: {e}")
@@ -308,3 +326,19 @@ class Reconciler:
                                                      "stop could not be re-placed at reconciliation")
                 rep.problems.append(f"{leg.leg_id}: stop refused; leg closed at market")
             self.executor._refresh(leg.leg_id)
+
+
+async def standalone_reconciler(store: Store, gateway: Any, account: str, *, actor: str) -> Reconciler:
+    """A reconciler for ``account`` outside its runner (``albra reconcile --apply``, under the write lease): an
+    executor without strategies (it opens nothing; it settles fills, re-protects and closes through the order
+    manager exactly as the runner's does), the exchange's position mode and filters."""
+    from albra.config import RiskLimits
+    from albra.engine.executor import Executor
+    from albra.engine.risk_limits import risk_limits
+    from albra.timefmt import now_ms
+
+    mode = await gateway.fetch_position_mode()
+    filters = await gateway.load_markets()
+    limits = risk_limits(RiskLimits())
+    executor = Executor(store, gateway, account, mode, filters, [], lambda _s: limits, now_ms)
+    return Reconciler(store, gateway, account, executor, filters, now_ms, actor=actor)

@@ -34,6 +34,7 @@ def risk_limits(cfg: Any) -> RiskLimits:
         daily_loss_pct=_d(cfg.daily_loss_pct),
         strategy_daily_loss_pct=_d(cfg.daily_loss_pct),
         max_open_legs=int(cfg.max_open_legs),
+        max_legs_per_symbol=None if cfg.max_legs_per_symbol is None else int(cfg.max_legs_per_symbol),
         mdd_levels=tuple((_d(lv.drawdown_pct), _d(lv.size_multiplier)) for lv in cfg.mdd_levels),
         mdd_halt_pct=_d(cfg.mdd_halt_pct),
         flatten_on_halt=bool(cfg.mdd_flatten_on_halt),

@@ -189,6 +189,7 @@ class Runner:
         self._stream_stop = asyncio.Event()
         self._dirty: set[str] = set()  # symbols an event says changed: their protection is synced at once
         self._stream_fills: list[Any] = []  # executions pushed by the stream, applied on arrival (under the lock)
+        self._recovered: list[str] = []  # legs a late entry fill reopened: protected on the event (under the lock)
         self._fill_lock = asyncio.Lock()
         self._child_of: dict[str, str] = {}  # a fired algo's child order id → the algo's client id (ALGO_UPDATE ai)
         self._wake = asyncio.Event()
@@ -235,7 +236,7 @@ class Runner:
 
     # ------------------------------------------------------------------ start-up
     async def start(self) -> None:
-        from albra.ledger.intents import resolve_unresolved
+        from albra.orders.resolution import resolve_unresolved
 
         if self.store is None:
             self.store = Store.open(self.settings.db_path)
@@ -399,6 +400,8 @@ class Runner:
             self._t_sync = t
             if self.executor.has_open_legs():
                 await self.executor.sync_protective()
+            if self.replay is None:
+                await self._recheck_given_up()
             await self._sync_funding()
         if force or t - self._t_eq >= EQUITY_EVERY_S:
             self._t_eq = t
@@ -421,6 +424,18 @@ class Runner:
         if force or t - self._t_rec >= RECONCILE_EVERY_S:
             self._t_rec = t
             await self.reconcile()
+
+    async def _recheck_given_up(self) -> None:
+        """Entries given up as never placed in the last hour, looked up once more on every REST sync (60 s with the
+        stream, 5 s without): one that executed after all (-1007) reopens its leg, which is protected now — the
+        stream usually says it first (its fill event names the client id); this bounds the window without it."""
+        from albra.orders.resolution import recheck_given_up_entries
+
+        self._recovered += await self._timed(recheck_given_up_entries(self.store, self.gw, self.account,
+                                                                      now_ms=self.now_ms()))
+        if self._recovered:
+            self.executor.reload_legs()
+            await self._settle_closed([])
 
     async def _sync_funding(self) -> None:
         """Funding paid or received since the persisted cursor → the legs that held the position."""
@@ -481,7 +496,7 @@ class Runner:
                 # implies on the exchange (cancelling the closed leg's other protection) waits for the executor's
                 # lock, so the loop and the stream never send for one leg at once
                 closed = self._record_stream_fills()
-                if closed:
+                if closed or self._recovered:
                     try:
                         async with self._fill_lock:
                             await self._settle_closed(closed)
@@ -520,7 +535,7 @@ class Runner:
         from albra.exchange.binance_parse import parse_stream_fill
         from albra.ledger import intents as I
         from albra.ledger import legs as L
-        from albra.ledger.fills import apply_fill
+        from albra.ledger.fills import LATE_ENTRY, apply_fill
 
         closed: list[tuple[str, str]] = []
         events, self._stream_fills = self._stream_fills, []
@@ -538,6 +553,8 @@ class Runner:
             res = apply_fill(self.store, self.account, fill, now_ms=self.now_ms())
             if not res.applied or not res.leg_id:
                 continue
+            if res.note == LATE_ENTRY:
+                self._recovered.append(res.leg_id)
             if L.require_leg(self.store, res.leg_id).state is L.LegState.CLOSED:
                 it = I.get_intent(self.store, algo or fill.client_id)
                 closed.append((res.leg_id, it.purpose if it is not None else "exit"))
@@ -546,9 +563,18 @@ class Runner:
         return closed
 
     async def _settle_closed(self, closed: list[tuple[str, str]]) -> None:
-        """A leg a fill closed: its other protective orders off the book (the sibling), reported once."""
+        """A leg a fill closed: its other protective orders off the book (the sibling), reported once. A leg a
+        late entry fill reopened (its entry was given up as never placed, then executed): protected now."""
         from albra.ledger import legs as L
 
+        recovered, self._recovered = self._recovered, []
+        for leg_id in recovered:
+            leg = L.require_leg(self.store, leg_id)
+            if leg.state is L.LegState.OPEN and leg.qty > 0 and leg.sl_client_id is None:
+                self.executor._alert("unprotected_leg", f"late_entry:{leg_id}", f"entry of {leg_id} executed after "
+                                     f"it was given up as never placed: {leg.qty} {leg.symbol}; placing its stop now",
+                                     strategy=leg.strategy, symbol=leg.symbol, side=leg.direction.value, size=leg.qty)
+                await self.executor.protect(leg)
         for leg_id, reason in closed:
             leg = L.require_leg(self.store, leg_id)
             await self.executor._cancel_protective(leg)

@@ -18,6 +18,7 @@ import re
 from typing import Any, Awaitable, Callable, Sequence
 
 from albra.exchange import binance_parse as P
+from albra.exchange.fees import value_fees
 from albra.exchange.errors import BadSymbol, ExchangeError, MalformedResponse, UnknownOrder
 from albra.exchange.order_rules import order_params
 from albra.exchange.resilience import EventSink, Resilience, WeightLimiter
@@ -162,8 +163,9 @@ class CcxtGateway:
         params: dict[str, Any] = {"symbol": symbol, "limit": limit}
         if since is not None:
             params["startTime"] = int(since)
-        return await self._call("fetch_trades", "fapiPrivateGetUserTrades", params,
-                                lambda raw: P.parse_trades(raw, symbol))
+        fills = await self._call("fetch_trades", "fapiPrivateGetUserTrades", params,
+                                 lambda raw: P.parse_trades(raw, symbol))
+        return await value_fees(self.fetch_candles, fills)  # BNB fees valued at the fill's minute
 
     async def fetch_income(self, since: int | None = None, income_type: str | None = None,
                            limit: int = 1000) -> list[IncomeRow]:

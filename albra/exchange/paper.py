@@ -28,6 +28,7 @@ from albra.exchange.errors import (
     UnknownOrder,
     from_binance_code,
 )
+from albra.exchange.fees import value_fees
 from albra.exchange.order_rules import order_params
 from albra.exchange.types import Balance, ExchangePosition, IncomeRow, OrderRequest, OrderResult
 from albra.model import Candle, Fill, MarginMode, MarketFilters, PositionMode
@@ -205,7 +206,7 @@ class PaperGateway:
         rows = self._select(self.ex.account(self.account).trades, since, limit,
                             lambda t: t["symbol"] == symbol and (lo is None or t["time"] >= lo)
                             and (hi is None or t["time"] <= hi) and vis(t))
-        return P.parse_trades([self._payloads.trade(t) for t in rows], symbol)
+        return await value_fees(self.fetch_candles, P.parse_trades([self._payloads.trade(t) for t in rows], symbol))
 
     async def fetch_income(self, since: int | None = None, income_type: str | None = None,
                            limit: int = 1000) -> list[IncomeRow]:

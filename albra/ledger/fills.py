@@ -33,14 +33,19 @@ from decimal import Decimal
 from typing import Mapping, Sequence
 
 from albra.exchange.types import IncomeRow
+from albra.exchange.fees import fee_asset, fee_in_quote
 from albra.ledger import daily_pnl
 from albra.ledger import legs as L
-from albra.ledger.intents import PROTECTIVE_PURPOSES, Intent, fetch_intent
+from albra.ledger.intents import PROTECTIVE_PURPOSES, Intent, fetch_intent, mark_filled_late
 from albra.model import D, Fill, PositionSide
 from albra.store import journal
 from albra.store.db import Store
 
 _Q = Decimal("0.00000001")
+
+
+#: :attr:`FillResult.note` of a fill that reopened a leg whose entry had been given up: protect the leg now
+LATE_ENTRY = "late_entry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +107,10 @@ def _attribute(conn: sqlite3.Connection, account: str, fill: Fill) -> Intent | N
 def _insert_fill(conn: sqlite3.Connection, account: str, fill: Fill, leg_id: str | None) -> None:
     conn.execute(
         "INSERT INTO fills(account, symbol, trade_id, exchange_order_id, client_id, leg_id, side, position_side,"
-        " price, qty, fee, fee_asset, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " price, qty, fee, fee_asset, fee_quote, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (account, fill.symbol, str(fill.trade_id), str(fill.order_id), fill.client_id or None, leg_id,
          fill.side.value, fill.position_side.value, _s(fill.price), _s(fill.qty), _s(fill.fee),
-         str((fill.extra or {}).get("fee_asset", "USDT")), _s(fill.realized_pnl), fill.ts),
+         fee_asset(fill), _s(fee_in_quote(fill)), _s(fill.realized_pnl), fill.ts),
     )
 
 
@@ -126,6 +131,7 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
     if not fill.trade_id:
         raise ValueError("a fill needs the exchange's trade id (idempotency key)")
     now = fill.ts if now_ms is None else now_ms
+    fee = fee_in_quote(fill)  # fees in their asset are valued at the fill's minute (BNB burn); never BNB as USDT
     with store.tx() as c:
         if c.execute("SELECT 1 FROM fills WHERE account=? AND symbol=? AND trade_id=?",
                      (account, fill.symbol, str(fill.trade_id))).fetchone():
@@ -140,6 +146,20 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
             return _unattributed(store, c, account, fill, f"position side {fill.position_side} does not match leg "
                                  f"{leg.leg_id} ({leg.position_side})", "ERROR", intent.client_id)
         increasing = fill.side is leg.direction.entry_side
+        recovered = False
+        if (increasing and leg.state is L.LegState.CANCELLED and intent.purpose == "entry"
+                and intent.state == "not_found" and leg.close_reason == L.GIVEN_UP_REASON):
+            # an entry given up as never placed executed after all (Binance's -1007 case): its leg takes the fill
+            leg = L.reopen_given_up(c, leg.leg_id, now_ms=now)
+            intent = mark_filled_late(c, intent, now_ms=now, order_id=str(fill.order_id),
+                                      note="executed after it was given up as not found")
+            recovered = True
+            journal.append(store, "late_entry_recovered", f"entry {intent.client_id} was given up as never placed "
+                           f"but executed: fill {fill.trade_id} {fill.qty} {fill.symbol} @ {fill.price} reopens leg "
+                           f"{leg.leg_id}; it must be protected now", level="CRITICAL", account=account,
+                           strategy=leg.strategy, symbol=fill.symbol,
+                           data={"leg_id": leg.leg_id, "client_id": intent.client_id, "trade_id": fill.trade_id},
+                           ts=fill.ts, conn=c)
         if increasing and leg.state not in (L.LegState.PENDING, L.LegState.OPEN):
             return _unattributed(store, c, account, fill, f"entry-side fill for leg {leg.leg_id} which is "
                                  f"{leg.state}", "ERROR", intent.client_id)
@@ -153,7 +173,7 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
             new_qty = leg.qty + fill.qty
             avg = ((leg.entry_price or Decimal(0)) * leg.qty + fill.price * fill.qty) / new_qty
             c.execute("UPDATE legs SET qty=?, qty_initial=?, entry_price=?, fees=?, updated_ms=? WHERE leg_id=?",
-                      (_s(new_qty), _s(leg.qty_initial + fill.qty), _s(avg), _s(leg.fees + fill.fee), now,
+                      (_s(new_qty), _s(leg.qty_initial + fill.qty), _s(avg), _s(leg.fees + fee), now,
                        leg.leg_id))
             if leg.state is L.LegState.PENDING:
                 state_after = L.transition_in(c, leg.leg_id, L.LegState.OPEN, now_ms=now).state
@@ -167,7 +187,7 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                 exited_before + close_qty) if close_qty > 0 else leg.exit_price
             new_qty = leg.qty - close_qty
             c.execute("UPDATE legs SET qty=?, realized_pnl=?, fees=?, exit_price=?, updated_ms=? WHERE leg_id=?",
-                      (_s(new_qty), _s(leg.realized_pnl + realized), _s(leg.fees + fill.fee),
+                      (_s(new_qty), _s(leg.realized_pnl + realized), _s(leg.fees + fee),
                        None if exit_px is None else _s(exit_px), now, leg.leg_id))
             if new_qty == 0:
                 state_after = L.transition_in(c, leg.leg_id, L.LegState.CLOSED, now_ms=now,
@@ -177,8 +197,9 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                                f"{leg.leg_id} held {leg.qty}: {excess} is not this leg's", level="ERROR",
                                account=account, strategy=leg.strategy, symbol=fill.symbol,
                                data={"trade_id": fill.trade_id, "excess": str(excess)}, ts=fill.ts, conn=c)
-        daily_pnl.add(c, account, leg.strategy, fill.ts, realized - fill.fee, now)
-        return FillResult(True, leg.leg_id, intent.client_id, realized, state_after.value)
+        daily_pnl.add(c, account, leg.strategy, fill.ts, realized - fee, now)
+        return FillResult(True, leg.leg_id, intent.client_id, realized, state_after.value,
+                          note=LATE_ENTRY if recovered else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@ The order of operations is what makes orders safe across crashes, timeouts and 5
 1. :func:`record_intent` (or :func:`record_entry`, which also creates the pending leg) commits an
    ``order_intents`` row in state ``pending`` with the deterministic client id, BEFORE anything is sent.
    Recording the same client id again returns the stored intent: the caller sends nothing new for it.
-2. The caller marks it :func:`mark_sent`, sends it, and records what came back with :func:`mark_outcome`
+2. The order manager (:mod:`albra.orders`, the only sender) marks it :func:`mark_sent`, sends it, and records what came back with :func:`mark_outcome`
    (or :func:`mark_unknown` when the placement's result was not seen).
-3. :func:`resolve_unresolved` runs on start-up, before anything else: every intent still ``pending``, ``sent``
+3. :func:`albra.orders.resolution.resolve_unresolved` runs on start-up, before anything else: every intent still ``pending``, ``sent``
    or ``unknown`` is looked up on the exchange by its client id. Found → its outcome is recorded and the fills of
    a regular order are applied. Not found → ``not_found``; an entry's pending leg becomes ``cancelled``. A
    protective order found open is linked to its leg when it is the leg's newest generation
@@ -27,17 +27,16 @@ Exits are reduce-only (invariant 3): an intent bound to a leg that trades agains
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from operator import attrgetter
 from decimal import Decimal
 from typing import Any, Sequence
 
 from albra.exchange.client_ids import PURPOSES
-from albra.exchange.types import Gateway, OrderRequest, OrderResult
+from albra.exchange.types import OrderRequest, OrderResult
 from albra.ledger import legs as L
 from albra.ledger.errors import IllegalTransition, IntentConflict, LedgerError, UnknownLeg
 from albra.model import D, Direction, OrderStatus, OrderType, PositionMode, PositionSide, Side
-from albra.store import journal
 from albra.store.db import Store, memo_of
 
 #: purposes whose order closes the whole leg: recording one moves an open leg to ``closing``.
@@ -50,7 +49,9 @@ _NEXT: dict[str, frozenset[str]] = {
     "pending": frozenset({"sent", "unknown", "not_found", "open", "filled", "canceled", "rejected", "expired"}),
     "sent": frozenset({"unknown", "not_found", "open", "filled", "canceled", "rejected", "expired"}),
     "unknown": frozenset({"not_found", "open", "filled", "canceled", "rejected", "expired"}),
-    "open": frozenset({"open", "filled", "canceled", "expired"}),
+    # an open conditional order that fires can still end REJECTED (its child refused at the trigger: Algo Order
+    # Update, algo status REJECTED, no child order)
+    "open": frozenset({"open", "filled", "canceled", "expired", "rejected"}),
 }
 _STATUS_TO_STATE = {
     OrderStatus.NEW: "open",
@@ -143,7 +144,8 @@ class Resolution:
 
 def _memo(conn: Any) -> dict[str, Intent] | None:
     """The store's intent cache when it has one (a backtest's single-writer store: :meth:`Store.enable_memo`).
-    This module is the only writer of ``order_intents``, and every write below puts the row it wrote here."""
+    This module is the only writer of ``order_intents``; every write below puts the row it wrote here, or drops
+    the cached copy before re-reading (a new writer of the table must do one of the two)."""
     m = memo_of(conn)
     return None if m is None else m.setdefault("intents", {})
 
@@ -153,6 +155,13 @@ def _remember(conn: Any, intent: Intent) -> Intent:
     if m is not None:
         m[intent.client_id] = intent
     return intent
+
+
+def _forget(conn: Any, client_id: str) -> None:
+    """After a write whose row is re-read rather than built: drop the cached copy first."""
+    m = _memo(conn)
+    if m is not None:
+        m.pop(client_id, None)
 
 
 def fetch_intent(conn: sqlite3.Connection, client_id: str) -> Intent | None:
@@ -307,9 +316,7 @@ def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int
         for k, v in cols.items():
             vals[_INTENT_AT[k]] = _AS_STORED[k](v)
         return _remember(conn, Intent(*vals))
-    m = _memo(conn)
-    if m is not None:
-        m.pop(intent.client_id, None)  # re-read what SQLite stored, then remember that
+    _forget(conn, intent.client_id)  # re-read what SQLite stored, then remember that
     out = fetch_intent(conn, intent.client_id)
     assert out is not None
     return out
@@ -397,6 +404,22 @@ def mark_not_found(store: Store, client_id: str, *, now_ms: int, note: str = "")
         return out
 
 
+def mark_filled_late(conn: sqlite3.Connection, intent: Intent, *, now_ms: int, order_id: str,
+                     note: str) -> Intent:
+    """An intent recorded ``not_found`` whose order executed after all (a fill names it): ``filled``, with the
+    exchange order id and a note. The one way out of a final state, for the same reason as
+    :func:`albra.ledger.legs.reopen_given_up`: the lookups that said "not found" are bounded, Binance's -1007 is not."""
+    if intent.state != "not_found":
+        raise IllegalTransition(f"intent {intent.client_id} is {intent.state}; only a not_found one can turn up late")
+    conn.execute("UPDATE order_intents SET state = 'filled', updated_ms = ?, exchange_order_id = COALESCE(?, "
+                 "exchange_order_id), error = ? WHERE client_id = ?", (now_ms, order_id or None, note[:500],
+                                                                      intent.client_id))
+    _forget(conn, intent.client_id)
+    out = fetch_intent(conn, intent.client_id)
+    assert out is not None
+    return out
+
+
 def mark_gone(store: Store, client_id: str, *, now_ms: int, note: str) -> Intent:
     """The exchange no longer knows (or lists) an order. For an intent without a known outcome that means it never
     reached the book (``not_found``). For one recorded ``open`` it was on the book and left it without a fill we saw
@@ -412,92 +435,6 @@ def mark_gone(store: Store, client_id: str, *, now_ms: int, note: str) -> Intent
             out = _set_state(c, it, "not_found", now_ms, error=note or None)
         _after_final(c, out, now_ms)
         return out
-
-
-async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, now_ms: int,
-                             trade_lookback_ms: int = 600_000) -> list[Resolution]:
-    """Look up every pending/sent/unknown intent of ``account`` by client id and record what the exchange says.
-
-    Regular orders with executions get their fills applied (trades since the intent's creation minus
-    ``trade_lookback_ms`` for clock skew, matched by exchange order id or client id). Nothing is ever sent.
-    A failed exchange read propagates (the intent stays unresolved): unknown is not empty.
-    """
-    from albra.ledger.fills import apply_fill
-
-    from albra.exchange.resolve import await_fills, resolve_unknown
-    from albra.model import OrderStatus
-
-    out: list[Resolution] = []
-    for intent in unresolved(store, account):
-        # spaced lookups: a just-accepted order is not visible at once (one lookup would call it never placed)
-        found = await resolve_unknown(gateway, intent.symbol, intent.client_id, intent.is_algo)
-        applied = 0
-        if found is None:
-            after = mark_not_found(store, intent.client_id, now_ms=now_ms,
-                                   note=f"exchange does not know this id (was {intent.state})")
-        elif found.is_algo and found.status is OrderStatus.TRIGGERED:
-            after = intent  # TRIGGERING / TRIGGERED: fired, child not done — not final; a later sync resolves it
-        else:
-            after = mark_outcome(store, found, now_ms=now_ms)
-            child = found.actual_order_id if found.is_algo else None  # a fired conditional's child order
-            if (found.filled_qty > 0 and not found.is_algo) or child:
-                def mine(t, child=child, found=found, intent=intent) -> bool:
-                    if child:
-                        return t.order_id == child
-                    return t.client_id == intent.client_id or t.order_id == found.exchange_id
-                trades = await await_fills(gateway, intent.symbol, max(0, intent.created_ms - trade_lookback_ms),
-                                           lambda: now_ms, mine,
-                                           found.filled_qty if found.filled_qty > 0 else None)
-                for t in trades:
-                    if child:
-                        t = replace(t, extra={**(t.extra or {}), "algo_client_id": intent.client_id})
-                    if apply_fill(store, account, t, now_ms=now_ms).applied:
-                        applied += 1
-        if intent.leg_id and intent.purpose in PROTECTIVE_PURPOSES and after.state == "open":
-            # a replacement interrupted between its placement and its ledger update: the leg names an older
-            # generation. Point it at the newest open one (older live ones are the engine's to cancel).
-            from albra.ledger.protection import link_protection
-
-            link_protection(store, intent.leg_id, now_ms=now_ms)
-        leg = L.get_leg(store, intent.leg_id) if intent.leg_id else None
-        res = Resolution(intent.client_id, intent.state, after.state, applied, intent.leg_id,
-                         leg.state.value if leg else None)
-        journal.append(store, "intent_resolved",
-                       f"intent {intent.client_id} ({intent.purpose}) {intent.state} → {after.state}"
-                       + (f", {applied} fill(s) applied" if applied else "")
-                       + ("; it was never sent (crash before sending) and is not sent now: at most once"
-                          if intent.state == "pending" and after.state == "not_found" else ""),
-                       level="WARNING" if after.state == "not_found" else "INFO", account=account,
-                       strategy=intent.strategy, symbol=intent.symbol,
-                       data={"client_id": intent.client_id, "before": intent.state, "after": after.state,
-                             "fills": applied, "leg_id": intent.leg_id}, ts=now_ms)
-        out.append(res)
-    await _apply_answered_entries(store, gateway, account, now_ms=now_ms, lookback_ms=trade_lookback_ms)
-    return out
-
-
-async def _apply_answered_entries(store: Store, gateway: Gateway, account: str, *, now_ms: int,
-                                  lookback_ms: int) -> None:
-    """Entries whose answer was recorded (filled) but whose trade rows never reached their leg — a crash between
-    the answer and the rows (the stop goes out on the answer, the rows a moment later): apply the rows now, found
-    by the entry's exchange order id, so the leg opens instead of the position being adopted as unattributed."""
-    from albra.exchange.resolve import await_fills
-    from albra.ledger.fills import apply_fill
-
-    rows = store.query("SELECT i.client_id FROM order_intents i JOIN legs g ON g.leg_id = i.leg_id WHERE i.account = ?"
-                       " AND i.purpose = 'entry' AND i.state = 'filled' AND g.state = 'pending'", (account,))
-    for r in rows:
-        intent = get_intent(store, r["client_id"])
-        if intent is None or not intent.exchange_order_id:
-            continue
-        oid = str(intent.exchange_order_id)
-        trades = await await_fills(gateway, intent.symbol, max(0, intent.created_ms - lookback_ms), lambda: now_ms,
-                                   lambda t: str(t.order_id) == oid, intent.filled_qty or None)
-        applied = sum(1 for t in trades if apply_fill(store, account, t, now_ms=now_ms).applied)
-        journal.append(store, "entry_fills_applied", f"entry {intent.client_id}: {applied} fill(s) of its recorded "
-                       "answer applied at resolution (they had not reached the leg)", level="WARNING",
-                       account=account, strategy=intent.strategy, symbol=intent.symbol,
-                       data={"client_id": intent.client_id, "fills": applied}, ts=now_ms)
 
 
 def next_generation(store: Store, leg_id: str, purpose: str) -> int:

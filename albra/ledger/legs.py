@@ -254,6 +254,32 @@ def insert_leg(conn: sqlite3.Connection, *, leg_id: str, account: str, symbol: s
     return leg
 
 
+#: the close reason an entry given up as never placed leaves on its leg (``_after_final`` in the intents module)
+GIVEN_UP_REASON = "entry not_found"
+
+
+def reopen_given_up(conn: sqlite3.Connection, leg_id: str, *, now_ms: int) -> Leg:
+    """Put a leg whose entry was given up as never placed back to ``pending``, inside an open transaction.
+
+    Why this one edge out of a final state: Binance documents that an order answered with -1007 ("execution status
+    unknown") or a timeout may execute after all, and the lookups that called it "not found" are bounded. When its
+    fill shows up, the position exists; the leg that carries the strategy, the stop price and the take-profit is
+    the right owner, so it takes the fill (and is protected at once by the caller) instead of the position being
+    adopted later as unattributed and unprotected. Only a cancelled leg with no quantity whose entry was given up
+    qualifies; anything else raises :class:`IllegalTransition`."""
+    leg = fetch_leg(conn, leg_id)
+    if leg is None:
+        raise UnknownLeg(f"no leg {leg_id!r} in the ledger")
+    if leg.state is not LegState.CANCELLED or leg.qty != 0 or leg.close_reason != GIVEN_UP_REASON:
+        raise IllegalTransition(f"leg {leg_id} is {leg.state} ({leg.close_reason}); only a leg whose entry was "
+                                "given up as never placed can be reopened")
+    conn.execute("UPDATE legs SET state = ?, updated_ms = ?, closed_ms = NULL, close_reason = NULL WHERE leg_id = ?",
+                 (LegState.PENDING.value, now_ms, leg_id))
+    out = fetch_leg(conn, leg_id)
+    assert out is not None
+    return out
+
+
 def transition_in(conn: sqlite3.Connection, leg_id: str, to: LegState | str, *, now_ms: int,
                   close_reason: str | None = None) -> Leg:
     """Move a leg to ``to`` inside an open transaction (raises :class:`IllegalTransition`)."""

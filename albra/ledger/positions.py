@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Sequence
 
+from albra.exchange.fees import fee_asset, fee_in_quote
 from albra.exchange.types import ExchangePosition
 from albra.ledger import daily_pnl
 from albra.ledger import legs as L
@@ -164,17 +165,18 @@ def close_missing(store: Store, account: str, leg: L.Leg, trades: Sequence[Fill]
                               "(pass allow_without_trades after checking by hand)")
         qty_done = sum((u for _, u in taken), Decimal(0))
         vwap = (sum((t.price * u for t, u in taken), Decimal(0)) / qty_done) if qty_done else None
-        fees = sum((t.fee * u / t.qty for t, u in taken), Decimal(0))
+        fees = sum((fee_in_quote(t) * u / t.qty for t, u in taken), Decimal(0))
         entry = fresh.entry_price or Decimal(0)
         realized = (vwap - entry) * qty_done * fresh.direction.sign if vwap is not None else Decimal(0)
         for t, _ in taken:
             c.execute(
                 "INSERT INTO fills(account, symbol, trade_id, exchange_order_id, client_id, leg_id, side,"
-                " position_side, price, qty, fee, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " position_side, price, qty, fee, fee_asset, fee_quote, realized_pnl, ts)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(account, symbol, trade_id) DO UPDATE SET leg_id = excluded.leg_id",
                 (account, t.symbol, str(t.trade_id), str(t.order_id), t.client_id or None, fresh.leg_id,
                  t.side.value, t.position_side.value, format(t.price, "f"), format(t.qty, "f"), format(t.fee, "f"),
-                 format(t.realized_pnl, "f"), t.ts))
+                 fee_asset(t), format(fee_in_quote(t), "f"), format(t.realized_pnl, "f"), t.ts))
         c.execute("UPDATE legs SET qty='0', realized_pnl=?, fees=?, exit_price=?, updated_ms=? WHERE leg_id=?",
                   (format(fresh.realized_pnl + realized, "f"), format(fresh.fees + fees, "f"),
                    None if vwap is None else format(vwap, "f"), now_ms, fresh.leg_id))

@@ -109,13 +109,15 @@ def pnl_text(settings: "Settings", store: Store, now_ms: int) -> str:
         realised = Decimal(0)
         fees = Decimal(0)
         other_fees: dict[str, Decimal] = {}
-        for f in store.query("SELECT realized_pnl, fee, fee_asset FROM fills WHERE account=? AND ts>=? AND ts<=?",
-                             (name, start, now_ms)):
+        for f in store.query("SELECT realized_pnl, fee, fee_asset, fee_quote FROM fills WHERE account=? AND ts>=?"
+                             " AND ts<=?", (name, start, now_ms)):
             realised += Decimal(f["realized_pnl"])
             if f["fee_asset"] == "USDT":
                 fees += Decimal(f["fee"])
-            else:
+            else:  # paid in BNB: counted at its USDT value at the fill (when known), shown in its own asset too
                 other_fees[f["fee_asset"]] = other_fees.get(f["fee_asset"], Decimal(0)) + Decimal(f["fee"])
+                if f["fee_quote"] is not None:
+                    fees += Decimal(f["fee_quote"])
         funding = sum((Decimal(r["amount"]) for r in store.query(
             "SELECT amount FROM income WHERE account=? AND income_type='FUNDING_FEE' AND ts>=? AND ts<=?",
             (name, start, now_ms))), Decimal(0))
@@ -127,7 +129,7 @@ def pnl_text(settings: "Settings", store: Store, now_ms: int) -> str:
         lines.append(f"realised {esc(fmt_money(realised))} · fees {esc(fmt_money(-fees))} · funding "
                      f"{esc(fmt_money(funding))}")
         for asset, amt in sorted(other_fees.items()):
-            lines.append(f"fees in {esc(asset)}: {esc(fmt_num(amt))} (not in the USDT total)")
+            lines.append(f"fees paid in {esc(asset)}: {esc(fmt_num(amt))} (in the total at their USDT value at each fill)")
         lines.append(f"net realised <b>{esc(fmt_money(net_realised))}</b> · {closed} leg(s) closed today")
         if snap is None:
             lines.append("unrealised: no snapshot yet")

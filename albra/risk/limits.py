@@ -31,6 +31,7 @@ class RiskLimits:
     daily_loss_pct: Decimal = Decimal("3")
     strategy_daily_loss_pct: Decimal = Decimal("3")
     max_open_legs: int = 6
+    max_legs_per_symbol: int | None = None  # per strategy and symbol; None: only max_open_legs applies
     mdd_levels: tuple[tuple[Decimal, Decimal], ...] = DEFAULT_MDD_LEVELS
     mdd_halt_pct: Decimal = Decimal("60")
     flatten_on_halt: bool = False
@@ -53,6 +54,8 @@ class RiskLimits:
                 raise ValueError(f"RiskLimits.{name} must be a positive Decimal, got {v!r}")
         if self.max_correlated_legs < 1:
             raise ValueError(f"RiskLimits.max_correlated_legs must be at least 1, got {self.max_correlated_legs}")
+        if self.max_legs_per_symbol is not None and self.max_legs_per_symbol < 1:
+            raise ValueError(f"RiskLimits.max_legs_per_symbol must be at least 1, got {self.max_legs_per_symbol}")
         if self.max_open_legs < 1:
             raise ValueError(f"RiskLimits.max_open_legs must be at least 1, got {self.max_open_legs}")
         if self.kelly_min_pct > self.kelly_max_pct:

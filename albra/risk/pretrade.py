@@ -8,7 +8,9 @@ rule and reason:
 3. ``opposite_leg`` — one-way mode only: a live leg on the same account and symbol in the other direction
    (another strategy's, or the same strategy's) would be netted by this entry. Hedge mode allows it: the new
    leg lives on the other position side with its own protective orders.
-4. ``max_open_legs`` — the account already has ``max_open_legs`` live legs (unattributed ones count).
+4. ``max_open_legs`` — the account already has ``max_open_legs`` live legs (unattributed ones count);
+   ``max_legs_per_symbol`` (when set) — the strategy already holds that many live legs on this symbol (its legs on
+   other symbols do not count: a strategy trading several symbols holds one on each with 1).
 5. ``daily_loss`` — account: loss since 00:00 KST = day-start equity (transfers excluded) − equity now;
    strategy: −(realised today + unrealised of its live legs) at the given marks. Each is refused at
    ``daily_loss_pct`` / ``strategy_daily_loss_pct`` of the day-start equity. The anchor lives in the store
@@ -124,6 +126,11 @@ def _check(store: Store, limits: RiskLimits, req: EntryRequest, equity: Decimal)
 
     if len(live) >= limits.max_open_legs:
         raise _Refuse("max_open_legs", f"{len(live)} open legs on {req.account}, limit {limits.max_open_legs}")
+    if limits.max_legs_per_symbol is not None:
+        mine = [g for g in live if g.strategy == req.strategy and g.symbol == req.symbol]
+        if len(mine) >= limits.max_legs_per_symbol:
+            raise _Refuse("max_legs_per_symbol", f"{req.strategy} already holds {len(mine)} leg(s) on {req.symbol}, "
+                          f"limit {limits.max_legs_per_symbol} per symbol (its legs on other symbols do not count)")
 
     today = kst_date(req.now_ms)
     anchor = risk_state.get(store, req.account, risk_state.DAILY_ANCHOR)

@@ -162,6 +162,11 @@ class _AccountWork:
         self.t0, self.keep, self.rounds, self.pause_s = started_ms, keep_positions, rounds, pause_s
         self.out = AccountOutcome(account)
         self.generation: dict[str, int] = {}
+        from albra.orders.manager import OrderManager
+
+        # the one sender; the store may be unreadable here (None): closes and cancels go through send_guarded and
+        # cancel_all, which keep their bookkeeping behind the guard
+        self.om = OrderManager(guard.store, gw, account, _now_ms)  # type: ignore[arg-type]
 
     async def run(self) -> AccountOutcome:
         from albra.exchange.errors import AuthFailed, ExchangeError
@@ -269,7 +274,7 @@ class _AccountWork:
         from albra.exchange.errors import ExchangeError
 
         try:
-            await self.gw.cancel_all(symbol, kinds)
+            await self.om.cancel_all(symbol, kinds)
             if symbol not in self.out.cancelled_symbols:
                 self.out.cancelled_symbols.append(symbol)
             what = {"both": "regular and algo", "regular": "regular", "algo": "algo (protective)"}[kinds]
@@ -308,11 +313,7 @@ class _AccountWork:
         """One reduce-only market order for ``qty`` of the (symbol, position side), through a write-ahead intent
         when the store works. Unknown outcome → looked up by client id; never re-sent."""
         from albra.exchange.client_ids import make_client_id
-        from albra.exchange.errors import ExchangeError, Fatal
-        from albra.exchange.resolve import resolve_unknown
         from albra.exchange.types import OrderRequest
-        from albra.ledger import intents as I
-        from albra.ledger.errors import LedgerError
         from albra.model import OrderType, PositionSide, Side
 
         hedge = pside is not PositionSide.BOTH
@@ -326,37 +327,17 @@ class _AccountWork:
         rec = CloseOrder(cid, symbol, pside.value, req.side.value, format(qty, "f"), leg.leg_id if leg else None,
                          "pending")
         self.out.close_orders.append(rec)
-        now = _now_ms()
-        try:
-            self.guard.run("record intent", lambda s: I.record_intent(
-                s, req, account=self.account, strategy=strategy, purpose="emergency", candle_ts=self.t0, now_ms=now,
-                leg_id=leg.leg_id if leg else None))
-            self.guard.run("mark sent", lambda s: I.mark_sent(s, cid, now_ms=now))
-        except LedgerError as e:  # e.g. the leg moved on meanwhile: close without binding to it
-            rec.error = f"intent not recorded ({e}); sent unbound"
-        try:
-            res = await self.gw.place_order(req)
-        except Fatal as e:
-            rec.status, rec.error = "rejected", f"{type(e).__name__}: {str(e)[:200]}"
-            self.guard.run("mark rejected", lambda s: I.mark_rejected(s, cid, rec.error, now_ms=_now_ms()))
-            self.out.errors.append(f"close {symbol} {pside.value} {qty}: {rec.error}")
+        self.om.store = self.guard.store  # dropped by the guard after a store failure
+        sent = await self.om.send_guarded(req, strategy=strategy, purpose="emergency", candle_ts=self.t0,
+                                          leg_id=leg.leg_id if leg else None, db=self.guard.run)
+        rec.status, rec.error = sent.status, sent.error
+        res = sent.result
+        if res is None:
+            if sent.status in ("rejected", "unknown"):
+                self.out.errors.append(f"close {symbol} {pside.value} {qty}: {sent.error}"[:300])
             return
-        except ExchangeError as e:
-            rec.status, rec.error = "unknown", f"{type(e).__name__}: {str(e)[:200]}"
-            self.guard.run("mark unknown", lambda s: I.mark_unknown(s, cid, rec.error, now_ms=_now_ms()))
-            try:
-                res = await resolve_unknown(self.gw, symbol, cid, False, attempts=2, spacing_s=0.2)
-            except ExchangeError as e2:
-                self.out.errors.append(f"close {symbol} {pside.value}: outcome unknown and lookup failed: {e2}"[:300])
-                return
-            if res is None:
-                rec.status = "not_found"
-                self.guard.run("mark not found", lambda s: I.mark_not_found(s, cid, now_ms=_now_ms(),
-                                                                             note="emergency close never reached the book"))
-                return
-        rec.status, rec.filled = res.status.value, format(res.filled_qty, "f")
+        rec.filled = format(res.filled_qty, "f")
         rec.avg_price = None if res.avg_price is None else format(res.avg_price, "f")
-        self.guard.run("mark outcome", lambda s: I.mark_outcome(s, res, now_ms=_now_ms()))
         self.guard.run("journal", lambda s: _journal(
             s, "position_closed", f"emergency close {req.side.value} {qty} {symbol} ({pside.value}) → "
             f"{res.status.value} {res.filled_qty} @ {res.avg_price}", self.account, symbol,

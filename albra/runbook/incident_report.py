@@ -25,7 +25,7 @@ MAX_TIMELINE = 400
 #: journal kinds that are an action somebody (an operator, a command, the engine) took, not an observation.
 ACTION_KINDS = ("kill_switch_set", "kill_switch_cleared", "pause_set", "pause_cleared", "runner_stopped",
                 "runner_stop_failed", "orders_cancelled", "position_closed", "emergency_shutdown",
-                "emergency_order", "reconcile_repair", "restart", "incident_closed", "stop_replaced", "leg_adopted",
+                "emergency_order", "reconcile_repair", "reconcile_round", "restart", "incident_closed", "stop_replaced", "leg_adopted",
                 "leg_closed_by_reconcile", "intent_resolved")
 
 

@@ -104,6 +104,24 @@ def add_admin_routes(app: web.Application, srv: "SimServer") -> None:
         wallet = srv.ex.transfer(body["account"], amount, body.get("info", "admin transfer"))
         return {"account": body["account"], "wallet": P.num(wallet)}
 
+    def asset_price(request, body):
+        """Set the price of a fee asset (BNB) and optionally deposit some into an account's futures wallet."""
+        asset = str(body["asset"]).upper()
+        srv.ex.asset_prices[asset] = Decimal(str(body["price"]))
+        out: dict = {"asset": asset, "price": P.num(srv.ex.asset_prices[asset])}
+        if body.get("account") and body.get("deposit"):
+            if asset != "BNB":
+                raise ValueError("only BNB can be deposited for fees")
+            out["balance"] = P.num(srv.ex.deposit_bnb(body["account"], Decimal(str(body["deposit"]))))
+        return out
+
+    def reject_trigger(request, body):
+        """Stage a refusal: the next algo order of (account, symbol) that fires ends REJECTED with no child."""
+        srv.ex.account(body["account"])
+        srv.ex.reject_triggers[(body["account"], str(body["symbol"]).upper())] = str(
+            body.get("reason", "Order would immediately trigger / price protection"))
+        return {"staged": True}
+
     def position_mode(request, body):
         acct = srv.ex.account(body["account"])
         hedge = bool(body["hedge"])
@@ -169,15 +187,22 @@ def add_admin_routes(app: web.Application, srv: "SimServer") -> None:
         return {"events": [e for e in srv.hub.sent if not acct or e["account"] == acct],
                 "listen_keys": {a: {"expires": k.expires} for a, k in srv.hub.keys.by_account.items()}}
 
+    def expire_listen_key(request, body):
+        """The account's listenKey lapses now: ``listenKeyExpired`` on its stream, PUT answers -1125."""
+        return {"expired": srv.hub.keys.expire_now(body["account"], srv.ex.lnow())}
+
     r = app.router
     r.add_get("/_sim/realism", guard(realism_get))
     r.add_post("/_sim/realism", guard(realism_set))
     r.add_get("/_sim/stream", guard(stream_events))
+    r.add_post("/_sim/stream/expire", guard(expire_listen_key))
     r.add_get("/_sim/orders", guard(orders))
     r.add_get("/_sim/accounts", guard(accounts))
     r.add_get("/_sim/clock", guard(clock_get))
     r.add_post("/_sim/clock", guard(clock_set))
     r.add_post("/_sim/transfer", guard(transfer))
+    r.add_post("/_sim/asset_price", guard(asset_price))
+    r.add_post("/_sim/reject_trigger", guard(reject_trigger))
     r.add_post("/_sim/position_mode", guard(position_mode))
     r.add_post("/_sim/mark", guard(mark))
     r.add_get("/_sim/faults", guard(faults_get))

@@ -76,6 +76,11 @@ def _sgn(x: Decimal) -> int:
     return (x > 0) - (x < 0)
 
 
+#: Binance USDⓈ-M: paying trading fees in BNB gives 10 % off (fee schedule, "BNB deduction")
+BNB_FEE_DISCOUNT = Decimal("0.9")
+_BNB_Q = Decimal("0.00000001")
+
+
 class SimExchange:
     """A multi-account USDⓈ-M perpetual exchange. Every public method raises :class:`SimError`
     with Binance's code for a rejection. Time is whatever :meth:`set_time` last said."""
@@ -91,6 +96,13 @@ class SimExchange:
         #: tests that step time by hand)
         self.latency_clock = None if latency_clock == "exchange" else latency_clock
         self.fees = fees or Fees()
+        #: prices of assets that are not traded here but that fees are paid in (BNB): set by the admin API, served
+        #: as flat ``<ASSET>USDT`` klines; the local server has no BNB history of its own
+        self.asset_prices: dict[str, Decimal] = {}
+        #: (account, symbol) → reason: the next algo order of that account and symbol that fires is REJECTED with
+        #: no child (Binance rejects a fired order's child on a margin or price-protection check; the admin stages
+        #: one because the local server's checks rarely refuse a reduce-only child)
+        self.reject_triggers: dict[tuple[str, str], str] = {}
         self.default_funding_rate = default_funding_rate
         self.now = int(now_ms)
         self.accounts: dict[str, Account] = {}
@@ -748,6 +760,13 @@ class SimExchange:
         reduce = a.close_position or a.reduce_only or self._closing(a.position_side, a.side)
         last = self.last_price(a.symbol)
         child_status = ""
+        why = self.reject_triggers.pop((a.account, a.symbol), None)
+        if why is not None:  # the admin staged a refusal of this fired order's child: REJECTED, no child
+            a.stages = [(t0, "TRIGGERING"), (t1, "REJECTED")]
+            a.reason, a.status, a.update_time = why, "REJECTED", self.now
+            self._observe("algo", (a, "REJECTED"), t1)
+            self._emit("algo", a)
+            return
         if reduce:
             can = self.reducible(acct, a.symbol, a.side, a.position_side)
             qty = can if a.close_position else min(a.qty, can)
@@ -837,7 +856,16 @@ class SimExchange:
         pos.amt = new
         pos.update_time = self.now
         fee = (qty * price * (self.fees.maker if maker else self.fees.taker)).quantize(_FEE_Q)
-        acct.wallet += realized - fee
+        fee_asset = acct.asset
+        bnb_px = self.asset_prices.get("BNB")
+        if acct.fee_burn and bnb_px:
+            # BNB burn on (Toggle BNB Burn On Futures Trade): the fee is paid in BNB at a 10 % discount while the
+            # wallet's BNB covers it, else in the margin asset as usual
+            in_bnb = (fee * BNB_FEE_DISCOUNT / bnb_px).quantize(_BNB_Q)
+            if acct.bnb >= in_bnb:
+                acct.bnb -= in_bnb
+                fee, fee_asset = in_bnb, "BNB"
+        acct.wallet += realized - (fee if fee_asset == acct.asset else ZERO)
         acct.update_time = self.now
         o.executed_qty += qty
         o.cum_quote += qty * price
@@ -854,22 +882,23 @@ class SimExchange:
         acct.trades.append({
             "id": tid, "orderId": o.order_id, "clientOrderId": o.client_id, "symbol": sym, "side": o.side.value,
             "positionSide": o.position_side.value, "price": price, "qty": qty, "quoteQty": qty * price,
-            "realizedPnl": realized, "commission": fee, "commissionAsset": acct.asset, "time": self.now,
+            "realizedPnl": realized, "commission": fee, "commissionAsset": fee_asset, "time": self.now,
             "buyer": o.side is Side.BUY, "maker": maker, "_vis": at + self.realism.trade_ms,
         })
         if realized != 0:
             self._income(acct, sym, "REALIZED_PNL", realized, "", trade_id=tid, vis=at + self.realism.trade_ms)
         if fee != 0:
-            self._income(acct, sym, "COMMISSION", -fee, "", trade_id=tid, vis=at + self.realism.trade_ms)
+            self._income(acct, sym, "COMMISSION", -fee, "", trade_id=tid, vis=at + self.realism.trade_ms,
+                         asset=fee_asset)
         if self.observers:
             self._observe("trade", (o, acct.trades[-1]), at)
             self._observe("account", (acct, "ORDER", sym), at)
         self._emit("fill", acct.trades[-1])
 
     def _income(self, acct: Account, symbol: str, kind: str, amount: Decimal, info: str,
-                trade_id: int | None = None, vis: int | None = None) -> None:
+                trade_id: int | None = None, vis: int | None = None, asset: str | None = None) -> None:
         self._next_tran += 1
-        acct.income.append({"symbol": symbol, "incomeType": kind, "income": amount, "asset": acct.asset,
+        acct.income.append({"symbol": symbol, "incomeType": kind, "income": amount, "asset": asset or acct.asset,
                             "info": info, "time": self.now, "tranId": self._next_tran,
                             "tradeId": "" if trade_id is None else str(trade_id),
                             "_vis": self.lnow() if vis is None else vis})
@@ -922,6 +951,16 @@ class SimExchange:
         if acct.open_orders or acct.open_algos:
             raise SimError(-4067, "Position side cannot be changed if there exists open orders.")
         acct.mode = m
+
+    def set_fee_burn(self, account: str, on: bool) -> None:
+        """``POST /fapi/v1/feeBurn``: trading fees in BNB (while the wallet's BNB covers them) or in USDT."""
+        self.account(account).fee_burn = bool(on)
+
+    def deposit_bnb(self, account: str, amount: Decimal) -> Decimal:
+        """Put BNB into the account's futures wallet (for fees; the local server does not margin with it)."""
+        acct = self.account(account)
+        acct.bnb += D(amount)
+        return acct.bnb
 
     def transfer(self, account: str, amount: Decimal, info: str = "") -> Decimal:
         """Deposit (amount > 0) or withdraw (amount < 0) the margin asset; recorded as TRANSFER income

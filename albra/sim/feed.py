@@ -153,6 +153,8 @@ class MarketReplay:
                start: int | None = None, end: int | None = None) -> list[list]:
         """Binance kline rows up to ``now``: closed candles plus the forming one last."""
         if symbol not in self.series:
+            if symbol.endswith("USDT") and symbol[:-4] in self.ex.asset_prices:
+                return self._flat_klines(symbol, interval, now, limit, start, end)
             raise KeyError(symbol)
         s = self.series[symbol]
         base = self.base_ms(symbol)
@@ -185,6 +187,22 @@ class MarketReplay:
             o_, h_, l_, c_, v_ = row
             out.append([b, f"{o_:.{prec}f}", f"{h_:.{prec}f}", f"{l_:.{prec}f}", f"{c_:.{prec}f}", f"{v_:.3f}",
                         b + step - 1, f"{v_ * c_:.4f}", 0, f"{v_ / 2:.3f}", f"{v_ * c_ / 2:.4f}", "0"])
+        return out
+
+    def _flat_klines(self, symbol: str, interval: str, now: int, limit: int, start: int | None,
+                     end: int | None) -> list[list]:
+        """Klines of a fee asset (BNBUSDT) at the price the admin API set: flat rows, the forming one last. Why:
+        fees paid in BNB are valued at BNB's price at the fill, read from these klines like on Binance."""
+        step = timeframe_ms(interval)
+        px = f"{self.ex.asset_prices[symbol[:-4]]:f}"
+        last = min(now, end if end is not None else now)
+        last_b = last - last % step
+        first = (start - start % step) if start is not None else last_b - (limit - 1) * step
+        out = []
+        for b in range(max(0, first), last_b + 1, step):
+            out.append([b, px, px, px, px, "0", b + step - 1, "0", 0, "0", "0", "0"])
+            if len(out) >= limit:
+                break
         return out
 
     def _bucket(self, symbol: str, b: int, step: int, now: int):

@@ -20,9 +20,10 @@ import random
 import tempfile
 import textwrap
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 KEY, SECRET = "probe-key", "probe-secret"
 
@@ -79,24 +80,30 @@ async def _wait(pred: Any, timeout: float) -> float:
         await asyncio.sleep(0.002)
 
 
-async def run_probe(rounds: int, *, latency_ms: int = 0, stream: bool = True, fire: str = "take_profit",
-                    timeout_s: float = 90.0) -> Probe:
-    """``rounds`` legs, each opened, then fired through its ``fire`` order ("take_profit" or "stop_loss")."""
+@dataclass
+class LiveRig:
+    """A started runner for the ``probe`` account against the local server, with the pieces a probe drives."""
+
+    sim: Any
+    core: Any
+    runner: Any
+    store: Any
+
+
+@asynccontextmanager
+async def live_rig(*, stream: bool = True, latency_ms: int = 0) -> AsyncIterator[LiveRig]:
+    """The local server (realistic, in this process, clock stopped at 2024-01-02) and a started live runner for one
+    hedge-mode account; ``stream=False`` takes its user data stream down for the whole run (REST polling only)."""
     from albra.config import load_settings
     from albra.engine.runner import Runner
-    from albra.ledger import legs as L
-    from albra.model import Direction
     from albra.sim.testing import run_sim_server
     from albra.store import Store
-    from strategies.base import Enter
 
     os.environ["PROBE_KEY"], os.environ["PROBE_SECRET"] = KEY, SECRET
     os.environ.setdefault("ALBRA_EXCHANGE_TEST_MODE", "1")
-    out = Probe()
     tmp = Path(tempfile.mkdtemp(prefix="albra-probe-"))
     async with run_sim_server(start="2024-01-02", speed=0, accounts={"probe": (KEY, SECRET)}, hedge={"probe"},
                               weight_limit=0) as sim:
-        core = sim.server.ex
         settings = load_settings(str(_config(tmp, sim.url)))
         store = Store.open(settings.db_path)
 
@@ -107,11 +114,29 @@ async def run_probe(rounds: int, *, latency_ms: int = 0, stream: bool = True, fi
 
         runner = Runner(settings, "probe", store=store, notifier=Quiet())
         await runner.start()
-        if not stream:  # the stream goes down for the whole run: REST polling is all the runner has
-            await runner._stop_stream()
-            assert runner.stream is not None and runner.stream.state == "down"
-        if latency_ms:
-            await sim.admin.fault("*", "*", "latency", delay_ms=latency_ms, count=None)
+        try:
+            if not stream:  # the stream goes down for the whole run: REST polling is all the runner has
+                await runner._stop_stream()
+                assert runner.stream is not None and runner.stream.state == "down"
+            if latency_ms:
+                await sim.admin.fault("*", "*", "latency", delay_ms=latency_ms, count=None)
+            yield LiveRig(sim, sim.server.ex, runner, store)
+        finally:
+            runner.stop.set()
+            await runner.shutdown()
+            store.close()
+
+
+async def run_probe(rounds: int, *, latency_ms: int = 0, stream: bool = True, fire: str = "take_profit",
+                    timeout_s: float = 90.0) -> Probe:
+    """``rounds`` legs, each opened, then fired through its ``fire`` order ("take_profit" or "stop_loss")."""
+    from albra.ledger import legs as L
+    from albra.model import Direction
+    from strategies.base import Enter
+
+    out = Probe()
+    async with live_rig(stream=stream, latency_ms=latency_ms) as rig:
+        sim, core, runner, store = rig.sim, rig.core, rig.runner, rig.store
         loop_task: asyncio.Task | None = None
         try:
             for i in range(rounds):
@@ -139,7 +164,6 @@ async def run_probe(rounds: int, *, latency_ms: int = 0, stream: bool = True, fi
                 bump = 1.001 if fire == "take_profit" else 0.999
                 acct = core.account("probe")
                 stop_rec = next(a for a in acct.algos.values() if a.client_algo_id == leg.sl_client_id)
-                t0 = time.perf_counter()
                 core.set_mark("BTCUSDT", None)
                 core.move("BTCUSDT", float(trigger) * bump)
                 closed = asyncio.ensure_future(
@@ -152,8 +176,6 @@ async def run_probe(rounds: int, *, latency_ms: int = 0, stream: bool = True, fi
             runner.stop.set()
             if loop_task is not None:
                 await loop_task
-            await runner.shutdown()
-            store.close()
     return out
 
 

@@ -293,6 +293,7 @@ class SimServer:
                 ("GET", "/fapi/v1/leverageBracket", self.leverage_bracket),
                 ("POST", "/fapi/v1/leverage", self.leverage), ("POST", "/fapi/v1/marginType", self.margin_type),
                 ("GET", "/fapi/v1/positionSide/dual", self.get_dual), ("POST", "/fapi/v1/positionSide/dual", self.set_dual),
+                ("GET", "/fapi/v1/feeBurn", self.get_fee_burn), ("POST", "/fapi/v1/feeBurn", self.set_fee_burn),
                 ("POST", "/fapi/v1/order", self.new_order), ("GET", "/fapi/v1/order", self.get_order),
                 ("DELETE", "/fapi/v1/order", self.cancel_order), ("GET", "/fapi/v1/openOrders", self.open_orders),
                 ("DELETE", "/fapi/v1/allOpenOrders", self.cancel_all),
@@ -320,7 +321,8 @@ class SimServer:
 
     def klines(self, params, account, now):
         sym = _sym(params)
-        if sym not in self.replay.series:
+        fee_asset = sym.endswith("USDT") and sym[:-4] in self.ex.asset_prices  # flat klines at the set price
+        if sym not in self.replay.series and not fee_asset:
             self.ex.spec(sym)
             raise SimError(-1121, f"Invalid symbol. (no candle data for {sym})")
         interval = params.get("interval", "")
@@ -406,6 +408,19 @@ class SimServer:
         if v is None:
             raise SimError(-1102, "Mandatory parameter 'dualSidePosition' was not sent, was empty/null, or malformed.")
         self.ex.set_position_mode(account, v)
+        return {"code": 200, "msg": "success"}
+
+    def get_fee_burn(self, params, account, now):
+        """Get BNB Burn Status (USER_DATA): ``{"feeBurn": true|false}``."""
+        return {"feeBurn": self.ex.account(account).fee_burn}
+
+    def set_fee_burn(self, params, account, now):
+        """Toggle BNB Burn On Futures Trade (TRADE): ``feeBurn`` "true" pays fees in BNB (10 % off) while the
+        futures wallet's BNB covers them."""
+        v = _bool(params, "feeBurn")
+        if v is None:
+            raise SimError(-1102, "Mandatory parameter 'feeBurn' was not sent, was empty/null, or malformed.")
+        self.ex.set_fee_burn(account, v)
         return {"code": 200, "msg": "success"}
 
     def new_order(self, params, account, now):

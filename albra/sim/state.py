@@ -97,6 +97,8 @@ class Account:
     wallet: Decimal
     mode: PositionMode = PositionMode.ONE_WAY
     asset: str = "USDT"
+    fee_burn: bool = False  # POST /fapi/v1/feeBurn: pay trading fees in BNB (10 % off) while BNB covers them
+    bnb: Decimal = ZERO     # the futures wallet's BNB (only used for fees)
     leverage: dict[str, int] = field(default_factory=dict)
     margin_mode: dict[str, MarginMode] = field(default_factory=dict)
     positions: dict[tuple[str, PositionSide], Position] = field(default_factory=dict)

@@ -4,7 +4,7 @@ Why here and not in the engine: the engine must learn of fills, triggers and can
 Binance — pushed, late by a few ms, in Binance's payloads — so the simulator pushes exactly that. Each payload
 follows its Binance USDⓈ-M documentation page (see ``albra/sim/README.md``, "User data stream"):
 
-* ``POST/PUT/DELETE /fapi/v1/listenKey`` (API key, unsigned): one key per account, valid 60 minutes of exchange
+* ``POST/PUT/DELETE /fapi/v1/listenKey`` (API key, unsigned): one key per account, valid 60 minutes of wall
   time after creation or the last keep-alive; ``POST`` on an account with an active key returns that key and
   extends it; ``PUT`` on an unknown key is -1125.
 * ``/ws/<listenKey>`` (also ``/private/ws/<listenKey>``): ``ORDER_TRADE_UPDATE``, ``ALGO_UPDATE``,
@@ -46,12 +46,14 @@ KLINE_PUSH_S = 0.25
 class _Key:
     account: str
     key: str
-    expires: int  # exchange ms
+    expires: int  # latency-clock ms (wall time by default): a key lives 60 real minutes, however fast the replay runs
     expired_sent: bool = False
 
 
 class ListenKeys:
-    """One listenKey per account with its validity on the exchange clock (User Data Streams Connect)."""
+    """One listenKey per account with its validity (User Data Streams Connect) on the latency clock — wall time by
+    default: Binance's 60 minutes are real minutes, and a replay run 1800× fast must not expire keys every two
+    seconds (that made runners reconnect dozens of times in a soak). ``expire_now`` ends one for tests."""
 
     def __init__(self) -> None:
         self.by_key: dict[str, _Key] = {}
@@ -74,6 +76,14 @@ class ListenKeys:
                                   "listenKey")
         k.expires = now + LISTEN_KEY_MS
         return k.key
+
+    def expire_now(self, account: str, now: int) -> bool:
+        """Let the account's key lapse now (the next pump sends ``listenKeyExpired``). False: it has none."""
+        k = self.by_account.get(account)
+        if k is None:
+            return False
+        k.expires = now
+        return True
 
     def close(self, account: str) -> None:
         k = self.by_account.pop(account, None)
@@ -226,7 +236,7 @@ class StreamHub:
                 pass
 
     def _expire(self) -> None:
-        now = self.server.clock.now_ms()
+        now = self.ex.lnow()
         for k in list(self.keys.by_account.values()):
             if k.expires <= now and not k.expired_sent:
                 k.expired_sent = True
@@ -256,7 +266,7 @@ class StreamHub:
         if "@kline_" in name:
             return await self._kline_ws(request, name)
         k = self.keys.get(name)
-        if k is None or k.expires <= self.server.clock.now_ms():
+        if k is None or k.expires <= self.ex.lnow():
             return web.json_response({"code": -1125, "msg": "This listenKey does not exist."}, status=400)
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
@@ -310,10 +320,10 @@ class StreamHub:
 
     # listenKey REST (API key, no signature)
     def post_key(self, params: dict, account: str, now: int) -> dict:
-        return {"listenKey": self.keys.start(account, now)}
+        return {"listenKey": self.keys.start(account, self.ex.lnow())}
 
     def put_key(self, params: dict, account: str, now: int) -> dict:
-        return {"listenKey": self.keys.keepalive(account, now, params.get("listenKey"))}
+        return {"listenKey": self.keys.keepalive(account, self.ex.lnow(), params.get("listenKey"))}
 
     def delete_key(self, params: dict, account: str, now: int) -> dict:
         self.keys.close(account)

@@ -72,6 +72,23 @@ class SimAdmin:
     async def transfer(self, account: str, amount: Decimal | str | float) -> str:
         return (await self._req("POST", "transfer", {"account": account, "amount": str(amount)}))["wallet"]
 
+    async def asset_price(self, asset: str, price: Decimal | str | float, *, account: str | None = None,
+                          deposit: Decimal | str | float | None = None) -> dict:
+        """Set a fee asset's price (served as flat ``<ASSET>USDT`` klines) and optionally deposit BNB for fees."""
+        body: dict = {"asset": asset, "price": str(price)}
+        if account is not None and deposit is not None:
+            body.update(account=account, deposit=str(deposit))
+        return await self._req("POST", "asset_price", body)
+
+    async def expire_listen_key(self, account: str) -> bool:
+        """End the account's listenKey now (its 60 minutes run on the wall clock)."""
+        return (await self._req("POST", "stream/expire", {"account": account}))["expired"]
+
+    async def reject_trigger(self, account: str, symbol: str, reason: str = "") -> None:
+        """The next algo order of (account, symbol) that fires ends REJECTED with no child order."""
+        await self._req("POST", "reject_trigger", {"account": account, "symbol": symbol,
+                                                   **({"reason": reason} if reason else {})})
+
     async def position_mode(self, account: str, hedge: bool) -> str:
         return (await self._req("POST", "position_mode", {"account": account, "hedge": hedge}))["mode"]
 

@@ -1,6 +1,6 @@
 """A stop move interrupted between its exchange calls and its ledger update (issue 9 finding 1), both protocol orders.
 
-The process "dies" in-process: the ledger's crash hook (``albra.ledger.protection.crashpoint``) raises instead of
+The process "dies" in-process: the order manager's crash hooks (``albra.orders.protection.crashpoint``, ``albra.orders.manager.crashpoint``) raises instead of
 SIGKILLing, so nothing after that line runs and the store holds exactly what was committed. The restart is what
 ``albra run`` does: a new executor on the same store, start-up resolution by client id, the protective sync, a
 reconciliation round. Afterwards the leg must name the newest live stop (id and trigger), no older generation may
@@ -19,9 +19,10 @@ from albra.engine.executor import Executor, StrategySlot
 from albra.engine.reconcile import Reconciler
 from albra.engine.risk_limits import risk_limits
 from albra.engine.syncrun import run_sync
+from albra.orders.resolution import resolve_unresolved
 from albra.ledger import intents as I
 from albra.ledger import legs as L
-from albra.ledger import protection
+from albra.orders import manager, protection
 from albra.model import Direction, PositionMode
 from albra.store import journal
 from strategies.base import Enter
@@ -48,12 +49,13 @@ def _die_at(monkeypatch, point: str) -> None:
             raise Died(point)
 
     monkeypatch.setattr(protection, "crashpoint", crash)
+    monkeypatch.setattr(manager, "crashpoint", crash)
 
 
 def _restart(store, gw, ex):
     """What ``albra run`` does before its first candle: resolve by id, sync protective orders, reconcile."""
     filters = run_sync(gw.load_markets())
-    run_sync(I.resolve_unresolved(store, gw, "acct", now_ms=ex.now))
+    run_sync(resolve_unresolved(store, gw, "acct", now_ms=ex.now))
     e = _executor(store, gw, ex, filters)
     run_sync(e.sync_protective())
     e.reload_legs()
@@ -92,6 +94,7 @@ def test_interrupted_stop_move_is_linked_and_the_old_one_cancelled(store, monkey
     with pytest.raises(Died):
         run_sync(e.move_stop(a, 61000.0, "trail"))
     monkeypatch.setattr(protection, "crashpoint", lambda name: None)
+    monkeypatch.setattr(manager, "crashpoint", lambda name: None)
     live_now = _stops(ex, "SHORT")
     assert (before_a.sl_client_id in live_now) is (not shared)  # the interrupted state this test is about
     assert L.require_leg(store, a).sl_client_id == before_a.sl_client_id
@@ -136,6 +139,7 @@ def test_sync_links_a_newer_generation_even_without_a_restart(store, monkeypatch
     with pytest.raises(Died):
         run_sync(e.move_stop(a, 61000.0, "trail"))
     monkeypatch.setattr(protection, "crashpoint", lambda name: None)
+    monkeypatch.setattr(manager, "crashpoint", lambda name: None)
     [sent] = [i for i in I.intents_of_leg(store, a, "stop_loss") if i.state == "sent"]
     run_sync(e.sync_protective())  # the same executor: the 'sent' intent is looked up, found open, linked
     leg = L.require_leg(store, a)

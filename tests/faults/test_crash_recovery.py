@@ -5,7 +5,8 @@ serve`` as real processes, hedge mode, MOMENTUM (loosened) + TEMPLATE on BTCUSDT
 
 * **Named points.** The runner is started with ``ALBRA_CRASHPOINT=name:N`` (``albra/crashpoints.py``: the
   process SIGKILLs itself at the N-th time it passes that point): after an intent is committed and before it is
-  sent, after it is sent and before the answer, after an entry fills and before its stop, in the middle of a stop
+  sent, after it is sent and before the answer, inside the order manager's unknown-outcome path (a -1007 timeout
+  injected, the order executed anyway, killed before the lookup), after an entry fills and before its stop, in the middle of a stop
   replacement, during reconciliation, while writing the journal. The exchange clock is stepped until the runner
   dies there; it is restarted *without* the variable, runs on for two more steps, and the invariants are checked.
 * **Random moments.** The exchange clock runs accelerated (``speed`` 1800: a 15m candle every 0.5 s) while the runner
@@ -67,9 +68,15 @@ SPEED = 1800               # random kills: exchange time runs 1800× real time (
 
 #: CI set: the N-th hit of each point, chosen so every one is reached within MAX_STEPS in this window
 CI_POINTS: list[tuple[str, int]] = [
-    ("after_intent_commit", 1), ("after_order_sent", 1), ("after_order_sent", 4), ("after_entry_fill", 1),
-    ("mid_stop_replace", 1), ("mid_reconcile", 1), ("mid_journal_write", 3),
+    ("after_intent_commit", 1), ("after_order_sent", 1), ("after_order_sent", 4), ("order_unknown_before_lookup", 1),
+    ("after_entry_fill", 1), ("mid_stop_replace", 1), ("mid_reconcile", 1), ("mid_journal_write", 3),
 ]
+#: a point only reached on an unknown outcome gets one: the next regular order times out at the exchange's
+#: backend (408 -1007, "execution status unknown") and executes anyway — Binance's documented -1007 case
+FAULTED: dict[str, dict[str, Any]] = {
+    "order_unknown_before_lookup": {"method": "POST", "path": "/fapi/v1/order", "action": "backend_timeout",
+                                    "execute": True, "count": 1},
+}
 #: a point only reached when there is something to repair gets that first: ``mid_reconcile`` fires after a
 #: reconciliation round's first repair, so the runner before it is killed between an entry's fill and its stop
 #: (the armed runner's start-up round then has a stop to re-place).
@@ -138,7 +145,10 @@ async def _named_crashes(tmp_path: Path, points: list[tuple[str, int]]) -> list[
                         rows.append({"point": point, "reached": False, "ok": False,
                                      "problems": [f"preparing crash {pre} did not happen ({died})"]})
                         continue
+                if name in FAULTED:
+                    await admin.fault(**FAULTED[name])
                 now, died = await _run_until_death(admin, rig, now, point)
+                await admin.clear_faults()
                 if died is None:
                     rows.append({"point": point, "reached": False, "ok": False})
                     continue

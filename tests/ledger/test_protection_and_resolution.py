@@ -15,7 +15,14 @@ from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.ledger.fills import apply_fill
 from albra.ledger.positions import compare_positions
-from albra.ledger.protection import (plan_protection, protect_leg, protection_gaps, replace_stop, send_intent)
+from albra.ledger.protection import plan_protection, protection_gaps
+from albra.orders.manager import OrderManager
+from albra.orders.protection import protect_leg, replace_stop
+from albra.orders.resolution import resolve_unresolved
+
+
+def _om(store: Store, gw, t: int) -> OrderManager:
+    return OrderManager(store, gw, "main", lambda: t)
 from albra.model import Direction, OrderType, PositionMode, PositionSide, Side
 from albra.sim.exchange import SimExchange
 from albra.store import Store, journal
@@ -54,10 +61,10 @@ async def sync_trades(store: Store, gw: SimGateway) -> None:
 async def enter(store: Store, gw: SimGateway, *, strategy: str, qty: str, stop: str, direction=Direction.LONG,
                 mode=PositionMode.ONE_WAY, tp: str | None = None) -> L.Leg:
     intent, leg = entry_intent(store, strategy=strategy, qty=qty, stop=stop, tp=tp, direction=direction, mode=mode)
-    out = await send_intent(store, gw, intent, now_ms=T0)
+    out = await _om(store, gw, T0).place(intent)
     assert out.state == "filled"
     await sync_trades(store, gw)
-    await protect_leg(store, gw, leg.leg_id, BTC, now_ms=T0)
+    await protect_leg(_om(store, gw, T0), leg.leg_id, BTC)
     return L.require_leg(store, leg.leg_id)
 
 
@@ -98,7 +105,7 @@ async def test_replace_stop_alone_on_side_places_then_cancels(store: Store) -> N
     sim, gw = make()
     a = await enter(store, gw, strategy="A", qty="0.010", stop="60000")
     old = a.sl_client_id
-    res = await replace_stop(store, gw, a.leg_id, Decimal("62000"), BTC, now_ms=T0 + 1, mark_price=Decimal("65000"))
+    res = await replace_stop(_om(store, gw, T0 + 1), a.leg_id, Decimal("62000"), BTC, mark_price=Decimal("65000"))
     assert res.status == "replaced" and res.protocol == "place_then_cancel"
     order = [c for c in gw.calls if c[1] in (old, res.new_client_id) and c[0] in ("place", "cancel")]
     assert order == [("place", old), ("place", res.new_client_id), ("cancel", old)]
@@ -113,7 +120,7 @@ async def test_replace_stop_on_shared_side_cancels_then_places(store: Store) -> 
     sim, gw = make()
     a = await enter(store, gw, strategy="A", qty="0.010", stop="60000")
     b = await enter(store, gw, strategy="B", qty="0.020", stop="61000")
-    res = await replace_stop(store, gw, a.leg_id, Decimal("63000"), BTC, now_ms=T0 + 1, mark_price=Decimal("65000"))
+    res = await replace_stop(_om(store, gw, T0 + 1), a.leg_id, Decimal("63000"), BTC, mark_price=Decimal("65000"))
     assert res.status == "replaced" and res.protocol == "cancel_then_place"
     order = [c for c in gw.calls if c[1] in (a.sl_client_id, res.new_client_id) and c[0] in ("place", "cancel")]
     assert order[-2:] == [("cancel", a.sl_client_id), ("place", res.new_client_id)]
@@ -125,7 +132,7 @@ async def test_crossed_new_stop_touches_nothing(store: Store) -> None:
     sim, gw = make()
     a = await enter(store, gw, strategy="A", qty="0.010", stop="60000")
     before = list(gw.calls)
-    res = await replace_stop(store, gw, a.leg_id, Decimal("66000"), BTC, now_ms=T0 + 1, mark_price=Decimal("65000"))
+    res = await replace_stop(_om(store, gw, T0 + 1), a.leg_id, Decimal("66000"), BTC, mark_price=Decimal("65000"))
     assert res.status == "crossed" and gw.calls == before
     assert gw.open_algo_ids("BTCUSDT") == [a.sl_client_id]
 
@@ -134,7 +141,7 @@ async def test_refused_new_stop_on_shared_side_is_reported_unprotected(store: St
     sim, gw = make()
     a = await enter(store, gw, strategy="A", qty="0.010", stop="60000")
     await enter(store, gw, strategy="B", qty="0.020", stop="61000")
-    res = await replace_stop(store, gw, a.leg_id, Decimal("66000"), BTC, now_ms=T0 + 1)  # no mark given
+    res = await replace_stop(_om(store, gw, T0 + 1), a.leg_id, Decimal("66000"), BTC)  # no mark given
     assert res.status == "unprotected"
     assert I.get_intent(store, res.new_client_id).state == "rejected"
     assert journal.entries(store, kinds=("stop_unprotected",))[0].level == "CRITICAL"
@@ -148,7 +155,7 @@ async def test_hedge_opposite_legs_have_their_own_stops(store: Store) -> None:
     sh = await enter(store, gw, strategy="B", qty="0.020", stop="70000", mode=PositionMode.HEDGE,
                      direction=Direction.SHORT)
     assert compare_positions(L.live_legs(store, "main"), await gw.fetch_positions()) == []
-    res = await replace_stop(store, gw, sh.leg_id, Decimal("68000"), BTC, now_ms=T0 + 1, mark_price=Decimal("65000"))
+    res = await replace_stop(_om(store, gw, T0 + 1), sh.leg_id, Decimal("68000"), BTC, mark_price=Decimal("65000"))
     assert res.status == "replaced" and res.protocol == "place_then_cancel"  # alone on the SHORT side
     sim.move("BTCUSDT", Decimal("68500"))
     await sync_trades(store, gw)
@@ -176,7 +183,7 @@ async def test_resolve_unresolved_after_crashes(store: Store) -> None:
         await gw.place_order(gone.request())
     places_before = [c for c in gw.calls if c[0] == "place"]
 
-    res = {r.client_id: r for r in await I.resolve_unresolved(store, gw, "main", now_ms=T0 + 5)}
+    res = {r.client_id: r for r in await resolve_unresolved(store, gw, "main", now_ms=T0 + 5)}
     assert res[never.client_id].after == "not_found" and res[never.client_id].leg_state == "cancelled"
     assert res[lost.client_id].after == "filled" and res[lost.client_id].fills_applied == 1
     assert res[gone.client_id].after == "not_found" and res[gone.client_id].leg_state == "cancelled"
@@ -186,7 +193,7 @@ async def test_resolve_unresolved_after_crashes(store: Store) -> None:
     assert compare_positions(L.live_legs(store, "main"), await gw.fetch_positions()) == []
     # the lost entry has no stop yet: start-up finds the gap and protects it
     assert [g.leg_id for g in protection_gaps(store, "main")] == [lost_leg.leg_id]
-    await protect_leg(store, gw, lost_leg.leg_id, BTC, now_ms=T0 + 6)
+    await protect_leg(_om(store, gw, T0 + 6), lost_leg.leg_id, BTC)
     assert protection_gaps(store, "main") == []
 
 
@@ -194,7 +201,7 @@ async def test_placement_with_lost_response_is_looked_up_not_resent(store: Store
     sim, gw = make()
     intent, leg = entry_intent(store, strategy="A", qty="0.010")
     gw.lose_response.add(intent.client_id)
-    out = await send_intent(store, gw, intent, now_ms=T0)
+    out = await _om(store, gw, T0).place(intent)
     assert out.state == "filled"
     calls = [c[0] for c in gw.calls if c[1] == intent.client_id]
     assert calls[0] == "place" and set(calls[1:]) == {"fetch"}  # looked up (spaced, until visible), never re-sent

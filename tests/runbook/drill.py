@@ -22,7 +22,8 @@ from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.exchange.resolve import await_fills
 from albra.ledger.fills import apply_fill
-from albra.ledger.protection import protect_leg
+from albra.orders.manager import OrderManager
+from albra.orders.protection import protect_leg
 from albra.model import Direction, OrderType, PositionMode
 from albra.store import Store
 
@@ -157,7 +158,7 @@ async def open_leg(store: Store, gw: CcxtGateway, strategy: str, symbol: str, di
                                res.filled_qty):
         apply_fill(store, gw.account, t, now_ms=now_ms)
     if stop:
-        await protect_leg(store, gw, leg.leg_id, await gw.filters(symbol), now_ms=now_ms)
+        await protect_leg(OrderManager(store, gw, leg.account, lambda: now_ms), leg.leg_id, await gw.filters(symbol))
     got = L.get_leg(store, leg.leg_id)
     assert got is not None and got.state is L.LegState.OPEN, got
     return got

@@ -109,7 +109,7 @@ async def test_audit_finds_reconcile_repairs_and_a_second_run_finds_nothing(sim,
         assert any(i.kind == "unattributed_leg" for i in incidents.list_incidents(s))
         mom = L.legs_of(s, "sub1", "MOMENTUM")[0]
         assert mom.sl_client_id != next(g for g in legs if g.strategy == "MOMENTUM" and g.account == "sub1").sl_client_id
-        assert any(e.kind == "reconcile_repair" for e in journal.entries(s))
+        assert any(e.kind == "reconcile_round" and e.actor == "reconcile" for e in journal.entries(s))
     # the orphaned stop of the closed leg and the unknown order are gone from the exchange
     orders = await sim.admin.orders()
     live = [o for o in orders["algos"] if o["algoStatus"] == "NEW"] + [
