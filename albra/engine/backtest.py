@@ -167,7 +167,7 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     ex = SimExchange(funding=funding, now_ms=0, realism=Realism.replay())
     ex.add_account(ACCOUNT, setup.balance, setup.position_mode)
     tmp = tempfile.TemporaryDirectory(prefix="albra-bt-", dir=setup.store_dir)
-    store = Store.open(Path(tmp.name) / "backtest.db")
+    store = Store.open(Path(tmp.name) / "backtest.db", memo=True)
     with store._lock:  # a throwaway file: durability buys nothing here, commits are the ledger's main cost
         store._conn.execute("PRAGMA synchronous = OFF")
     store.enable_memo()  # only this run writes the file: the ledger answers re-reads of what it wrote from memory

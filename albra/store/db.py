@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -103,6 +104,61 @@ def memo_of(conn: Any) -> dict[str, dict] | None:
     return _MEMOS.get(id(conn)) if _MEMOS else None
 
 
+#: table -> (memo part, key column) of the caches a memo store keeps; see :class:`_WatchedConnection`
+_WATCHED = {"legs": ("legs", "leg_id"), "order_intents": ("intents", "client_id"), "risk_state": ("risk_state", "")}
+_KEYED_UPDATE = {t: re.compile(rf"\bWHERE\s+{k}\s*=\s*\?\s*$", re.I) for t, (_, k) in _WATCHED.items() if k}
+
+
+class _WatchedConnection(sqlite3.Connection):
+    """The connection of a memo store: every write to a cached table drops what it may have made stale, whoever
+    wrote it — ``UPDATE … WHERE <key> = ?`` that one row, any other UPDATE or DELETE (or INSERT OR REPLACE) the
+    whole table's cache. Plain INSERTs create rows nobody has cached (reads of missing rows are not cached);
+    risk state's upsert is kept in step by :func:`albra.store.risk_state.put` itself. So a module that writes
+    these tables with SQL of its own can never leave a stale cached row behind."""
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:  # type: ignore[override]
+        cur = super().execute(sql, params)
+        if sql[:1] in "UDIRudir":
+            m = _MEMOS.get(id(self))
+            if m:
+                _invalidate(m, sql, params)
+        return cur
+
+    def executemany(self, sql: str, seq: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        cur = super().executemany(sql, seq)
+        m = _MEMOS.get(id(self))
+        if m:
+            _invalidate(m, sql, None)
+        return cur
+
+
+def _invalidate(memo: dict[str, dict], sql: str, params: Any) -> None:
+    words = sql.split(None, 5)
+    verb = words[0].upper()
+    if verb == "UPDATE":
+        table = words[1]
+    elif verb == "DELETE":
+        table = words[2] if len(words) > 2 else ""
+    elif verb in ("INSERT", "REPLACE"):
+        if verb == "INSERT" and (len(words) < 2 or words[1].upper() != "OR"):
+            return
+        into = [w.upper() for w in words].index("INTO") if "INTO" in (w.upper() for w in words) else -1
+        table = words[into + 1] if 0 <= into < len(words) - 1 else ""
+    else:
+        return
+    spec = _WATCHED.get(table.split("(")[0].strip().lower())
+    if spec is None:
+        return
+    part = memo.get(spec[0])
+    if not part:
+        return
+    rx = _KEYED_UPDATE.get(table.lower())
+    if verb == "UPDATE" and rx is not None and isinstance(params, (tuple, list)) and params and rx.search(sql):
+        part.pop(params[-1], None)
+    else:
+        part.clear()
+
+
 class Store:
     """A process's handle on the shared SQLite store (one connection per thread)."""
 
@@ -115,8 +171,12 @@ class Store:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, create: bool = True, migrate: bool = True) -> "Store":
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True, migrate: bool = True,
+             memo: bool = False) -> "Store":
         """Open (and if needed create and migrate) the store at ``path``.
+
+        ``memo=True`` (a backtest's throwaway file, written by this handle only) watches writes so that
+        :meth:`enable_memo` caches can never go stale; see there.
 
         Raises :class:`CorruptStoreError` for a damaged or foreign file and :class:`NewerSchemaError` for a
         database from a newer albra. ``create=False`` refuses to create a missing file (read-only commands).
@@ -132,7 +192,8 @@ class Store:
             with contextlib.suppress(OSError):
                 os.chmod(p.parent, 0o700)
         try:
-            conn = sqlite3.connect(p, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(p, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False,
+                                   factory=_WatchedConnection if memo else sqlite3.Connection)
         except sqlite3.Error as e:
             raise CorruptStoreError(f"{p}: cannot open store: {e}. {recovery_hint(p)}") from None
         if not exists:
@@ -225,6 +286,8 @@ class Store:
         the bot, emergency-shutdown) may write it, and a cache would not see that. Each cache is filled only by
         the module that owns the table's writes; a failed transaction empties every cache (its writes were rolled
         back), so the cache is never ahead of the database."""
+        if not isinstance(self._conn, _WatchedConnection):
+            raise StoreError("enable_memo needs a store opened with Store.open(..., memo=True)")
         with self._lock:
             self.memo = _MEMOS[id(self._conn)] = {}
             return self.memo

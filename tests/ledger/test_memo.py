@@ -24,7 +24,7 @@ def _fresh(path: Path, client_id: str) -> I.Intent | None:
 
 def test_cached_intents_and_risk_state_equal_the_file_and_rollback_forgets(tmp_path: Path) -> None:
     path = tmp_path / "bt.db"
-    store = Store.open(path)
+    store = Store.open(path, memo=True)
     store.enable_memo()
     try:
         intent, _ = entry_intent(store)
@@ -56,3 +56,40 @@ def test_cached_intents_and_risk_state_equal_the_file_and_rollback_forgets(tmp_p
     finally:
         store.close()
     assert store.memo is None
+
+
+def test_any_write_to_legs_drops_the_cached_leg(tmp_path: Path) -> None:
+    from albra.ledger import legs as L
+    from albra.store.db import StoreError
+
+    with Store.open(tmp_path / "plain.db") as plain, pytest.raises(StoreError, match="memo=True"):
+        plain.enable_memo()
+    store = Store.open(tmp_path / "bt.db", memo=True)
+    store.enable_memo()
+    try:
+        _, leg = entry_intent(store)
+        first = L.require_leg(store, leg.leg_id)
+        assert L.require_leg(store, leg.leg_id) is first  # cached
+        # a writer with SQL of its own (as the executor writes strategy state): the next read sees it
+        store.execute("UPDATE legs SET strategy_state=?, updated_ms=? WHERE leg_id=?", ('{"k": 1}', T0 + 5, leg.leg_id))
+        assert L.require_leg(store, leg.leg_id).strategy_state == {"k": 1}
+        store.execute("UPDATE legs SET updated_ms = updated_ms + 1")  # not keyed: the whole cache goes
+        assert store.memo is not None and not store.memo["legs"]
+        assert L.require_leg(store, leg.leg_id).updated_ms == T0 + 6
+    finally:
+        store.close()
+
+
+def test_ledger_writers_return_what_is_stored_on_a_memo_store(tmp_path: Path) -> None:
+    """The returned-equals-stored checks, again with every re-read answered by the memo."""
+    from tests.ledger import test_returned_equals_stored as R
+
+    for i, fn in enumerate((R.test_entry_and_its_leg_as_returned_are_as_stored,
+                            R.test_state_changes_with_errors_and_non_string_ids_are_as_stored,
+                            R.test_protective_and_exit_intents_and_leg_transitions_are_as_stored)):
+        store = Store.open(tmp_path / f"m{i}.db", memo=True)
+        store.enable_memo()
+        try:
+            fn(store)
+        finally:
+            store.close()
