@@ -14,6 +14,7 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -118,45 +119,47 @@ class _WatchedConnection(sqlite3.Connection):
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:  # type: ignore[override]
         cur = super().execute(sql, params)
-        if sql[:1] in "UDIRudir":
+        what = _write_target(sql)
+        if what is not None:
             m = _MEMOS.get(id(self))
-            if m:
-                _invalidate(m, sql, params)
+            part = m.get(what[0]) if m else None
+            if part:
+                if what[1] and isinstance(params, (tuple, list)) and params:
+                    part.pop(params[-1], None)
+                else:
+                    part.clear()
         return cur
 
     def executemany(self, sql: str, seq: Any) -> sqlite3.Cursor:  # type: ignore[override]
         cur = super().executemany(sql, seq)
+        what = _write_target(sql)
         m = _MEMOS.get(id(self))
-        if m:
-            _invalidate(m, sql, None)
+        if what is not None and m and m.get(what[0]):
+            m[what[0]].clear()
         return cur
 
 
-def _invalidate(memo: dict[str, dict], sql: str, params: Any) -> None:
+@functools.lru_cache(maxsize=1024)
+def _write_target(sql: str) -> tuple[str, bool] | None:
+    """For a statement that may make cached rows stale: (memo part, whether its last parameter is the row's key);
+    None for reads, savepoints, plain INSERTs and tables nobody caches. Cached per statement text."""
     words = sql.split(None, 5)
-    verb = words[0].upper()
-    if verb == "UPDATE":
+    verb = words[0].upper() if words else ""
+    upper = [w.upper() for w in words]
+    if verb == "UPDATE" and len(words) > 1:
         table = words[1]
-    elif verb == "DELETE":
-        table = words[2] if len(words) > 2 else ""
-    elif verb in ("INSERT", "REPLACE"):
-        if verb == "INSERT" and (len(words) < 2 or words[1].upper() != "OR"):
-            return
-        into = [w.upper() for w in words].index("INTO") if "INTO" in (w.upper() for w in words) else -1
-        table = words[into + 1] if 0 <= into < len(words) - 1 else ""
+    elif verb == "DELETE" and len(words) > 2:
+        table = words[2]
+    elif (verb == "REPLACE" or (verb == "INSERT" and len(upper) > 1 and upper[1] == "OR")) and "INTO" in upper:
+        i = upper.index("INTO")
+        table = words[i + 1] if i + 1 < len(words) else ""
     else:
-        return
+        return None
     spec = _WATCHED.get(table.split("(")[0].strip().lower())
     if spec is None:
-        return
-    part = memo.get(spec[0])
-    if not part:
-        return
+        return None
     rx = _KEYED_UPDATE.get(table.lower())
-    if verb == "UPDATE" and rx is not None and isinstance(params, (tuple, list)) and params and rx.search(sql):
-        part.pop(params[-1], None)
-    else:
-        part.clear()
+    return spec[0], bool(verb == "UPDATE" and rx is not None and rx.search(sql))
 
 
 class Store:
