@@ -37,7 +37,7 @@ from albra.exchange.types import OrderRequest, OrderResult
 from albra.ledger import legs as L
 from albra.ledger.errors import IllegalTransition, IntentConflict, LedgerError, UnknownLeg
 from albra.model import D, Direction, OrderStatus, OrderType, PositionMode, PositionSide, Side
-from albra.store.db import Store, memo_of
+from albra.store.db import Store, cached_row, memo_of
 
 #: purposes whose order closes the whole leg: recording one moves an open leg to ``closing``.
 CLOSING_PURPOSES = frozenset({"exit", "close", "emergency"})
@@ -165,17 +165,7 @@ def _forget(conn: Any, client_id: str) -> None:
 
 
 def fetch_intent(conn: sqlite3.Connection, client_id: str) -> Intent | None:
-    m = _memo(conn)
-    if m is not None and (hit := m.get(client_id)) is not None:
-        return hit
-    cur = conn.execute("SELECT * FROM order_intents WHERE client_id = ?", (client_id,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    it = Intent.from_row(dict(zip([d[0] for d in cur.description], row)))
-    if m is not None:
-        m[client_id] = it
-    return it
+    return cached_row(conn, "intents", "order_intents", "client_id", client_id, Intent.from_row)
 
 
 def get_intent(store: Store, client_id: str) -> Intent | None:

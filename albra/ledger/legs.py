@@ -34,7 +34,7 @@ from typing import Any, Iterable
 
 from albra.ledger.errors import IllegalTransition, LedgerError, UnknownLeg
 from albra.model import D, Direction, PositionMode, PositionSide
-from albra.store.db import Store, memo_of
+from albra.store.db import Store, cached_row
 
 UNATTRIBUTED = "UNATTRIBUTED"
 
@@ -175,18 +175,7 @@ def fetch_leg(conn: sqlite3.Connection, leg_id: str) -> Leg | None:
     """Read a leg through an open connection (inside a transaction). On a backtest's memo store
     (:meth:`Store.enable_memo`) a leg read since its last write is answered from memory: every write to ``legs``
     drops the row's cached copy (the store's connection watches them), and a Leg is immutable."""
-    m = memo_of(conn)
-    part = None if m is None else m.setdefault("legs", {})
-    if part is not None and (hit := part.get(leg_id)) is not None:
-        return hit
-    cur = conn.execute("SELECT * FROM legs WHERE leg_id = ?", (leg_id,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    leg = Leg.from_row(dict(zip([d[0] for d in cur.description], row)))
-    if part is not None:
-        part[leg_id] = leg
-    return leg
+    return cached_row(conn, "legs", "legs", "leg_id", leg_id, Leg.from_row)
 
 
 def get_leg(store: Store, leg_id: str) -> Leg | None:

@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
@@ -103,6 +103,24 @@ _MEMOS: dict[int, dict[str, dict]] = {}
 def memo_of(conn: Any) -> dict[str, dict] | None:
     """The read cache of the store ``conn`` belongs to, or None (the normal case: every read goes to SQLite)."""
     return _MEMOS.get(id(conn)) if _MEMOS else None
+
+
+def cached_row(conn: Any, part: str, table: str, key_col: str, key: Any, parse: Callable[[dict], Any]) -> Any:
+    """The row of ``table`` whose ``key_col`` is ``key``, parsed (None when there is none). On a memo store the
+    parsed row is answered from, and remembered in, the memo's ``part`` (parsed rows must be immutable); the
+    connection's write watch keeps it current. ``table``/``key_col`` are the caller's constants, never input."""
+    m = memo_of(conn)
+    cache = None if m is None else m.setdefault(part, {})
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return hit
+    cur = conn.execute(f"SELECT * FROM {table} WHERE {key_col} = ?", (key,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    out = parse(dict(zip([d[0] for d in cur.description], row)))
+    if cache is not None:
+        cache[key] = out
+    return out
 
 
 #: table -> (memo part, key column) of the caches a memo store keeps; see :class:`_WatchedConnection`
