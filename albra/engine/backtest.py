@@ -315,10 +315,11 @@ def _collect(store: Any, ex: Any, gw: PaperGateway, setup: BacktestSetup, names:
     from albra.ledger import legs as L
     from albra.ledger.fills import allocate_funding
 
-    incomes = run_sync(gw.fetch_income(limit=10**9))
+    # funding rows only: the rest of the income history (fees, realised PnL) is already in the ledger
+    incomes = run_sync(gw.fetch_income(income_type="FUNDING_FEE", limit=10**9))
     allocate_funding(store, ACCOUNT, incomes, now_ms=ex.now)
     trades: list[dict[str, Any]] = []
-    for leg in L.legs_of(store, ACCOUNT, states=[L.LegState.CLOSED]):
+    for leg in L.iter_legs(store, ACCOUNT, states=[L.LegState.CLOSED]):
         pnl = leg.realized_pnl - leg.fees + leg.funding
         trades.append({
             "strategy": leg.strategy, "symbol": leg.symbol, "side": leg.direction.value,

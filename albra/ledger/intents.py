@@ -37,7 +37,7 @@ from albra.exchange.types import OrderRequest, OrderResult
 from albra.ledger import legs as L
 from albra.ledger.errors import IllegalTransition, IntentConflict, LedgerError, UnknownLeg
 from albra.model import D, Direction, OrderStatus, OrderType, PositionMode, PositionSide, Side
-from albra.store.db import Store, cached_row, memo_of
+from albra.store.db import Store, cached_row, memo_of, remember
 
 #: purposes whose order closes the whole leg: recording one moves an open leg to ``closing``.
 CLOSING_PURPOSES = frozenset({"exit", "close", "emergency"})
@@ -153,7 +153,7 @@ def _memo(conn: Any) -> dict[str, Intent] | None:
 def _remember(conn: Any, intent: Intent) -> Intent:
     m = _memo(conn)
     if m is not None:
-        m[intent.client_id] = intent
+        remember(m, intent.client_id, intent)
     return intent
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from albra.ledger.errors import IllegalTransition, LedgerError, UnknownLeg
 from albra.model import D, Direction, PositionMode, PositionSide
@@ -203,8 +203,7 @@ def live_legs(store: Store, account: str, symbol: str | None = None) -> list[Leg
     return [Leg.from_row(r) for r in store.query(sql + " ORDER BY opened_ms, leg_id", tuple(params))]
 
 
-def legs_of(store: Store, account: str, strategy: str | None = None,
-            states: Iterable[LegState | str] | None = None) -> list[Leg]:
+def _legs_sql(account: str, strategy: str | None, states: Iterable[LegState | str] | None) -> tuple[str, tuple]:
     sql, params = "SELECT * FROM legs WHERE account = ?", [account]
     if strategy is not None:
         sql += " AND strategy = ?"
@@ -213,7 +212,19 @@ def legs_of(store: Store, account: str, strategy: str | None = None,
         st = [LegState(s).value for s in states]
         sql += f" AND state IN ({','.join('?' * len(st))})"
         params.extend(st)
-    return [Leg.from_row(r) for r in store.query(sql + " ORDER BY opened_ms, leg_id", tuple(params))]
+    return sql + " ORDER BY opened_ms, leg_id", tuple(params)
+
+
+def legs_of(store: Store, account: str, strategy: str | None = None,
+            states: Iterable[LegState | str] | None = None) -> list[Leg]:
+    return [Leg.from_row(r) for r in store.query(*_legs_sql(account, strategy, states))]
+
+
+def iter_legs(store: Store, account: str, strategy: str | None = None,
+              states: Iterable[LegState | str] | None = None) -> Iterator[Leg]:
+    """:func:`legs_of` one leg at a time (a long backtest's thousands of closed legs, without holding them all)."""
+    for r in store.stream(*_legs_sql(account, strategy, states)):
+        yield Leg.from_row(r)
 
 
 def insert_leg(conn: sqlite3.Connection, *, leg_id: str, account: str, symbol: str, strategy: str,

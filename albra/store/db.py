@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import re
 import shutil
@@ -119,8 +120,23 @@ def cached_row(conn: Any, part: str, table: str, key_col: str, key: Any, parse: 
         return None
     out = parse(dict(zip([d[0] for d in cur.description], row)))
     if cache is not None:
-        cache[key] = out
+        remember(cache, key, out)
     return out
+
+
+#: a memo part holds at most this many rows: the ledger re-reads what it wrote moments ago (an intent during its
+#: order's round trip, a leg while it is open), never a trade from months back, so a bounded cache loses nothing
+#: and a three-year backtest's memory stays flat
+MEMO_ROWS = 2048
+
+
+def remember(cache: dict, key: Any, value: Any) -> None:
+    """Put ``value`` in a memo part; a full part drops its oldest half (dicts keep insertion order)."""
+    cache.pop(key, None)
+    cache[key] = value
+    if len(cache) > MEMO_ROWS:
+        for k in list(itertools.islice(cache, len(cache) // 2)):
+            del cache[k]
 
 
 #: table -> (memo part, key column) of the caches a memo store keeps; see :class:`_WatchedConnection`
@@ -403,6 +419,15 @@ class Store:
             cur = self._conn.execute(sql, params)
             cols = [d[0] for d in cur.description or ()]
             return [_Row(cols, r) for r in cur.fetchall()]
+
+    def stream(self, sql: str, params: tuple | dict = ()) -> Iterator["_Row"]:
+        """Rows one at a time, for reading a long table without holding all of it (the handle stays locked until
+        the iteration ends; write nothing to the tables being read meanwhile)."""
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            cols = [d[0] for d in cur.description or ()]
+            for r in cur:
+                yield _Row(cols, r)
 
     def query_values(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
         """Read rows as plain tuples, columns by position (hot paths reading a few columns many times)."""
