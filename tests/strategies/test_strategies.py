@@ -375,3 +375,32 @@ def test_evaluate_refuses_missing_or_mislabelled_frames() -> None:
         tfpe.evaluate({"15m": s})
     with pytest.raises(StrategyError, match="frame '4h' holds 15m candles"):
         tfpe.evaluate({"15m": s, "4h": s})
+
+
+def test_strategies_outside_the_package_via_strategy_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ALBRA_STRATEGY_PATH folders register their strategies (the bench's EMA cross lives in one); a broken file
+    there is an error naming it, and a name clashing with a shipped strategy is a duplicate."""
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    (ext / "outside.py").write_text(textwrap.dedent(USER_STRAT.format(name="OUTSIDE_TEST_ONLY")))
+    (ext / "_private.py").write_text("raise RuntimeError('never imported')")
+    monkeypatch.setenv(registry.PATH_ENV, str(ext))
+    registry.refresh()
+    try:
+        assert registry.get("outside_test_only").name == "OUTSIDE_TEST_ONLY"
+        assert "OUTSIDE_TEST_ONLY" in registry.names() and "TFPE" in registry.names()
+        (ext / "broken.py").write_text("import nope_not_a_module\n")
+        registry.refresh()
+        with pytest.raises(registry.RegistryError, match=r"broken.py failed to import: ModuleNotFoundError"):
+            registry.names()
+        (ext / "broken.py").write_text(textwrap.dedent(USER_STRAT.format(name="TFPE")))
+        registry.refresh()
+        with pytest.raises(registry.RegistryError, match="duplicate strategy name 'TFPE'"):
+            registry.names()
+        monkeypatch.setenv(registry.PATH_ENV, str(tmp_path / "missing"))
+        registry.refresh()
+        with pytest.raises(registry.RegistryError, match="is not a directory"):
+            registry.names()
+    finally:
+        monkeypatch.delenv(registry.PATH_ENV)
+        registry.refresh()
