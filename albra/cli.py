@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from commands import register_all
+from albra.commands import register_all
 
 app = typer.Typer(
     name="albra",
@@ -20,6 +20,20 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 register_all(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from albra import __version__
+
+        typer.echo(f"albra {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print albra's version and exit.")) -> None:
+    """Operator toolkit and trading runner for Binance USDⓈ-M futures."""
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ class Secret:
 
 @dataclass(frozen=True)
 class AccountSecrets:
-    """The key pair a live/testnet account signs requests with."""
+    """The key pair a live/demo account signs requests with."""
 
     api_key: Secret
     api_secret: Secret

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from albra.candles import bundled, load_candles, load_funding
 from albra.engine.backtest import BacktestSetup, StrategySpec, run_backtest
-from strategies import registry
+from albra.strategies import registry
 
 SHARED = Path("/work/shared/data")
 

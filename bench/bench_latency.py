@@ -31,7 +31,7 @@ from albra.exchange.client import make_ccxt_client
 from albra.model import Direction, PositionMode
 from albra.sim.testing import DEFAULT_ACCOUNTS, sim_process
 from albra.store import Store
-from strategies.base import Enter, Exit
+from albra.strategies.base import Enter, Exit
 
 C0 = 1_704_067_200_000
 

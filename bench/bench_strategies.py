@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "tests" / "strategies"))
 
 from albra.candles import CandleSeries, bundled, load_candles  # noqa: E402
 from albra.timefmt import timeframe_ms  # noqa: E402
-from strategies import registry  # noqa: E402
-from strategies.base import Strategy  # noqa: E402
+from albra.strategies import registry  # noqa: E402
+from albra.strategies.base import Strategy  # noqa: E402
 from walkforward import walk  # noqa: E402
 
 SHARED = Path("/work/shared/data/candles/binance-futures")

@@ -33,6 +33,7 @@ _MODULES: list[str] = [
     # the rest of the toolkit
     "backtest",
     "optimize",
+    "data",
     "bot",
     "dashboard",
     "config_cmd",
@@ -44,5 +45,5 @@ _MODULES: list[str] = [
 def register_all(app: typer.Typer) -> None:
     """Attach every command module listed in ``_MODULES`` to the root app."""
     for name in _MODULES:
-        mod = importlib.import_module(f"commands.{name}")
+        mod = importlib.import_module(f"albra.commands.{name}")
         mod.register(app)

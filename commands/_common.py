@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from commands import EXIT_USAGE
+from albra.commands import EXIT_USAGE
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -49,9 +49,17 @@ def load(config: str | None) -> "Settings":
     from albra.config import ConfigError, load_settings
 
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except ConfigError as e:
         fail(str(e))
+    if settings._example:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(
+            f"[yellow]note:[/] no config/albra.toml here (and no --config or ALBRA_CONFIG): using the example "
+            f"configuration shipped with albra ({settings.config_path}); its paper accounts run, its live and demo "
+            f"accounts are refused. Copy it to config/albra.toml to make your own.", soft_wrap=True)
+    return settings
 
 
 def open_store(settings: "Settings", create: bool = True) -> "Store":

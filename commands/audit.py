@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import typer
 
-from commands import EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, fail, load, open_store
+from albra.commands import EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, emit_json, fail, load, open_store
 
 
 def resolve_since(store: Any, since: Optional[str], incident: Optional[str]) -> tuple[Optional[int], str]:

@@ -1,6 +1,9 @@
-"""``albra backtest``: replay candle files through the live pipeline (strategy → risk → execution → ledger)
-against the simulated exchange, and print a summary per strategy and in total.
+"""``albra backtest``: replay candles through the live pipeline (strategy → risk → execution → ledger) against the
+simulated exchange, and print a summary per strategy and in total.
 
+Candles come from ``--data SYMBOL=FILE`` or, without it, from the data directory by symbol (``albra data download``;
+the bundled BTCUSDT/ETHUSDT files otherwise). Funding is never invented: the run refuses a window its funding
+history does not cover unless ``--funding-rate`` is given, and the summary states the funding and filters used.
 Usable without a config file. ``--config`` only supplies risk limits (``[risk]``).
 """
 
@@ -10,8 +13,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from commands import EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, fail
+from albra.commands import EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, emit_json, fail
 
 
 def _parse_data(specs: list[str]) -> dict[str, list[Any]]:
@@ -28,6 +31,18 @@ def _parse_data(specs: list[str]) -> dict[str, list[Any]]:
         except CandleFileError as e:
             fail(str(e))
     return out
+
+
+def _day(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def _timeframes(name: str) -> list[str]:
+    from albra.strategies import registry
+
+    return list(registry.get(name).timeframes)
 
 
 def _render(summary: dict[str, Any]) -> None:
@@ -69,19 +84,29 @@ def _render(summary: dict[str, Any]) -> None:
                 cells.append("" if v is None else f"[{'green' if v >= 0 else 'red'}]{v:.1f}[/]")
             m.add_row(y, *cells)
         c.print(m)
+    for sym, f in summary.get("funding", {}).items():
+        m = summary["markets"][sym]
+        c.print(f"{sym}: funding {f['source']} ({f['rows']} rates) · filters {m['filters']} ({m['source']})")
 
 
 def backtest(
     strategy: List[str] = typer.Option(..., "--strategy", "-s", help="Strategy name (repeat for several)."),
     symbol: List[str] = typer.Option(..., "--symbol", help="Symbol to trade (repeat for several; any market `albra sim markets` lists)."),
-    data: List[str] = typer.Option(..., "--data", help="SYMBOL=FILE candle file (repeat; several timeframes ok)."),
+    data: List[str] = typer.Option([], "--data", help="SYMBOL=FILE candle file (repeat; several timeframes ok). "
+                                   "Default: the data directory's files for the symbol (albra data download)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", envvar="ALBRA_DATA_DIR",
+                                           help="Data directory (default: state/data)."),
     start: Optional[str] = typer.Option(None, "--start", help="First candle (YYYY-MM-DD, ISO, epoch ms; UTC)."),
     end: Optional[str] = typer.Option(None, "--end", help="End of the window (exclusive)."),
     balance: float = typer.Option(10_000.0, "--balance", help="Starting balance in USDT."),
     leverage: int = typer.Option(10, "--leverage", min=1, max=125, help="Leverage (margin only)."),
     size_pct: float = typer.Option(24.0, "--size-pct", help="Leg notional as % of equity."),
     position_mode: str = typer.Option("hedge", "--position-mode", help="hedge or one_way."),
-    funding: Optional[List[str]] = typer.Option(None, "--funding", help="SYMBOL=FILE funding rates (default: bundled)."),
+    funding: Optional[List[str]] = typer.Option(None, "--funding", help="SYMBOL=FILE funding rates (default: the "
+                                                "data directory's, else bundled)."),
+    funding_rate: Optional[str] = typer.Option(None, "--funding-rate", help="Flat funding rate per 8 h (e.g. 0.0001) "
+                                               "for funding times the history does not cover; without it such a "
+                                               "window is refused."),
     param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="Strategy parameter KEY=VALUE or STRATEGY.KEY=VALUE (repeat); checked by the strategy's Params."),
     trades_csv: Optional[str] = typer.Option(None, "--trades-csv", help="Write the trades to this CSV file."),
     html_out: Optional[str] = typer.Option(None, "--html", help="Write a self-contained HTML report (equity, drawdown, monthly returns, trades on the price chart)."),
@@ -93,13 +118,13 @@ def backtest(
     from pathlib import Path
 
     from albra.candles import CandleFileError
-    from albra.engine.backtest import BacktestError, BacktestSetup, StrategySpec, funding_for, run_backtest
+    from albra.engine.backtest import BacktestError, BacktestSetup, StrategySpec, run_backtest
     from albra.model import PositionMode
     from albra.timefmt import parse_time
-    from strategies.registry import RegistryError
+    from albra.strategies.registry import RegistryError
 
     from albra.strategy_params import ParamError, parse_params
-    from strategies import registry
+    from albra.strategies import registry
 
     try:
         classes = [registry.get(n) for n in strategy]
@@ -123,19 +148,36 @@ def backtest(
         fail(str(e))
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         fail(f"--start ({start}) must be before --end ({end})")
-    series = _parse_data(list(data))
-    symbols = [s.strip().upper() for s in symbol]
-    missing = [s for s in symbols if s not in series]
-    if missing:
-        fail(f"no --data for {', '.join(missing)} (give --data {missing[0]}=FILE)")
+    from albra.marketdata.layout import DataDir
+    from albra.marketdata.sources import DataMissing, candle_series, find_funding, funding_gap, markets_for
     from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
 
+    symbols = list(dict.fromkeys(s.strip().upper() for s in symbol))
     for s in symbols:  # the simulated exchange trades the listed Binance markets only, with their real filters
         if s not in DEFAULT_MARKETS:
             fail(unknown_symbol_message(s))
+    flat: Decimal | None = None
+    if funding_rate is not None:
+        try:
+            flat = Decimal(funding_rate)
+        except ArithmeticError:
+            fail(f"--funding-rate must be a number (a rate per 8 h, e.g. 0.0001), got {funding_rate!r}")
+        if not flat.is_finite() or abs(flat) > Decimal("0.03"):
+            fail(f"--funding-rate must be a finite rate per 8 h within ±0.03, got {funding_rate!r}")
+    store = DataDir.resolve(data_dir)
+    series = _parse_data(list(data))
+    try:
+        wanted = sorted({tf for n in strategy for tf in _timeframes(n)})
+        for s in symbols:
+            if s not in series:
+                series[s] = candle_series(s, store, wanted)
+    except (DataMissing, CandleFileError) as e:
+        fail(str(e))
+    except RegistryError as e:
+        fail(str(e))
     risk = None
     if config:
-        from commands._common import load
+        from albra.commands._common import load
 
         risk = load(config).risk
     explicit = {}
@@ -145,10 +187,33 @@ def backtest(
         k, v = spec.split("=", 1)
         explicit[k.strip().upper()] = Path(v.strip())
     try:
-        fund = {s: f for s in symbols if (f := funding_for(s, explicit.get(s))) is not None}
+        markets, markets_source = markets_for(store)
+    except DataMissing as e:
+        fail(str(e))
+    fund: dict[str, list] = {}
+    sources: dict[str, str] = {}
+    try:
+        for s in symbols:
+            found = find_funding(s, store, explicit.get(s))
+            finest = min(series[s], key=lambda x: x.interval_ms)
+            lo = max(start_ms if start_ms is not None else 0, int(finest.ts[0])) if len(finest) else 0
+            hi = min(end_ms if end_ms is not None else 1 << 62, int(finest.ts[-1]) + finest.interval_ms) \
+                if len(finest) else 0
+            gap = funding_gap(found.rows if found else [], lo, hi)
+            if gap is not None and flat is None:
+                where = f"{found.source}: {gap}" if found else f"no funding history for {s}"
+                fail(f"{s}: funding is not known for the whole window ({where}). Download it with "
+                     f"`albra data download {s} --start {_day(lo)} --end {_day(hi + 86_399_999)}`, or pass "
+                     f"--funding-rate RATE to use a flat rate per 8 h on purpose.")
+            if found is not None:
+                fund[s] = found.rows
+                sources[s] = found.source
+            else:
+                sources[s] = "none"
         setup = BacktestSetup([StrategySpec(c.name, overrides[c.name], size_pct, leverage) for c in classes],
                               {s: series[s] for s in symbols}, start_ms, end_ms, Decimal(str(balance)), mode, fund,
-                              risk)
+                              risk, funding_rate=flat, funding_sources=sources, markets=markets,
+                              markets_source=markets_source)
         if json_out:
             res = run_backtest(setup)
         else:
@@ -163,7 +228,7 @@ def backtest(
         import csv
 
         cols = ["strategy", "symbol", "side", "quantity", "entry_time", "exit_time", "entry_price", "exit_price",
-                "pnl", "fees", "funding", "exit_reason"]
+                "pnl", "fees", "funding", "exit_reason", "funding_source", "filters"]
         with open(trades_csv, "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=cols)
             w.writeheader()

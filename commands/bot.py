@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
-from commands import EXIT_USAGE
-from commands._common import ConfigOption, fail, load, open_store
+from albra.commands import EXIT_USAGE
+from albra.commands._common import ConfigOption, fail, load, open_store
 
 if TYPE_CHECKING:
     from albra.config import Settings

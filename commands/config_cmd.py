@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import typer
 
-from commands import EXIT_OK, EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json
+from albra.commands import EXIT_OK, EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, emit_json
 
 config_app = typer.Typer(
     name="config",
@@ -76,8 +76,7 @@ def _render(view: dict[str, Any], warnings: list[str], notes: list[str]) -> None
     accs = root.add("accounts")
     for name, a in view["accounts"].items():
         head = f"[bold]{escape(name)}[/] {a['mode']} {a['position_mode']}/{a['margin_mode']}"
-        if a.get("base_url"):
-            head += f" → {escape(a['base_url'])}"
+        head += f" → {escape(a['base_url'] or a['endpoint'])}"  # the base_url in full (redacted below)
         node = accs.add(head)
         if "api_key" in a:
             node.add("api key: " + _secret_cell(a["api_key"]))
@@ -124,7 +123,7 @@ def check(
     """Validate the config file, environment overrides and secrets; print the effective config.
 
     Exit 0 if valid, 2 with one line per problem (file or env var, key, what is wrong) otherwise.
-    Without --account every live/testnet account's key and secret (and the Telegram token, if
+    Without --account every live/demo account's key and secret (and the Telegram token, if
     Telegram is enabled) must be set.
     """
     from albra.config import check_config

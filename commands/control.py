@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from commands._common import ConfigOption, JsonOption, disk_full_note, emit_json, fail, load, open_store
+from albra.commands._common import ConfigOption, JsonOption, disk_full_note, emit_json, fail, load, open_store
 
 
 def _scope_check(settings, account: str | None, strategy: str | None) -> tuple[str, str]:

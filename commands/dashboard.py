@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from commands._common import ConfigOption, fail, load
+from albra.commands._common import ConfigOption, fail, load
 
 if TYPE_CHECKING:
     from albra.dashboard.server import Running
@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
                                  "ALBRA_DASHBOARD_TOKEN set."),
         port: int = typer.Option(8787, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
         exchange: bool = typer.Option(False, "--exchange", help="Also allow live balance/position reads from the "
-                                      "exchange (open the page with ?exchange=1); loads the live/testnet API keys."),
+                                      "exchange (open the page with ?exchange=1); loads the live/demo API keys."),
         config: Optional[str] = ConfigOption,
     ) -> None:
         """Serve the read-only dashboard: equity, drawdown, legs with their stops, runners, flags, incidents."""

@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import typer
 
-from commands import EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, fail, load
+from albra.commands import EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, emit_json, fail, load
 
 
 def register(app: typer.Typer) -> None:

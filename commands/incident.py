@@ -11,8 +11,8 @@ from typing import Optional
 
 import typer
 
-from commands import EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, fail, load, open_store
+from albra.commands import EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, emit_json, fail, load, open_store
 
 
 def register(app: typer.Typer) -> None:

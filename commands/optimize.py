@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from commands._common import ConfigOption, JsonOption, emit_json, fail
+from albra.commands._common import ConfigOption, JsonOption, emit_json, fail
 
 
 def _paths(specs: list[str], what: str) -> dict[str, list[str]]:
@@ -98,8 +98,8 @@ def optimize(
     from albra.optimize.study import SearchError, SearchSpec, default_storage, search
     from albra.strategy_params import ParamError, parse_params
     from albra.timefmt import parse_time
-    from strategies import registry
-    from strategies.registry import RegistryError
+    from albra.strategies import registry
+    from albra.strategies.registry import RegistryError
 
     if objective not in OBJECTIVES:
         fail(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -131,7 +131,7 @@ def optimize(
         fail(str(e))
     risk = None
     if config:
-        from commands._common import load
+        from albra.commands._common import load
 
         risk = load(config).risk.model_dump(mode="json")
     if not 0 < size_pct <= 100:

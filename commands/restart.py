@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import typer
 
-from commands._common import ConfigOption, JsonOption, emit_json, fail, load, open_store
+from albra.commands._common import ConfigOption, JsonOption, emit_json, fail, load, open_store
 
 
 def register(app: typer.Typer) -> None:

@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from commands import EXIT_UNREACHABLE, EXIT_USAGE
-from commands._common import ConfigOption, JsonOption, emit_json, disk_full_note, fail, load, open_store
+from albra.commands import EXIT_UNREACHABLE, EXIT_USAGE
+from albra.commands._common import ConfigOption, JsonOption, emit_json, disk_full_note, fail, load, open_store
 
 
 def run(
@@ -77,6 +77,8 @@ def run(
         f"[bold]albra run {account}[/] stopped ({s['stopped_by']}): {s['candles']} candles, {s['evaluations']} "
         f"evaluations, {s['trades']} closed trades ({s['wins']} won), PnL {float(summary.pnl):.2f} USDT, equity "
         f"{s['equity'] or '-'} USDT, open legs {s['open_legs']}, refusals {s['refusals']}")
+    for sym, src in s["funding"].items():
+        Console(highlight=False).print(f"funding {sym}: {src}")
 
 
 def register(app: typer.Typer) -> None:

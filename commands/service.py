@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from commands._common import fail
+from albra.commands._common import fail
 
 service_app = typer.Typer(help="systemd units for the runners and the bot.", no_args_is_help=True)
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from commands._common import JsonOption, emit_json, fail
+from albra.commands._common import JsonOption, emit_json, fail
 
 
 def register(app: typer.Typer) -> None:

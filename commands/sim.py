@@ -5,7 +5,7 @@ Only typer and stdlib here; aiohttp and albra.sim are imported inside the comman
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -16,8 +16,9 @@ sim_app = typer.Typer(help="The simulated futures exchange and the local Binance
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (the admin API answers loopback only)."),
     port: int = typer.Option(0, help="TCP port (0: pick a free one; the URL is printed first)."),
-    data: List[str] = typer.Option([], "--data", help="SYMBOL=FILE candle file (repeatable; default: bundled BTCUSDT and ETHUSDT 15m). SYMBOL: any market `albra sim markets` lists."),
-    funding: List[str] = typer.Option([], "--funding", help="SYMBOL=FILE funding-rate file (repeatable; default: bundled)."),
+    data: List[str] = typer.Option([], "--data", help="SYMBOL=FILE candle file, or SYMBOL alone for the data directory's (repeatable; default: bundled BTCUSDT and ETHUSDT 15m). SYMBOL: any market `albra sim markets` lists."),
+    funding: List[str] = typer.Option([], "--funding", help="SYMBOL=FILE funding-rate file (repeatable; default: the data directory's, else bundled)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", envvar="ALBRA_DATA_DIR", help="Data directory of `albra data download` (default: state/data)."),
     start: Optional[str] = typer.Option(None, help="Exchange clock start (YYYY-MM-DD, ISO or epoch ms; default: first candle)."),
     speed: float = typer.Option(1.0, help="Clock speed x real time; 0 = stands still unless the admin API advances it."),
     balance: str = typer.Option("10000", help="Starting USDT wallet balance of every account."),
@@ -51,10 +52,10 @@ def serve(
         real = _realism(ideal, realism)
         cfg = SimConfig(
             accounts=[parse_account(a) for a in account],
-            data=dict(parse_symbol_file(d, "--data") for d in data),
-            funding=dict(parse_symbol_file(f, "--funding") for f in funding),
+            data=dict(parse_symbol_file(d, "--data", data_dir) for d in data),
+            funding=dict(parse_symbol_file(f, "--funding", data_dir, "funding") for f in funding),
             start_ms=parse_time(start) if start else None, speed=speed, balance=start_balance,
-            hedge=set(hedge), weight_limit=weight_limit, realism=real,
+            hedge=set(hedge), weight_limit=weight_limit, realism=real, data_dir=_data_root(data_dir),
         )
         if not 0 <= speed < float("inf"):  # nan and inf too
             raise ValueError(f"--speed must be a finite number >= 0, got {speed}")
@@ -150,6 +151,12 @@ def markets(
         sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(r, width)).rstrip() + "\n")
     sys.stdout.write(f"{len(found)} of {info.symbols} markets · Binance USDⓈ-M exchangeInfo of {info.date} "
                      f"(albra/sim/data/PROVENANCE.md)\n")
+
+
+def _data_root(data_dir: Optional[str]) -> Any:
+    from albra.marketdata.layout import DataDir
+
+    return DataDir.resolve(data_dir).root
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import typer
 
-from commands._common import ConfigOption, JsonOption, emit_json, load, open_store
+from albra.commands._common import ConfigOption, JsonOption, emit_json, load, open_store
 
 
 def render_offline(data: dict[str, Any]) -> None:
@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Runners, positions by strategy, equity, drawdown, daily loss, flags and open incidents."""
         from albra.runbook.status_offline import offline_status
-        from commands._common import fail
+        from albra.commands._common import fail
 
         settings = load(config)
         if account and account not in settings.accounts:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from albra.model import Direction
-from strategies.base import Decision, Exit, LegView, UpdateLegState
+from albra.strategies.base import Decision, Exit, LegView, UpdateLegState
 
 PEAK = "peak"
 

@@ -36,8 +36,8 @@ from albra import indicators as ind
 from albra.candles import CandleSeries
 from albra.model import Direction
 from albra.timefmt import HOUR_MS
-from strategies._exits import tracked_peak
-from strategies.base import (Decision, Enter, Exit, Features, LegView, Strategy, cooldown_over,
+from albra.strategies._exits import tracked_peak
+from albra.strategies.base import (Decision, Enter, Exit, Features, LegView, Strategy, cooldown_over,
                              flat_after, tighter_stop)
 
 ENTRY_ATR = "entry_atr"

@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from strategies.base import Strategy
+    from albra.strategies.base import Strategy
 
 SKIP = {"base", "registry"}
 
@@ -65,10 +65,10 @@ def _external_modules() -> list[ModuleType]:
     return mods
 
 
-def discover(package: str = "strategies") -> dict[str, type["Strategy"]]:
+def discover(package: str = "albra.strategies") -> dict[str, type["Strategy"]]:
     """Import every module of ``package`` (and of ``ALBRA_STRATEGY_PATH``) and map upper-cased names to strategy
     classes."""
-    from strategies.base import Strategy
+    from albra.strategies.base import Strategy
 
     pkg = importlib.import_module(package)
     mods: list[ModuleType] = []
@@ -80,7 +80,7 @@ def discover(package: str = "strategies") -> dict[str, type["Strategy"]]:
             mods.append(importlib.import_module(modname))
         except Exception as e:  # a broken user file must be loud
             raise RegistryError(f"strategy module {modname} failed to import: {type(e).__name__}: {e}") from e
-    if package == "strategies":
+    if package == "albra.strategies":
         mods.extend(_external_modules())
     found: dict[str, type[Strategy]] = {}
     for mod in mods:

@@ -27,7 +27,7 @@ from albra.candles import CandleSeries
 from albra.model import Direction
 from albra.optimize.space import FloatRange, IntRange
 from albra.timefmt import HOUR_MS
-from strategies.base import (Decision, Enter, Exit, Features, LegView, Strategy, cooldown_over,
+from albra.strategies.base import (Decision, Enter, Exit, Features, LegView, Strategy, cooldown_over,
                              flat_after)
 
 

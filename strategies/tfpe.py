@@ -44,7 +44,7 @@ from albra.candles import CandleSeries
 from albra.model import Direction
 from albra.optimize.space import FloatRange, IntRange
 from albra.timefmt import HOUR_MS
-from strategies.base import (Decision, Enter, Features, LegView, Strategy, align_higher,
+from albra.strategies.base import (Decision, Enter, Features, LegView, Strategy, align_higher,
                              cooldown_over, take_aligned)
 
 

@@ -36,3 +36,10 @@ def test_every_subcommand_help_is_light() -> None:
                 "from albra.cli import app\ntry:\n    app()\nexcept SystemExit:\n    pass")
         loaded = _modules_after(code)
         assert not (loaded & set(HEAVY)), (name, sorted(loaded & set(HEAVY)))
+
+
+def test_version() -> None:
+    from albra import __version__
+
+    out = subprocess.run([sys.executable, "-m", "albra", "--version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == f"albra {__version__}"

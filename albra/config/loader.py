@@ -69,9 +69,29 @@ class CheckResult:
         return self.settings is not None and not self.errors
 
 
+def packaged_example() -> Path | None:
+    """The example configuration shipped with albra: ``config/albra.example.toml`` of the checkout, or the copy the
+    wheel installs as ``albra/example_config/albra.example.toml``; None if neither is there."""
+    here = Path(__file__).resolve().parent.parent  # the albra package
+    for p in (here.parent / "config" / "albra.example.toml", here / "example_config" / "albra.example.toml"):
+        if p.is_file():
+            return p
+    return None
+
+
 def resolve_config_path(config_path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Path:
-    """The config file to read (explicit → ``ALBRA_CONFIG`` → ``config/albra.toml``); a missing
-    file is a ConfigError that says how it was chosen and what to do."""
+    """The config file to read (explicit → ``ALBRA_CONFIG`` → ``config/albra.toml`` → the example shipped with
+    albra, see :func:`_resolve`); a missing explicit file is a ConfigError that says how it was chosen."""
+    return _resolve(config_path, environ)[0]
+
+
+def _resolve(config_path: str | os.PathLike[str] | None,
+             environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
+    """(path, whether it is the shipped example taken because no config was given and the default is missing).
+
+    Why fall back at all: ``albra run --account demo`` must work from an installed wheel with no project around it.
+    Why it is safe: settings from that fallback refuse every account that needs keys (``require_secrets``), so a
+    missing config never starts a live runner on example strategies."""
     env = os.environ if environ is None else environ
     if config_path:
         path, how = Path(config_path), "--config"
@@ -80,7 +100,10 @@ def resolve_config_path(config_path: str | os.PathLike[str] | None, environ: Map
     else:
         path, how = DEFAULT_CONFIG, "default"
     if path.is_file():
-        return path
+        return path, False
+    example = packaged_example() if how == "default" else None
+    if example is not None:
+        return example, True
     if how == "default":
         msg = (
             f"no config file at the default {DEFAULT_CONFIG} (none given with --config or {CONFIG_ENV}); "
@@ -236,11 +259,11 @@ def _validation_problems(exc: ValidationError, label: str, overrides: dict[tuple
 
 def _registry_module() -> Any | None:
     try:
-        if importlib.util.find_spec("strategies.registry") is None:
+        if importlib.util.find_spec("albra.strategies.registry") is None:
             return None
     except ModuleNotFoundError:
         return None
-    return importlib.import_module("strategies.registry")
+    return importlib.import_module("albra.strategies.registry")
 
 
 def _strategy_problems(settings: Settings, label: str) -> tuple[list[ConfigProblem], list[str]]:
@@ -254,7 +277,7 @@ def _strategy_problems(settings: Settings, label: str) -> tuple[list[ConfigProbl
         if registry is not None:
             registry.names()  # discovery imports every strategy module: a broken one fails here
     except Exception as exc:  # the registry is code: an import failure must be visible, not skipped
-        problems.append(ConfigProblem("strategies.registry", "", f"cannot load the strategy registry: {exc}"))
+        problems.append(ConfigProblem("albra.strategies.registry", "", f"cannot load the strategy registry: {exc}"))
         registry = None
     else:
         if registry is None:
@@ -303,6 +326,13 @@ def _replay_problems(settings: Settings, label: str) -> list[ConfigProblem]:
         for sym, p in resolved.items():
             if not p.is_file():
                 problems.append(ConfigProblem(label, f"accounts.{acc_name}.replay.{sym}", f"replay file {p} does not exist"))
+        if acc.mode is AccountMode.PAPER and acc.paper_feed == "live":
+            from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
+
+            for sym in acc.symbols():
+                if sym not in DEFAULT_MARKETS:
+                    problems.append(ConfigProblem(label, f"accounts.{acc_name}.strategies",
+                                                  f"paper account cannot trade it: {unknown_symbol_message(sym)}"))
         if acc.mode is AccountMode.PAPER and acc.paper_feed == "replay":
             from albra.sim.markets import DEFAULT_MARKETS, unknown_symbol_message
 
@@ -313,13 +343,18 @@ def _replay_problems(settings: Settings, label: str) -> list[ConfigProblem]:
                     continue
                 if sym in resolved:
                     continue
-                default = bundled(f"{sym}-15m.csv.gz")
+                from albra.marketdata.layout import DataDir
+
+                data = DataDir(settings.paths.data_dir)
+                have = data.candle_intervals(sym)
+                default = data.path(sym, "klines", have[0]) if have else bundled(f"{sym}-15m.csv.gz")
                 if default.is_file():
                     resolved[sym] = default
                 else:
                     problems.append(ConfigProblem(label, f"accounts.{acc_name}.replay",
-                                                  f"no bundled replay data for {sym}: set accounts.{acc_name}.replay."
-                                                  f"{sym} to a candle file"))
+                                                  f"no replay data for {sym} in {settings.paths.data_dir} nor bundled: "
+                                                  f"`albra data download {sym} --start YYYY-MM-DD`, or set "
+                                                  f"accounts.{acc_name}.replay.{sym} to a candle file"))
         acc.replay = resolved
     return problems
 
@@ -355,7 +390,7 @@ def _register_known_secrets(settings: Settings) -> None:
 def _build(config_path: str | os.PathLike[str] | None) -> CheckResult:
     """Everything except the secret requirements (which depend on what the caller is about to do)."""
     env = os.environ
-    path = resolve_config_path(config_path, env)
+    path, example = _resolve(config_path, env)
     label = display_path(path)
     data = read_toml(path)
     problems = _strip_secret_literals(data, label)
@@ -375,15 +410,18 @@ def _build(config_path: str | os.PathLike[str] | None) -> CheckResult:
         names = ", ".join(sorted(overrides.values())) or "ALBRA_*"
         return CheckResult(None, problems + [ConfigProblem(f"env {names}", "", f"cannot read environment override: {exc}")])
 
-    root = project_root(path)
+    # the fallback example's relative paths (state/, logs/, .env) belong to the directory albra runs in, not to
+    # site-packages or a checkout elsewhere
+    root = Path.cwd().resolve() if example else project_root(path)
     settings._config_path = path.resolve()
+    settings._example = example
     settings._base_dir = root
     settings._env_file = root / ".env"
     try:
         settings._env_file_values = read_env_file(settings._env_file)
     except EnvFileError as exc:
         problems.append(ConfigProblem(display_path(settings._env_file), "", str(exc).split(": ", 1)[-1]))
-    for attr in ("state_dir", "log_dir"):
+    for attr in ("state_dir", "log_dir", "data_dir"):
         p = getattr(settings.paths, attr)
         if not p.is_absolute():
             setattr(settings.paths, attr, root / p)
@@ -399,7 +437,7 @@ def _build(config_path: str | os.PathLike[str] | None) -> CheckResult:
 def check_config(config_path: str | os.PathLike[str] | None = None, account: str | None = None) -> CheckResult:
     """Validate everything, for ``albra config check``; never raises ConfigError.
 
-    Secrets: with ``account`` None, every live/testnet account's key and secret and (if Telegram is
+    Secrets: with ``account`` None, every live/demo account's key and secret and (if Telegram is
     enabled) the bot token must be set — errors otherwise. With ``account`` given, only that
     account's secrets are required; other missing secrets are warnings. This lets a fresh machine
     check the paper ``demo`` account of the example config without any key."""
@@ -413,6 +451,10 @@ def check_config(config_path: str | os.PathLike[str] | None = None, account: str
     if settings is None:
         return result
     label = display_path(settings.config_path) if settings.config_path else "settings"
+    if settings._example:
+        result.problems.append(ConfigProblem(label, "", f"no config file given and none at {DEFAULT_CONFIG}: this is "
+                                             "the example shipped with albra (its live/demo accounts are refused "
+                                             f"when run); copy it to {DEFAULT_CONFIG} and edit it", "warning"))
     if account is not None and account not in settings.accounts:
         known = ", ".join(sorted(settings.accounts)) or "none"
         result.problems.append(ConfigProblem(label, f"accounts.{account}", f"no such account (configured: {known})"))

@@ -41,11 +41,18 @@ class _Strict(BaseModel):
 
 
 class AccountMode(StrEnum):
-    """Where an account's orders go: Binance live, Binance testnet, or the in-process simulator."""
+    """Where an account's orders go: Binance live, Binance demo trading (the rehearsal exchange: real market, play
+    money, its own keys from demo.binance.com), or the in-process simulator."""
 
     LIVE = "live"
-    TESTNET = "testnet"
+    DEMO = "demo"
     PAPER = "paper"
+
+
+#: what an account that still says ``mode = "testnet"`` is told (the mode is gone, not silently mapped)
+TESTNET_GONE = ('"testnet" is no longer a mode: Binance retired the USDⓈ-M futures testnet for API trading and '
+                'ccxt refuses every signed futures call in sandbox mode. Use mode = "demo" (Binance demo trading: '
+                'create keys at https://demo.binance.com/en/my/settings/api-management)')
 
 
 class AlertLevel(StrEnum):
@@ -60,6 +67,8 @@ class PathsSettings(_Strict):
 
     state_dir: Path = Path("state")
     log_dir: Path = Path("logs")
+    #: downloaded market data (``albra data download``): paper replays find candles and funding here by symbol
+    data_dir: Path = Path("state/data")
 
 
 class AlertSettings(_Strict):
@@ -256,14 +265,25 @@ class AccountSettings(_Strict):
     position_mode: PositionMode = PositionMode.ONE_WAY
     margin_mode: MarginMode = MarginMode.ISOLATED
     paper_balance: Decimal = Field(Decimal("10000"), gt=0)
-    # Only recorded candles drive paper accounts today; a live public-candle feed is not built, so it is not offered.
-    paper_feed: Literal["replay"] = "replay"
+    # "replay": recorded candles, as fast as the engine consumes them (or at replay_speed); "live": Binance's public
+    # market (closed klines, streamed), fills from the in-process exchange at the live price
+    paper_feed: Literal["replay", "live"] = "replay"
     replay: dict[str, Path] = Field(default_factory=dict)
     replay_start: str | None = None
     replay_end: str | None = None
     replay_speed: float = Field(0.0, ge=0)
+    # a flat funding rate per 8 h for funding times the replay's funding history does not cover, given on purpose;
+    # unset, a replay window without a known rate for every funding time is refused (funding is never invented)
+    funding_rate: Decimal | None = Field(None, ge=Decimal("-0.03"), le=Decimal("0.03"))
     risk: RiskOverrides | None = None
     strategies: list[StrategyEntry] = Field(default_factory=list)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _no_testnet(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "testnet":
+            raise ValueError(TESTNET_GONE)
+        return v
 
     @field_validator("api_key_env", "api_secret_env")
     @classmethod
@@ -298,8 +318,8 @@ class AccountSettings(_Strict):
         return self
 
     def needs_keys(self) -> bool:
-        """Live and testnet accounts sign requests; paper accounts need no key."""
-        return self.mode in (AccountMode.LIVE, AccountMode.TESTNET)
+        """Live and demo accounts sign requests; paper accounts need no key."""
+        return self.mode in (AccountMode.LIVE, AccountMode.DEMO)
 
     def symbols(self) -> list[str]:
         """Every symbol an enabled strategy of this account trades, in first-seen order."""
@@ -372,6 +392,8 @@ class Settings(BaseSettings):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _env_file: Path | None = PrivateAttr(default=None)
     _env_file_values: dict[str, str] = PrivateAttr(default_factory=dict)
+    #: True when no config was given and the example shipped with albra was loaded instead (loader._resolve)
+    _example: bool = PrivateAttr(default=False)
 
     @classmethod
     def settings_customise_sources(
@@ -455,6 +477,13 @@ class Settings(BaseSettings):
         acc = self.account(account)
         if not acc.needs_keys():
             return None
+        if self._example:
+            from albra.config.errors import ConfigProblem
+
+            raise ConfigError([ConfigProblem(self._source_label(), f"accounts.{account}",
+                                             f"no configuration was given (no {Path('config') / 'albra.toml'}, no "
+                                             "--config or ALBRA_CONFIG), so albra loaded its shipped example; a "
+                                             f"{acc.mode.value} account needs your own configuration")])
         problems = account_secret_problems(self, account)
         if problems:
             raise ConfigError(problems)

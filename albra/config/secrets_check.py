@@ -16,7 +16,7 @@ def _where(settings: Settings) -> str:
 
 
 def account_secret_problems(settings: Settings, account: str, severity: str = "error") -> list[ConfigProblem]:
-    """One problem per unset key/secret variable of a live/testnet ``account`` (none for paper)."""
+    """One problem per unset key/secret variable of a live/demo ``account`` (none for paper)."""
     acc = settings.accounts[account]
     if not acc.needs_keys():
         return []

@@ -12,9 +12,21 @@ from typing import Any
 
 from albra.config.errors import display_path
 from albra.config.loader import env_overrides
-from albra.config.schema import Settings, key_env_names, secret_env_names
+from albra.config.schema import AccountSettings, Settings, key_env_names, secret_env_names
 from albra.redact import redact_obj
 from albra.secrets import resolve_secret
+
+
+def account_endpoint(acc: AccountSettings) -> str:
+    """Where the account's requests go, said plainly: the Binance (or base_url) REST origin orders are sent to, or
+    for a paper account where its candles come from."""
+    from albra.exchange.client import LIVE, endpoint
+
+    if acc.mode.value == "paper":
+        if acc.paper_feed == "live":
+            return f"market data {endpoint(LIVE, acc.base_url)} (orders: in-process simulator)"
+        return "in-process simulator (recorded candles)"
+    return endpoint(acc.mode.value, acc.base_url)
 
 
 def _secret_status(settings: Settings, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -52,6 +64,7 @@ def effective_config(settings: Settings) -> dict[str, Any]:
     for name, acc in settings.accounts.items():
         a = acc.model_dump(mode="json", exclude={"strategies", "risk"})
         a["replay"] = {sym: str(p) for sym, p in acc.replay.items()}
+        a["endpoint"] = account_endpoint(acc)
         if acc.needs_keys():
             a["api_key"] = _secret_status(settings, key_env_names(name, acc))
             a["api_secret"] = _secret_status(settings, secret_env_names(name, acc))

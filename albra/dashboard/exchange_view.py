@@ -1,7 +1,7 @@
 """The opt-in live view: each account's balance and positions read from the exchange, next to the store's figures.
 
 Why opt-in twice: the dashboard is a read-only store viewer by default and holds no API keys. Started with
-``albra dashboard --exchange`` it loads the keys of live/testnet accounts and the page may ask for this view
+``albra dashboard --exchange`` it loads the keys of live/demo accounts and the page may ask for this view
 (``/?exchange=1`` polls ``/api/exchange?account=NAME``). Only reads are made (balance, positions), through the
 same gateway the runners use (``albra.exchange.factory.gateway_for``), sharing their request-weight file.
 

@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from albra.candles import CandleSeries, bundled, load_funding
+from albra.candles import CandleSeries
 from albra.engine.executor import Executor, StrategySlot
 from albra.engine.risk_limits import risk_limits
 from albra.exchange.paper import PaperGateway
@@ -56,6 +56,14 @@ class BacktestSetup:
     funding: Mapping[str, list[tuple[int, float]]] | None = None
     risk: Any = None  # RiskLimits; default = albra's defaults
     store_dir: Path | None = None
+    #: a flat funding rate per 8 h for slots the funding history lacks, given on purpose (``--funding-rate``);
+    #: None: such a slot pays nothing and is reported (callers refuse a window the history does not cover)
+    funding_rate: Decimal | None = None
+    #: symbol → where its funding came from (reported in the summary as given)
+    funding_sources: Mapping[str, str] = field(default_factory=dict)
+    #: the markets (filters, brackets) to simulate, and where they come from; default: the bundled snapshot
+    markets: Mapping[str, Any] | None = None
+    markets_source: str = ""
 
 
 @dataclass
@@ -65,14 +73,6 @@ class BacktestResult:
     candles: int
     seconds: float = 0.0
     curve: Sequence[tuple[int, float]] = field(default_factory=list)  # (ms, equity) per candle time (reports)
-
-
-def funding_for(symbol: str, explicit: Path | None = None) -> list[tuple[int, float]] | None:
-    """Funding rates for ``symbol``: an explicit file, else the bundled one, else None (simulator default)."""
-    if explicit is not None:
-        return load_funding(explicit)
-    p = bundled(f"{symbol}-funding.csv")
-    return load_funding(p) if p.is_file() else None
 
 
 def frames_for(strategy_cls: Any, series: Sequence[CandleSeries]) -> dict[str, CandleSeries]:
@@ -154,7 +154,7 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     from albra.sim.exchange import SimExchange
     from albra.sim.realism import Realism
     from albra.store import Store
-    from strategies import registry
+    from albra.strategies import registry
 
     t0 = _time.perf_counter()
     if not setup.strategies:
@@ -164,7 +164,8 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
         raise BacktestError(f"strategy listed twice: {names}")
     funding = dict(setup.funding or {})
     # the replay's clock stands still while the engine decides: the realistic exchange's rules, no timing gaps
-    ex = SimExchange(funding=funding, now_ms=0, realism=Realism.replay())
+    ex = SimExchange(dict(setup.markets) if setup.markets is not None else None, funding=funding, now_ms=0,
+                     realism=Realism.replay(), default_funding_rate=setup.funding_rate)
     ex.add_account(ACCOUNT, setup.balance, setup.position_mode)
     tmp = tempfile.TemporaryDirectory(prefix="albra-bt-", dir=setup.store_dir)
     store = Store.open(Path(tmp.name) / "backtest.db", memo=True)
@@ -185,7 +186,7 @@ def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
     import time as _time
 
     from albra.config import RiskLimits
-    from strategies import registry
+    from albra.strategies import registry
 
     base: dict[str, CandleSeries] = {}
     tracks: list[_Track] = []
@@ -362,5 +363,35 @@ def _collect(store: Any, ex: Any, gw: PaperGateway, setup: BacktestSetup, names:
         "open_legs_at_end": open_legs,
         "candles": total,
     })
-    return BacktestResult({"strategies": per, "total": total_block}, trades, total, curve=curve)
+    funding_used, markets_used = _sources(ex, setup)
+    for t in trades:
+        t["funding_source"] = funding_used[t["symbol"]]["source"]
+        t["filters"] = markets_used[t["symbol"]]["filters"]
+    return BacktestResult({"strategies": per, "total": total_block, "funding": funding_used,
+                           "markets": markets_used}, trades, total, curve=curve)
+
+
+def _sources(ex: Any, setup: BacktestSetup) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Which funding and which market filters the run used, per symbol (the summary states both)."""
+    from albra.sim.markets import DEFAULT_MARKETS
+
+    funding: dict[str, Any] = {}
+    markets: dict[str, Any] = {}
+    for sym in setup.data:
+        rows = (setup.funding or {}).get(sym) or []
+        src = setup.funding_sources.get(sym) or ("history given" if rows else "none")
+        flat = ex.funding_defaulted.get(sym, 0)
+        if flat:
+            src += f"; {flat} settlement(s) at the flat rate {setup.funding_rate} given with --funding-rate"
+        funding[sym] = {"source": src, "rows": len(rows), "flat_rate": None if setup.funding_rate is None
+                        else format(setup.funding_rate, "f"), "settlements_at_flat_rate": flat,
+                        "settlements_without_rate": sum(1 for s, _ in ex.funding_missing if s == sym)}
+        spec = ex.spec(sym)
+        f = spec.filters
+        markets[sym] = {"source": setup.markets_source
+                        or f"bundled Binance exchangeInfo snapshot ({DEFAULT_MARKETS.info.date})",
+                        "filters": f"tick {f.tick_size} step {f.step_size} min qty {f.min_qty} "
+                                   f"min notional {f.min_notional}",
+                        "max_leverage": spec.max_leverage}
+    return funding, markets
 

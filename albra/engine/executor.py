@@ -49,7 +49,7 @@ from albra.risk import EntryRequest, RiskLimits, evaluate_entry
 from albra.model import D, Direction, MarketFilters, OrderStatus, OrderType, PositionMode, PositionSide, Side
 from albra.store import journal
 from albra.store.db import Store
-from strategies.base import Decision, Enter, Exit, LegView, MoveStop, UpdateLegState
+from albra.strategies.base import Decision, Enter, Exit, LegView, MoveStop, UpdateLegState
 
 log = logging.getLogger("albra.engine")
 
@@ -622,6 +622,9 @@ class Executor:
     async def _after_reduce(self, leg_id: str, tag: str, reason: str = "") -> None:
         leg = self._refresh(leg_id)
         if leg.state is L.LegState.CLOSED:
+            if tag and leg.close_reason in ("exit", "reduce"):
+                # the fill closed it under the order's purpose; the strategy's tag says why (kijun_touch, …)
+                leg = L.set_close_reason(self.store, leg_id, tag)
             await self._cancel_protective(leg)
             self._closed(leg, tag)
         elif leg.state in (L.LegState.OPEN, L.LegState.CLOSING) and leg.qty > 0:

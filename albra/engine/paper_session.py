@@ -13,8 +13,8 @@ collide with the recorded intents. So a paper replay run is a **fresh session** 
   equity_snapshots, risk_state, candle_marks — in one transaction. The journal is append-only and stays; control
   flags (pause, kill switch), alerts and incidents are the operator's and stay too.
 
-It refuses any account that is not ``mode = "paper"`` with ``paper_feed = "replay"``: a live or testnet ledger
-describes a real exchange and is never wiped.
+It refuses any account that is not ``mode = "paper"`` (replay- or live-fed: both exchanges live in the process): a
+live or demo ledger describes a real exchange and is never wiped.
 """
 
 from __future__ import annotations
@@ -53,9 +53,10 @@ class SessionSummary:
 
 
 def is_paper_replay(acc: Any) -> bool:
-    """Whether the account's settings describe a replay-fed paper account."""
+    """Whether the account's settings describe a paper account: its exchange lives in the runner process (fed by a
+    replay or by the live market) and is built afresh by every run, so every run is a new session."""
     mode = getattr(getattr(acc, "mode", None), "value", getattr(acc, "mode", None))
-    return mode == "paper" and getattr(acc, "paper_feed", "replay") == "replay"
+    return mode == "paper"
 
 
 def previous_session(store: Store, account: str) -> SessionSummary | None:
@@ -79,7 +80,7 @@ def reset_paper_session(store: Store, account: str, acc: Any, *, now_ms: int, ac
     """Start a new session of paper account ``account`` (settings ``acc``): journal the previous session's
     summary and clear its ledger rows, atomically. Returns the previous summary (None: nothing to reset)."""
     if not is_paper_replay(acc):
-        raise NotAPaperReplay(f"account {account} is not a replay-fed paper account: its ledger is never reset")
+        raise NotAPaperReplay(f"account {account} is not a paper account: its ledger is never reset")
     prev = previous_session(store, account)
     if prev is None:
         return None

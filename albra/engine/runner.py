@@ -13,7 +13,7 @@ allocated to the legs that held the position, :mod:`albra.engine.funding`), reco
 and alerted, never overwritten), equity snapshot + MDD/daily anchors (60 s), health checks. The systemd watchdog
 is fed only when a turn completed and health checks pass.
 
-Modes: ``live``/``testnet`` (ccxt; a ``base_url`` points it at e.g. ``albra sim serve``) evaluate each due candle
+Modes: ``live``/``demo`` (ccxt; a ``base_url`` points it at e.g. ``albra sim serve``) evaluate each due candle
 with ``Strategy.evaluate`` on candles fetched from the exchange. ``paper`` runs the simulated exchange in-process
 over the account's replay files (default: the bundled BTCUSDT 15m) on the replay clock; there the strategy's
 features are prepared once over the replay file and ``decide`` is called per closed candle, which equals
@@ -49,6 +49,8 @@ from albra.store.db import Store
 log = logging.getLogger("albra.engine.runner")
 
 SYNC_EVERY_S = 60.0
+#: a user data stream down longer than this is reported in the runner's health (heartbeat, status, dashboard)
+STREAM_DOWN_WARN_S = 60.0
 #: while the user data stream of a live account is down, REST polling is all the runner has: poll faster
 SYNC_STREAM_DOWN_S = 5.0
 RECONCILE_EVERY_S = 300.0
@@ -90,26 +92,37 @@ class RunSummary:
     exhausted: bool = False
     stopped_by: str = ""
     extra: dict = field(default_factory=dict)
+    #: paper accounts: symbol → where the simulated exchange's funding comes from
+    funding: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"account": self.account, "candles": self.candles, "evaluations": self.evaluations,
                 "trades": self.trades, "wins": self.wins, "pnl": format(self.pnl, "f"),
                 "equity": None if self.equity is None else format(self.equity, "f"), "open_legs": self.open_legs,
-                "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by}
+                "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by,
+                "funding": self.funding}
 
 
 def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[Any, ReplayCtx | None]:
     """The account's gateway, always through :func:`albra.exchange.factory.gateway_for`; for a paper account
     also the replay that drives its in-process exchange (taken from the paper gateway). ``on_event`` receives the
-    resilience layer's events of a live/testnet gateway (the runner passes its
+    resilience layer's events of a live/demo gateway (the runner passes its
     :class:`~albra.engine.exchange_events.ExchangeEventSink`; the in-process paper exchange has no network)."""
     from albra.exchange.factory import gateway_for
     from albra.timefmt import parse_time
 
     acc = settings.account(account)
+    if acc.mode.value == "paper" and acc.paper_feed == "live":
+        from albra.exchange.client import is_loopback
+
+        try:  # orders to the in-process exchange, the market from Binance (or the local server)
+            gw = gateway_for(account, acc, test_mode=is_loopback(acc.base_url), on_event=on_event)
+        except (ValueError, OSError) as e:
+            raise RunnerError(f"account {account}: {e}") from None
+        return gw, None
     if acc.mode.value == "paper":
         try:
-            gw = gateway_for(account, acc)
+            gw = gateway_for(account, acc, data_dir=settings.paths.data_dir)
         except (ValueError, OSError) as e:
             raise RunnerError(f"account {account}: {e}") from None
         if not gw.replay.series:
@@ -142,7 +155,7 @@ class Runner:
         """``announce`` receives the one-line notices an operator must see at start-up (a paper session reset);
         by default they are logged."""
         from albra.systemd import Notifier
-        from strategies import registry
+        from albra.strategies import registry
 
         self.settings = settings
         self.account = account
@@ -247,7 +260,8 @@ class Runner:
 
             self.exchange_events = ExchangeEventSink(self.store, self.account, now_ms=self.now_ms, actor=self.name)
             self.gw, self.replay = build_gateway(self.settings, self.account, on_event=self.exchange_events)
-            if self.replay is not None:
+            self.summary.funding = dict(getattr(self.gw, "funding_sources", None) or {})
+            if self.acc.mode.value == "paper":
                 self._new_paper_session()
         if self.replay is None:
             await self._sync_exchange_clock()
@@ -340,7 +354,7 @@ class Runner:
                 return None
             return strat.decide(feats, i, legs, last), feats.cols["close"][i] if "close" in feats.cols else 0.0
         from albra.candles import CandleSeries
-        from strategies.base import closed_candles
+        from albra.strategies.base import closed_candles
         import numpy as np
 
         frames = {}
@@ -396,6 +410,7 @@ class Runner:
         if self.replay is not None and self.replay.speed == 0:
             t = self.now_ms() / 1000.0  # replay time drives the cadence when the clock is stepped
         every = SYNC_STREAM_DOWN_S if self.stream is not None and self.stream.state != "up" else SYNC_EVERY_S
+        every = getattr(self.gw, "sync_every_s", None) or every  # an in-process exchange is cheap to read
         if force or t - self._t_sync >= every:
             self._t_sync = t
             if self.executor.has_open_legs():
@@ -468,6 +483,13 @@ class Runner:
         problems = self.health.check()
         stream = None if self.stream is None else {"state": self.stream.state, "connects": self.stream.connects,
                                                     "events": self.stream.events}
+        if self.stream is not None and self.stream.state != "up":
+            down_s = time.monotonic() - self.stream.down_since
+            if down_s > STREAM_DOWN_WARN_S:  # a health finding the views show; the watchdog keeps being fed: REST
+                # polling (every 5 s meanwhile) keeps the account correct, only slower
+                why = self.stream.last_error or "no error seen"
+                problems = problems + [f"user data stream down for {down_s:.0f}s ({why}); REST polling every "
+                                       f"{SYNC_STREAM_DOWN_S:.0f}s"]
         runners.beat(self.store, self.name, "running", {"kill_switch": blk is not None, "health": problems,
                                                         "candles": self.summary.candles, "stream": stream})
         if self.health.may_feed_watchdog():
@@ -518,6 +540,10 @@ class Runner:
         self._dirty.update(t.symbol for t in self.tracks)
         if self.executor is not None:
             self._dirty.update(g.symbol for g in self.executor.open_legs())
+        if self.stream is not None and self.stream.connects > 1:
+            # a reconnect: events were missed — the next turn runs the REST sync and a full reconciliation round
+            # (open orders, positions, trades since, given-up entries) instead of waiting for their timers
+            self._t_sync = self._t_rec = -1e18
         self._journal("stream_connected", f"user data stream up (connection {self.stream.connects}); resyncing "
                       "by REST", "INFO")
         self._wake.set()

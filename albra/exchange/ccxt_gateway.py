@@ -1,4 +1,4 @@
-"""The ccxt-backed gateway: live Binance, testnet, or any local base URL (``albra sim serve``).
+"""The ccxt-backed gateway: live Binance, demo trading, or any local base URL (``albra sim serve``).
 
 Each call goes through ccxt's *implicit* endpoint methods (``fapiPrivatePostOrder`` …): ccxt still builds the
 URL, signs, and maps Binance's error codes onto its exception classes, but albra gets the raw JSON and validates
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Any, Awaitable, Callable, Sequence
+from decimal import Decimal
 
 from albra.exchange import binance_parse as P
 from albra.exchange.fees import value_fees
@@ -125,6 +126,11 @@ class CcxtGateway:
             params["startTime"] = int(since)
         return await self._call("fetch_candles", "fapiPublicGetKlines", params,
                                 lambda raw: P.parse_klines(raw, symbol, tf_ms, now), signed=False)
+
+    async def premium_index(self, symbol: str) -> dict[str, Any]:
+        """``GET /fapi/v1/premiumIndex``: mark price and the funding rate announced for ``nextFundingTime``."""
+        return await self._call("premium_index", "fapiPublicGetPremiumIndex", {"symbol": symbol}, _premium,
+                                signed=False)
 
     async def fetch_balance(self) -> Balance:
         return await self._call("fetch_balance", "fapiPrivateV3GetAccount", {},
@@ -271,10 +277,22 @@ class CcxtGateway:
         scheme, host = origin.groups()
         if host == "fapi.binance.com":
             return f"wss://fstream.binance.com/private/ws/{key}"
+        if host == "demo-fapi.binance.com":  # demo trading's futures stream host (ccxt.pro's urls['demo'])
+            return f"wss://fstream.binancefuture.com/ws/{key}"
         return f"{'wss' if scheme == 'https' else 'ws'}://{host}/ws/{key}"
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _premium(raw: Any) -> dict[str, Any]:
+    row = P.need_dict(raw, "premium index")
+    try:
+        int(row["nextFundingTime"])
+        Decimal(str(row["lastFundingRate"]))
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        raise MalformedResponse(f"premium index: unexpected answer {repr(row)[:120]}") from None
+    return row
 
 
 def _ack(raw: Any) -> None:

@@ -1,4 +1,9 @@
-"""Building the ccxt ``binanceusdm`` client for live, testnet or a local base URL (the sim server, a proxy).
+"""Building the ccxt ``binanceusdm`` client for live, demo trading or a local base URL (the sim server, a proxy).
+
+Demo trading (Binance's rehearsal exchange for USDⓈ-M futures since the futures testnet was retired for API use) is
+reached through ccxt's own switch, ``enable_demo_trading(True)``: it swaps every REST base to ``demo-fapi.binance.com``
+(algo orders and the listenKey included) and keeps ccxt's error mapping and signing as for Binance. ccxt's sandbox
+mode is never used: the pinned ccxt refuses every signed futures call in it. ADR 0016.
 
 Why a factory: three settings must be right everywhere or albra misbehaves silently —
 ``fetchCurrencies`` off (otherwise load_markets signs a spot ``sapi`` call), time-difference adjustment on
@@ -18,9 +23,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 LIVE = "live"
-TESTNET = "testnet"
+DEMO = "demo"
 LOCAL = "local"
-MODES = (LIVE, TESTNET, LOCAL)
+MODES = (LIVE, DEMO, LOCAL)
+
+#: the USDⓈ-M REST origin of each Binance mode (what ``albra config check`` prints; a test pins that ccxt builds
+#: exactly these for every call albra makes)
+REST_ORIGIN = {LIVE: "https://fapi.binance.com", DEMO: "https://demo-fapi.binance.com"}
+#: the USDⓈ-M WebSocket origin (user data stream, public kline streams) of each mode. Demo: Binance's "Demo
+#: Trading" futures stream host, the one ccxt.pro's ``urls['demo']['ws']['linear']`` names
+WS_ORIGIN = {LIVE: "wss://fstream.binance.com", DEMO: "wss://fstream.binancefuture.com"}
 
 DEFAULT_TIMEOUT_MS = 10_000
 RECV_WINDOW_MS = 5_000
@@ -63,6 +75,18 @@ def point_at(ex: Any, base_url: str) -> None:
             ex.urls["api"][key] = _ORIGIN.sub(base, value)
 
 
+def endpoint(mode: str, base_url: str | None = None) -> str:
+    """Where an account's requests go, for people (``albra config check``): the base_url when one is set, else the
+    Binance origin of ``mode``."""
+    if base_url:
+        m = _ORIGIN.match(base_url)
+        return m.group(0) if m else base_url
+    try:
+        return REST_ORIGIN[mode]
+    except KeyError:
+        raise ValueError(f"no Binance endpoint for mode {mode!r}") from None
+
+
 def apply_linear_error_table(ex: Any) -> None:
     """Make USDⓈ-M error codes map to their specific ccxt classes on a non-Binance URL (facts §3.2)."""
     ex.exceptions["exact"].update(ex.exceptions["linear"]["exact"])
@@ -72,8 +96,9 @@ def make_ccxt_client(mode: str, api_key: str | None, secret: str | None, base_ur
                      timeout_ms: int = DEFAULT_TIMEOUT_MS, test_mode: bool = False) -> Any:
     """A configured ``ccxt.async_support.binanceusdm``.
 
-    ``mode``: ``live`` (Binance), ``testnet`` (ccxt sandbox URLs) or ``local`` (``base_url`` required). A
-    ``base_url`` given with ``live``/``testnet`` also points the client there (e.g. a recording proxy).
+    ``mode``: ``live`` (Binance), ``demo`` (Binance demo trading, through ccxt's ``enable_demo_trading``) or
+    ``local`` (``base_url`` required). A ``base_url`` given with ``live``/``demo`` also points the client there
+    (e.g. a recording proxy).
     ``test_mode`` turns ccxt's throttler off and makes ``close()`` return at once (tests, benches only —
     production keeps the throttler: albra's weight limiter works on top of it, not instead of it). It is refused
     (ValueError) unless ``base_url`` is a loopback address (:func:`is_loopback`): it can never take effect against
@@ -107,8 +132,8 @@ def make_ccxt_client(mode: str, api_key: str | None, secret: str | None, base_ur
     })
     if test_mode:
         ex.timeout_on_exit = 0
-    if mode == TESTNET:
-        ex.set_sandbox_mode(True)
+    if mode == DEMO:
+        ex.enable_demo_trading(True)
     if base_url:
         point_at(ex, base_url)
         apply_linear_error_table(ex)

@@ -1,6 +1,6 @@
 """The gateway interface albra's engine, runbook and bot use, and the validated values it returns.
 
-Every gateway (ccxt-backed live/testnet/local, paper over the in-process simulator) implements
+Every gateway (ccxt-backed live/demo/local, paper over the in-process simulator) implements
 :class:`Gateway`, so engine code never knows which one it has. Values are Decimal and already validated:
 a gateway never returns "empty" for a read it could not complete — it raises an :class:`ExchangeError`
 subclass (see ``albra.exchange.errors``).

@@ -330,6 +330,18 @@ def transition(store: Store, leg_id: str, to: LegState | str, *, now_ms: int,
         return transition_in(c, leg_id, to, now_ms=now_ms, close_reason=close_reason)
 
 
+def set_close_reason(store: Store, leg_id: str, reason: str) -> Leg:
+    """Name why a closed leg closed (the strategy's exit tag rather than the order's purpose): what backtests,
+    reports and the journal show as its exit reason."""
+    with store.tx() as c:
+        c.execute("UPDATE legs SET close_reason = ? WHERE leg_id = ? AND state = ?",
+                  (reason[:200], leg_id, LegState.CLOSED.value))
+        leg = fetch_leg(c, leg_id)
+    if leg is None:
+        raise UnknownLeg(f"no leg {leg_id!r} in the ledger")
+    return leg
+
+
 def set_protection(store: Store, leg_id: str, *, now_ms: int, stop_price: Decimal | None = None,
                    sl_client_id: str | None = None, take_profit: Decimal | None = None,
                    tp_client_id: str | None = None, conn: sqlite3.Connection | None = None) -> None:

@@ -59,7 +59,7 @@ def _quiet_optuna() -> None:
 
 def _space_for(study: Any) -> dict[str, Range]:
     from albra.optimize.space import space_of
-    from strategies import registry
+    from albra.strategies import registry
 
     job = Job.from_dict(study.user_attrs[JOB_ATTR])
     return space_of(registry.get(job.strategy), study.user_attrs.get(SPACE_ATTR) or None)
@@ -79,7 +79,7 @@ def work(storage_url: str, study_name: str, *, idle_exit_s: float | None = None)
         raise SearchError(f"study {study_name!r} holds no albra job (was it made by albra optimize?)")
     job = Job.from_dict(attrs[JOB_ATTR])
     if job.strategy_path:
-        from strategies import registry
+        from albra.strategies import registry
 
         os.environ.setdefault("ALBRA_STRATEGY_PATH", job.strategy_path)
         registry.refresh()
@@ -191,7 +191,7 @@ def search(spec: SearchSpec, progress: Callable[[int], None] = lambda n: None) -
     # once, forked per worker — spawn would re-import pandas, optuna and albra in every worker
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["albra.optimize.study", "albra.engine.backtest", "albra.sim.exchange", "optuna",
-                                "pandas", "strategies.registry"])
+                                "pandas", "albra.strategies.registry"])
     procs = [ctx.Process(target=_worker_main, args=(spec.storage_url, spec.study_name, spec.job.strategy_path),
                          daemon=True) for _ in range(spec.workers)]
     for p in procs:

@@ -1,17 +1,7 @@
 """Placing, replacing and re-sizing a leg's protective orders (invariant 3), through the order manager.
 
-Shape of a protective order
----------------------------
-Each leg gets its own stop-loss (and take-profit where the strategy has one) as a conditional order on
-Binance's algo-order endpoint: STOP_MARKET / TAKE_PROFIT_MARKET **for the leg's quantity**, never
-``closePosition`` — a closePosition stop would close every strategy's share of the position. One-way mode:
-``positionSide=BOTH`` and ``reduceOnly``; hedge mode: ``positionSide=LONG/SHORT`` and no reduceOnly flag (Binance
-rejects it there with -1106; an order against the side's direction can only reduce that side anyway).
-
-Rounding: a trigger price is rounded to the tick **away from the market**, so that it never fires before the
-price the strategy chose: a long's stop rounds down and its take-profit up; a short's stop rounds up and its
-take-profit down. The cost is at most one tick of extra adverse move on a stop (and one tick more to reach a
-take-profit), which we accept over a stop that fires early on noise.
+The orders themselves (one stop and an optional take-profit per leg, for the leg's quantity, reduce-only, trigger
+rounded away from the market) are described in :mod:`albra.ledger.protection`, which builds them.
 
 Replacing a stop: why there are two procedures
 ----------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from albra.exchange import errors as X
 from albra.exchange.resolve import await_fills, resolve_unknown
 from albra.exchange.types import Gateway
 from albra.ledger import intents as I
@@ -27,12 +28,27 @@ async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, no
 
     Regular orders with executions get their fills applied (trades since the intent's creation minus
     ``trade_lookback_ms`` for clock skew, matched by exchange order id or client id). Nothing is ever sent.
-    A failed exchange read propagates (the intent stays unresolved): unknown is not empty.
+    A failed exchange read leaves that intent — and the other intents of its symbol — unresolved (unknown is not
+    empty) and is journaled; the other symbols are still resolved: one unreadable symbol does not stop the round
+    (the reconciler leaves a symbol with unresolved intents alone). When every read failed, the last error
+    propagates: the exchange is unreachable, not one record.
     """
     out: list[I.Resolution] = []
-    for intent in I.unresolved(store, account):
+    failed: dict[str, Exception] = {}
+    pending = I.unresolved(store, account)
+    for intent in pending:
+        if intent.symbol in failed:
+            continue
         # spaced lookups: a just-accepted order is not visible at once (one lookup would call it never placed)
-        found = await resolve_unknown(gateway, intent.symbol, intent.client_id, intent.is_algo)
+        try:
+            found = await resolve_unknown(gateway, intent.symbol, intent.client_id, intent.is_algo)
+        except X.ExchangeError as e:
+            failed[intent.symbol] = e
+            journal.append(store, "intent_unresolved", f"{intent.symbol}: looking up {intent.client_id} failed "
+                           f"({type(e).__name__}: {e}); the symbol's intents stay unresolved, the others go on",
+                           level="WARNING", account=account, strategy=intent.strategy, symbol=intent.symbol,
+                           data={"client_id": intent.client_id, "error": type(e).__name__}, ts=now_ms)
+            continue
         applied = 0
         if found is None:
             after = I.mark_not_found(store, intent.client_id, now_ms=now_ms,
@@ -72,6 +88,8 @@ async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, no
                        data={"client_id": intent.client_id, "before": intent.state, "after": after.state,
                              "fills": applied, "leg_id": intent.leg_id}, ts=now_ms)
         out.append(res)
+    if failed and not out and len(failed) == len({i.symbol for i in pending}):
+        raise next(iter(failed.values()))  # nothing could be read at all: the caller's round is skipped
     await apply_answered_entries(store, gateway, account, now_ms=now_ms, lookback_ms=trade_lookback_ms)
     return out
 

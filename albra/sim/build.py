@@ -34,6 +34,8 @@ class SimConfig:
     weight_limit: int = 2400
     #: how far the server departs from instant consistency (realistic by default; Realism.ideal() for benches)
     realism: Realism = field(default_factory=Realism)
+    #: where ``albra data download`` put its files: funding for symbols without an explicit --funding
+    data_dir: Path | None = None
 
 
 def parse_account(spec: str) -> ApiKey:
@@ -44,12 +46,29 @@ def parse_account(spec: str) -> ApiKey:
     return ApiKey(parts[0], parts[1], parts[2])
 
 
-def parse_symbol_file(spec: str, what: str) -> tuple[str, Path]:
-    """``SYMBOL=FILE`` → (symbol, path)."""
+def parse_symbol_file(spec: str, what: str, data_dir: str | Path | None = None,
+                      kind: str = "klines") -> tuple[str, Path]:
+    """``SYMBOL=FILE`` → (symbol, path); a bare ``SYMBOL`` is looked up in the data directory (``albra data
+    download``: the finest candle interval, or the funding file)."""
     sym, sep, path = spec.partition("=")
-    if not sep or not sym or not path:
-        raise ValueError(f"{what} must be SYMBOL=FILE, got {spec!r}")
-    return check_listed(sym, what), Path(path)
+    if sep and sym and path:
+        return check_listed(sym, what), Path(path)
+    if sep or not sym:
+        raise ValueError(f"{what} must be SYMBOL=FILE or SYMBOL (from the data directory), got {spec!r}")
+    from albra.marketdata.layout import DataDir
+
+    sym = check_listed(sym, what)
+    data = DataDir.resolve(data_dir)
+    if kind == "funding":
+        p = data.path(sym, "funding")
+        if p.is_file():
+            return sym, p
+    else:
+        have = data.candle_intervals(sym)
+        if have:
+            return sym, data.path(sym, "klines", have[0])
+    raise ValueError(f"{what} {sym}: nothing for it in {data.root}; download it with "
+                     f"`albra data download {sym} --start YYYY-MM-DD` or give {sym}=FILE")
 
 
 @lru_cache(maxsize=16)
@@ -61,6 +80,15 @@ def _load(path: str, symbol: str, mtime: float) -> CandleSeries:
 def _series(path: Path, symbol: str) -> CandleSeries:
     p = Path(path)
     return _load(str(p.resolve()), symbol, p.stat().st_mtime if p.exists() else 0.0)
+
+
+def _downloaded_funding(cfg: SimConfig, symbol: str) -> Path | None:
+    if cfg.data_dir is None:
+        return None
+    from albra.marketdata.layout import DataDir
+
+    p = DataDir.resolve(cfg.data_dir).path(symbol, "funding")
+    return p if p.is_file() else None
 
 
 def build_server(cfg: SimConfig) -> SimServer:
@@ -78,7 +106,8 @@ def build_server(cfg: SimConfig) -> SimServer:
     series = {s: _series(p, s) for s, p in data.items()}
     funding = {}
     for s in series:
-        path = cfg.funding.get(s) or (bundled(DEFAULT_FUNDING[s]) if s in DEFAULT_FUNDING else None)
+        path = cfg.funding.get(s) or _downloaded_funding(cfg, s) or (
+            bundled(DEFAULT_FUNDING[s]) if s in DEFAULT_FUNDING else None)
         if path is not None and Path(path).is_file():
             funding[s] = load_funding(path)
         elif s in cfg.funding:

@@ -17,7 +17,9 @@ crosses, in the order the path reaches it. Documented approximations (see ``albr
   unrealized PnL minus their maintenance margin. A position is liquidated at the mark price that
   crosses it (wallet floored at zero).
 * Funding is settled at 00/08/16 UTC, at the open of the candle that starts then, from the
-  funding series (exact 8h slot) or ``default_funding_rate``: payment = -positionAmt x mark x rate.
+  funding series (exact 8h slot) or ``default_funding_rate``: payment = -positionAmt x mark x rate. With
+  ``default_funding_rate=None`` (backtests and replays: funding is never invented) a slot without a rate pays
+  nothing and is listed in ``funding_missing``; slots paid at the default rate are counted in ``funding_defaulted``.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class SimExchange:
 
     def __init__(self, markets: dict[str, MarketSpec] | None = None, fees: Fees | None = None,
                  funding: dict[str, list[tuple[int, float]]] | None = None,
-                 default_funding_rate: Decimal = Decimal("0.0001"), now_ms: int = 0,
+                 default_funding_rate: Decimal | None = Decimal("0.0001"), now_ms: int = 0,
                  realism: Realism | None = None, latency_clock: Callable[[], int] | str = wall_ms) -> None:
         self.markets = dict(markets or DEFAULT_MARKETS)
         #: how far the exchange departs from instant consistency (realistic unless told otherwise)
@@ -104,6 +106,10 @@ class SimExchange:
         #: one because the local server's checks rarely refuse a reduce-only child)
         self.reject_triggers: dict[tuple[str, str], str] = {}
         self.default_funding_rate = default_funding_rate
+        #: (symbol, funding time) of settlements skipped for want of a rate (default_funding_rate None)
+        self.funding_missing: list[tuple[str, int]] = []
+        #: symbol → settlements (with a position open) paid at default_funding_rate
+        self.funding_defaulted: dict[str, int] = {}
         self.now = int(now_ms)
         self.accounts: dict[str, Account] = {}
         self._syms = {s: _Sym(s) for s in self.markets}
@@ -126,6 +132,10 @@ class SimExchange:
         """Funding rates by 8h slot (timestamps are rounded to the nearest slot)."""
         st = self._sym(symbol)
         st.funding = {round(ts / FUNDING_INTERVAL_MS): D(rate) for ts, rate in rows}
+
+    def add_funding(self, symbol: str, ts: int, rate: Decimal) -> None:
+        """One funding time's rate (a live feed learns them one at a time, before each funding time)."""
+        self._sym(symbol).funding[round(ts / FUNDING_INTERVAL_MS)] = D(rate)
 
     def add_account(self, name: str, balance: Decimal | str | int = 0,
                     mode: PositionMode = PositionMode.ONE_WAY) -> Account:
@@ -904,7 +914,16 @@ class SimExchange:
                             "_vis": self.lnow() if vis is None else vis})
 
     def _settle_funding(self, st: _Sym, f_ms: int) -> None:
-        rate = st.funding.get(f_ms // FUNDING_INTERVAL_MS, self.default_funding_rate)
+        rate = st.funding.get(f_ms // FUNDING_INTERVAL_MS)
+        if rate is None:
+            holders = any(acct.live_positions(st.symbol) for acct in self.accounts.values())
+            if self.default_funding_rate is None:
+                if holders:
+                    self.funding_missing.append((st.symbol, f_ms))
+                return
+            rate = self.default_funding_rate
+            if holders:
+                self.funding_defaulted[st.symbol] = self.funding_defaulted.get(st.symbol, 0) + 1
         mark = self.mark_price(st.symbol)
         for acct in self.accounts.values():
             for pos in acct.live_positions(st.symbol):

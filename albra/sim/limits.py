@@ -35,7 +35,7 @@ WEIGHTS: dict[tuple[str, str], int] = {
 
 def request_weight(method: str, path: str, params: dict[str, str]) -> int:
     """Binance's weight for a request (klines by limit, open orders without a symbol 40)."""
-    if path == "/fapi/v1/klines":
+    if path in ("/fapi/v1/klines", "/fapi/v1/markPriceKlines"):
         try:
             limit = int(params.get("limit", "500"))
         except ValueError:
@@ -43,7 +43,31 @@ def request_weight(method: str, path: str, params: dict[str, str]) -> int:
         return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
     if path in ("/fapi/v1/openOrders", "/fapi/v1/openAlgoOrders") and "symbol" not in params:
         return 40
+    if path in FUNDING_PATHS:
+        return 0  # its own limit (FundingMeter)
     return WEIGHTS.get((method, path), 1)
+
+
+#: ``GET /fapi/v1/fundingRate`` is not weighed but "shares 500/5min/IP rate limit with GET /fapi/v1/fundingInfo"
+FUNDING_PATHS = ("/fapi/v1/fundingRate", "/fapi/v1/fundingInfo")
+FUNDING_LIMIT_5M = 500
+
+
+@dataclass
+class FundingMeter:
+    """Requests per IP per 5 minutes on the funding routes (Get Funding Rate History's own limit)."""
+
+    limit: int = FUNDING_LIMIT_5M
+    used: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def charge(self, ip: str) -> bool:
+        """Count one request; False when it is over the limit (answer 429)."""
+        window = time.time_ns() // 300_000_000_000
+        key = (ip, window)
+        self.used[key] = self.used.get(key, 0) + 1
+        for k in [k for k in self.used if k[1] < window]:
+            del self.used[k]
+        return not self.limit or self.used[key] <= self.limit
 
 
 @dataclass

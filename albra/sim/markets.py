@@ -163,6 +163,33 @@ class ListedMarkets(Mapping[str, MarketSpec]):
         return [s for k, s in sorted(self._load().items()) if not t or t in k or t in s.base.upper()]
 
 
+def with_filters_from(info: Mapping, base: Mapping[str, MarketSpec] | None = None) -> dict[str, MarketSpec]:
+    """The markets of ``base`` (the bundled snapshot) with the filters and precisions of a newer raw
+    ``GET /fapi/v1/exchangeInfo`` answer (``albra data download`` keeps one) for every symbol both list; maintenance
+    brackets stay the snapshot's (their endpoint is signed, a download cannot read them). A symbol only the newer
+    answer lists is left out: without its brackets margin and liquidation cannot be simulated."""
+    from dataclasses import replace
+
+    pool = DEFAULT_MARKETS if base is None else base
+    out = dict(pool)
+    for row in info.get("symbols", []):
+        sym = row.get("symbol")
+        if sym not in pool or row.get("contractType", "PERPETUAL") != "PERPETUAL":
+            continue
+        try:
+            fl = row["filters"]
+            price, lot, market = _filter(fl, "PRICE_FILTER"), _filter(fl, "LOT_SIZE"), _filter(fl, "MARKET_LOT_SIZE")
+            f = MarketFilters(sym, Decimal(price["tickSize"]), Decimal(lot["stepSize"]), Decimal(lot["minQty"]),
+                              Decimal(lot["maxQty"]), Decimal(_filter(fl, "MIN_NOTIONAL")["notional"]),
+                              Decimal(market["maxQty"]))
+            out[sym] = replace(pool[sym], filters=f, price_precision=int(row["pricePrecision"]),
+                               qty_precision=int(row["quantityPrecision"]), min_price=Decimal(price["minPrice"]),
+                               max_price=Decimal(price["maxPrice"]))
+        except (KeyError, ValueError, ArithmeticError) as e:
+            raise ValueError(f"exchangeInfo row of {sym} is malformed: {e}") from None
+    return out
+
+
 #: Every listed market (the bundled exchangeInfo snapshot). A read-only mapping; build a plain dict of the
 #: symbols a simulation needs (``{s: DEFAULT_MARKETS[s] for s in ...}``) to restrict an exchange to them.
 DEFAULT_MARKETS: ListedMarkets = ListedMarkets()

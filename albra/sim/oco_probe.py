@@ -132,7 +132,7 @@ async def run_probe(rounds: int, *, latency_ms: int = 0, stream: bool = True, fi
     """``rounds`` legs, each opened, then fired through its ``fire`` order ("take_profit" or "stop_loss")."""
     from albra.ledger import legs as L
     from albra.model import Direction
-    from strategies.base import Enter
+    from albra.strategies.base import Enter
 
     out = Probe()
     async with live_rig(stream=stream, latency_ms=latency_ms) as rig:

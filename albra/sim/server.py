@@ -28,7 +28,7 @@ from albra.sim.errors import SimError
 from albra.sim.exchange import SimExchange
 from albra.sim.faults import FaultTable
 from albra.sim.feed import MarketReplay, SimClock
-from albra.sim.limits import OrderRateMeter, TimestampCheck, WeightMeter, request_weight
+from albra.sim.limits import FUNDING_PATHS, FundingMeter, OrderRateMeter, TimestampCheck, WeightMeter, request_weight
 from albra.sim.stream import StreamHub, add_stream_routes
 from albra.timefmt import TIMEFRAME_MS
 
@@ -103,6 +103,7 @@ class SimServer:
             exchange.account(k.account)
         self.faults = FaultTable()
         self.weights = WeightMeter(limit=weight_limit)
+        self.funding_meter = FundingMeter()
         self.ts_check = TimestampCheck()
         self.requests: deque[dict] = deque(maxlen=20_000)
         self.unknown: list[dict] = []
@@ -162,6 +163,8 @@ class SimServer:
             self.unknown.append(entry)
             return self._json({"code": -5000, "msg": f"Path {method} {path} is not served by the albra simulated exchange."},
                               404, used)
+        if refuse is None and path in FUNDING_PATHS and not self.funding_meter.charge(ip):
+            refuse = 429
         if refuse is not None:
             entry["status"], entry["code"] = refuse, -1003
             msg = ("Way too many requests; IP banned." if refuse == 418 else
@@ -286,6 +289,7 @@ class SimServer:
         r = self.routes
         pub = [("GET", "/fapi/v1/ping", self.ping), ("GET", "/fapi/v1/time", self.time),
                ("GET", "/fapi/v1/exchangeInfo", self.exchange_info), ("GET", "/fapi/v1/klines", self.klines),
+               ("GET", "/fapi/v1/markPriceKlines", self.mark_klines), ("GET", "/fapi/v1/fundingRate", self.funding_rate),
                ("GET", "/fapi/v1/ticker/price", self.ticker), ("GET", "/fapi/v2/ticker/price", self.ticker),
                ("GET", "/fapi/v1/premiumIndex", self.premium)]
         priv = [("GET", "/fapi/v3/account", self.account), ("GET", "/fapi/v3/positionRisk", self.position_risk_v3),
@@ -336,6 +340,40 @@ class SimServer:
         except ValueError as e:
             raise SimError(-1120, f"Invalid interval. ({e})") from None
 
+    def mark_klines(self, params, account, now):
+        """Mark-price klines: the simulation's mark is its last price (README), so the rows are the klines' prices
+        with Binance's mark-kline shape (volume fields "0")."""
+        return [[r[0], r[1], r[2], r[3], r[4], "0", r[6], "0", 0, "0", "0", "0"]
+                for r in self.klines(params, account, now)]
+
+    def funding_rate(self, params, account, now):
+        """Funding rate history from the server's funding files (never the default rate it settles unknown slots
+        with): Binance's paging (startTime/endTime inclusive, limit default 100, max 1000; neither time given: the
+        most recent ones), only rows whose funding time has passed on the exchange clock."""
+        from albra.sim.exchange import FUNDING_INTERVAL_MS
+
+        sym = _sym(params)
+        self.ex.spec(sym)
+        limit = _int(params, "limit", 100)
+        if limit is None or limit < 1 or limit > 1000:
+            raise SimError(-1130, "Data sent for parameter 'limit' is not valid.")
+        start, end = _int(params, "startTime"), _int(params, "endTime")
+        st = self.ex._sym(sym)
+        times = sorted(slot * FUNDING_INTERVAL_MS for slot in st.funding)
+        times = [t for t in times if t <= now and (end is None or t <= end) and (start is None or t >= start)]
+        times = times[:limit] if start is not None else times[-(limit if "limit" in params else 200):]
+        series = self.replay.series.get(sym)
+        rows = []
+        for t in times:
+            row = {"symbol": sym, "fundingRate": P.num(st.funding[t // FUNDING_INTERVAL_MS]), "fundingTime": t}
+            if series is not None:
+                try:
+                    row["markPrice"] = f"{float(series.open[series.index_of(t)]):.8f}"
+                except KeyError:
+                    pass
+            rows.append(row)
+        return rows
+
     def _price_rows(self, params, now, make):
         sym = _sym(params, required=False)
         syms = [sym] if sym else [s for s in self.ex.markets if self.ex.has_price(s)]
@@ -355,7 +393,7 @@ class SimServer:
 
         def row(s):
             st = self.ex._sym(s)
-            rate = st.funding.get(nxt // 28_800_000, self.ex.default_funding_rate)
+            rate = st.funding.get(nxt // 28_800_000, self.ex.default_funding_rate or Decimal(0))
             m = P.num(self.ex.mark_price(s))
             return {"symbol": s, "markPrice": m, "indexPrice": m, "estimatedSettlePrice": m,
                     "lastFundingRate": P.num(rate), "interestRate": "0.00010000", "nextFundingTime": nxt, "time": now}

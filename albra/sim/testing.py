@@ -145,7 +145,8 @@ class SimHandle:
 async def run_sim_server(start: str | int = "2024-01-01", speed: float = 0.0,
                          accounts: dict[str, tuple[str, str]] | None = None, balance: str = "10000",
                          hedge: set[str] | None = None, data: dict[str, str] | None = None,
-                         weight_limit: int = 2400, realism: Any = None) -> AsyncIterator[SimHandle]:
+                         weight_limit: int = 2400, realism: Any = None,
+                         funding: dict[str, str] | None = None) -> AsyncIterator[SimHandle]:
     """Start the server in this event loop on 127.0.0.1:0, yield a :class:`SimHandle`, stop it. ``realism``:
     a :class:`~albra.sim.realism.Realism` (default: realistic, as ``albra sim serve``)."""
     from aiohttp import web
@@ -158,6 +159,7 @@ async def run_sim_server(start: str | int = "2024-01-01", speed: float = 0.0,
     accts = dict(accounts or DEFAULT_ACCOUNTS)
     cfg = SimConfig([ApiKey(n, k, s) for n, (k, s) in accts.items()],
                     data={s: Path(p) for s, p in (data or {}).items()},
+                    funding={s: Path(p) for s, p in (funding or {}).items()},
                     start_ms=parse_time(start) if isinstance(start, str) else int(start), speed=speed,
                     balance=Decimal(balance), hedge=set(hedge or ()), weight_limit=weight_limit)
     if realism is not None:

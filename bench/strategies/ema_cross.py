@@ -18,7 +18,7 @@ from albra import indicators as ind
 from albra.candles import CandleSeries
 from albra.model import Direction
 from albra.optimize.space import FloatRange, IntRange
-from strategies.base import Decision, Enter, Exit, Features, LegView, Strategy
+from albra.strategies.base import Decision, Enter, Exit, Features, LegView, Strategy
 
 
 class BenchEmaCross(Strategy):

@@ -41,7 +41,7 @@ def test_pause_resume_across_processes_is_journaled(state: Path) -> None:
     st = albra(["status", "--offline", "--json"], state)
     data = json.loads(st.stdout)
     assert {f["scope"] for f in data["flags"]} == {"all", "master/TFPE"}
-    assert [a["account"] for a in data["accounts"]] == ["demo", "master", "sub1"]
+    assert [a["account"] for a in data["accounts"]] == ["demo", "demo-rehearsal", "master", "paper-live", "sub1"]
     r = albra(["resume", "--account", "master", "--strategy", "TFPE", "--json"], state)
     out = json.loads(r.stdout)
     assert out["entries_blocked_by"] == "all"  # the broader pause still applies, and the operator is told

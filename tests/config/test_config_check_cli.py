@@ -65,10 +65,13 @@ def test_malformed_toml_exit_2_with_line_and_column(tmp_path):
     assert r.stderr.startswith("config/albra.toml:2:14: malformed TOML at line 2, column 14: Illegal character")
 
 
-def test_missing_default_config_suggests_the_example(tmp_path):
+def test_missing_default_config_checks_the_shipped_example(tmp_path):
     r = run_check(cwd=tmp_path)
-    assert r.returncode == 2
-    assert "--config config/albra.example.toml" in r.stderr
+    assert r.returncode == 2  # its live accounts have no keys
+    assert "this is the example shipped with albra" in " ".join(r.stderr.split())
+    r = run_check("--account", "demo", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["config"]["paths"]["state_dir"] == str(tmp_path.resolve() / "state")
 
 
 def test_json_output(tmp_path):
@@ -94,7 +97,7 @@ def test_no_secret_appears_in_config_check_output(tmp_path):
     token = fake_bot_token(35)
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "albra.toml").write_text(
-        LIVE_MASTER + PAPER_BODY + '\n[accounts.sub1]\nmode = "testnet"\n')
+        LIVE_MASTER + PAPER_BODY + '\n[accounts.sub1]\nmode = "demo"\n')
     (tmp_path / ".env").write_text(f"SUB1_API_KEY={sub_key}\nSUB1_API_SECRET={sub_secret}\n")
     env = {
         "BINANCE_API_KEY": key,
@@ -124,7 +127,9 @@ def test_no_secret_appears_in_config_check_output(tmp_path):
     assert "BINANCE_API_KEY set (environment)" in human.stdout
     assert "SUB1_API_SECRET set (.env)" in human.stdout
     assert "apiKey=***" in human.stdout
+    assert "sub1 demo one_way/isolated → https://demo-fapi.binance.com" in human.stdout  # where demo orders go
     doc = json.loads(as_json.stdout)
+    assert doc["config"]["accounts"]["sub1"]["endpoint"] == "https://demo-fapi.binance.com"
     assert doc["config"]["accounts"]["master"]["api_key"] == {"env": "BINANCE_API_KEY", "status": "set",
                                                              "from": "environment"}
     assert doc["config"]["telegram"]["token"]["status"] == "set"

@@ -171,10 +171,16 @@ def test_secret_literal_in_toml_is_refused_without_echoing_it(write_config):
     assert not any(key in e or fake_key(2) in e for e in errs)
 
 
-def test_default_config_missing_suggests_the_example(project):
-    (err,) = errors_of(None)
-    assert err.startswith("config/albra.toml: no config file at the default config/albra.toml")
-    assert "--config config/albra.example.toml" in err
+def test_default_config_missing_loads_the_shipped_example_for_paper_only(project, clean_env):
+    from albra.config import ConfigError
+
+    s = load_settings(None)
+    assert s._example and s.config_path.name == "albra.example.toml"
+    assert s.require_secrets("demo") is None  # the paper demo runs
+    with pytest.raises(ConfigError, match="albra loaded its shipped example; a live account needs your own"):
+        s.require_secrets("master")  # a live account never starts from the example, keys or not
+    warnings = [str(p) for p in check_config(None, account="demo").warnings]
+    assert any("this is the example shipped with albra" in w for w in warnings), warnings
 
 
 def test_albra_config_env_selects_the_file(write_config, clean_env):
@@ -188,7 +194,7 @@ def test_albra_config_env_selects_the_file(write_config, clean_env):
 def test_env_overrides(write_config, clean_env, tmp_path):
     path = write_config(LIVE_MASTER + PAPER_BODY)
     clean_env.setenv("ALBRA_ACCOUNTS__DEMO__PAPER_BALANCE", "20000.5")
-    clean_env.setenv("ALBRA_ACCOUNTS__MASTER__MODE", "testnet")
+    clean_env.setenv("ALBRA_ACCOUNTS__MASTER__MODE", "demo")
     clean_env.setenv("ALBRA_ACCOUNTS__MASTER__POSITION_MODE", "hedge")
     clean_env.setenv("ALBRA_PATHS__STATE_DIR", str(tmp_path / "var-state"))
     clean_env.setenv("ALBRA_PATHS__LOG_DIR", "var/log")
@@ -200,7 +206,7 @@ def test_env_overrides(write_config, clean_env, tmp_path):
     s = load_settings(path)
     assert s.accounts["demo"].replay == {"BTCUSDT": replay}
     assert s.accounts["demo"].paper_balance == Decimal("20000.5")
-    assert s.accounts["master"].mode == "testnet"
+    assert s.accounts["master"].mode == "demo"
     assert s.accounts["master"].position_mode is PositionMode.HEDGE
     assert s.accounts["master"].strategies[0].leverage == 10  # the rest of the TOML account survives
     assert s.paths.state_dir == tmp_path / "var-state"
@@ -217,7 +223,7 @@ def test_bad_env_override_names_the_env_var(write_config, clean_env):
     assert "env ALBRA_ACCOUNTS__DEMO__PAPER_BALANCE: accounts.demo.paper_balance: Input should be a valid " \
            "decimal, got \"lots\"" in errs, errs
     assert any(e.startswith("env ALBRA_ACCOUNTS__DEMO__MODE: accounts.demo.mode: Input should be 'live', "
-                            "'testnet' or 'paper'") for e in errs), errs
+                            "'demo' or 'paper'") for e in errs), errs
 
 
 def test_unknown_env_section_is_an_error_but_plain_albra_vars_are_not(write_config, clean_env):
@@ -264,7 +270,7 @@ def test_original_env_names(write_config, clean_env):
         [accounts.sub1]
         mode = "live"
         [accounts.alt-2]
-        mode = "testnet"
+        mode = "demo"
     """)
     clean_env.setenv("BINANCE_API_KEY", fake_key(10))
     clean_env.setenv("BINANCE_API_SECRET", fake_key(11))  # the drifted name from the original docs
@@ -330,8 +336,16 @@ def test_replay_file_paths(write_config, project):
     (project / "data" / "b.csv").write_text("x")
     assert load_settings(path).accounts["demo"].replay["BTCUSDT"] == project.resolve() / "data" / "b.csv"
     path = write_config(PAPER_ONLY.replace('"BTCUSDT"', '"DOGEUSDT"'))
-    assert errors_of(path) == ["config/albra.toml: accounts.demo.replay: no bundled replay data for DOGEUSDT: set "
-                               "accounts.demo.replay.DOGEUSDT to a candle file"]
+    assert errors_of(path) == [
+        f"config/albra.toml: accounts.demo.replay: no replay data for DOGEUSDT in {project.resolve()}/state/data nor "
+        "bundled: `albra data download DOGEUSDT --start YYYY-MM-DD`, or set accounts.demo.replay.DOGEUSDT to a "
+        "candle file"]
+    # downloaded data is found by symbol (the finest interval), no path to write
+    (project / "state" / "data" / "DOGEUSDT").mkdir(parents=True)
+    (project / "state" / "data" / "DOGEUSDT" / "DOGEUSDT-1h.csv.gz").write_bytes(b"")
+    (project / "state" / "data" / "DOGEUSDT" / "DOGEUSDT-15m.csv.gz").write_bytes(b"")
+    assert load_settings(path).accounts["demo"].replay["DOGEUSDT"] == (
+        project.resolve() / "state" / "data" / "DOGEUSDT" / "DOGEUSDT-15m.csv.gz")
 
 
 def test_all_problems_reported_at_once(write_config):
@@ -355,3 +369,10 @@ def test_shipped_example_config_is_valid_for_demo(clean_env, repo_root):
     # Without --account, the live accounts' keys are required.
     assert {p.source for p in check_config(repo_root / "config" / "albra.example.toml").errors} >= {
         "env BINANCE_API_KEY", "env BINANCE_SECRET_KEY", "env SUB1_API_KEY", "env SUB1_API_SECRET"}
+
+
+def test_testnet_is_refused_with_the_way_to_demo(write_config, clean_env):
+    path = write_config(LIVE_MASTER.replace('mode = "live"', 'mode = "testnet"'))
+    errs = errors_of(path)
+    assert len(errs) == 1 and "accounts.master.mode" in errs[0], errs
+    assert 'Use mode = "demo"' in errs[0] and "demo.binance.com" in errs[0], errs

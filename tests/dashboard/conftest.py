@@ -3,7 +3,9 @@
 
 The server runs in its own thread and event loop because Playwright's sync API owns the test thread's loop.
 Chromium is Debian's /usr/bin/chromium (``tests/install_browser.sh``); Playwright's own browser download needs
-the internet, so it is never used. A missing browser FAILS the tests (it is part of the suite, not optional).
+the internet, so it is never used. Where Chromium cannot be installed the browser tests SKIP with the reason
+(``tests/.browser-unavailable``, written by the install script, or the missing path); ``ALBRA_REQUIRE_BROWSER=1`` makes
+a missing browser a failure instead.
 """
 
 from __future__ import annotations
@@ -150,19 +152,31 @@ def call(port: int, method: str, path: str, headers: dict[str, str] | None = Non
         conn.close()
 
 
+def _no_browser(why: str) -> None:
+    """Skip (or, with ALBRA_REQUIRE_BROWSER=1, fail) the browser tests, saying why."""
+    import os
+
+    marker = Path(__file__).resolve().parents[1] / ".browser-unavailable"
+    if marker.is_file():
+        why = f"{why} — tests/install_browser.sh could not install it: {marker.read_text().strip()}"
+    if os.environ.get("ALBRA_REQUIRE_BROWSER", "").strip().lower() in ("1", "true", "yes"):
+        pytest.fail(why, pytrace=False)
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="module")
 def browser_ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Debian's Chromium under Playwright, with a fresh profile. Fails (not skips) when either is missing.
+    """Debian's Chromium under Playwright, with a fresh profile. Skips with the reason when either is missing
+    (fails with ``ALBRA_REQUIRE_BROWSER=1``).
 
     Module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread while it
     is open, which would break every async test collected after the dashboard tests."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: {INSTALL_HINT}", pytrace=False)
+        _no_browser(f"{CHROMIUM} not found: {INSTALL_HINT}")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("the playwright package is missing: pip install -e '.[dev]' (then " + INSTALL_HINT + ")",
-                    pytrace=False)
+        _no_browser("the playwright package is missing: pip install -e '.[dev]' (then " + INSTALL_HINT + ")")
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(

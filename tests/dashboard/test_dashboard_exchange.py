@@ -33,7 +33,7 @@ log_dir = "{logs}"
 enabled = false
 
 [accounts.live1]
-mode = "testnet"
+mode = "demo"
 base_url = "{url}"
 api_key_env = "DASH_LIVE1_KEY"
 api_secret_env = "DASH_LIVE1_SECRET"

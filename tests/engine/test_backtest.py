@@ -8,9 +8,11 @@ import subprocess
 import sys
 
 from albra.candles import bundled
-from albra.engine.backtest import BacktestSetup, StrategySpec, frames_for, funding_for, run_backtest
+from albra.engine.backtest import BacktestSetup, StrategySpec, frames_for, run_backtest
+from albra.marketdata.layout import DataDir
+from albra.marketdata.sources import find_funding
 from albra.timefmt import parse_time
-from strategies import registry
+from albra.strategies import registry
 
 FIELDS = {"strategy", "symbol", "side", "quantity", "entry_time", "exit_time", "entry_price", "exit_price", "pnl",
           "fees", "exit_reason"}
@@ -19,7 +21,7 @@ FIELDS = {"strategy", "symbol", "side", "quantity", "entry_time", "exit_time", "
 def _setup(btc15m):
     return BacktestSetup([StrategySpec("TFPE"), StrategySpec("ZLMACD_ICHIMOKU")], {"BTCUSDT": [btc15m]},
                          parse_time("2024-03-01"), parse_time("2024-04-01"),
-                         funding={"BTCUSDT": funding_for("BTCUSDT")})
+                         funding={"BTCUSDT": find_funding("BTCUSDT", DataDir.resolve("nowhere")).rows})
 
 
 def test_deterministic_with_trades_of_both_strategies(btc15m):
@@ -31,6 +33,9 @@ def test_deterministic_with_trades_of_both_strategies(btc15m):
         assert FIELDS <= set(t)
         assert parse_time("2024-03-01") <= t["entry_time"] <= t["exit_time"] < parse_time("2024-04-02")
         assert t["exit_reason"]
+    # a strategy exit is named by the strategy's tag, never the order's purpose
+    reasons = {t["exit_reason"] for t in a.trades}
+    assert "exit" not in reasons and "opposite_cross" in reasons, reasons
     tot = a.summary["total"]
     assert tot["trades"] == len(a.trades) == sum(s["trades"] for s in a.summary["strategies"].values())
 

@@ -13,7 +13,7 @@ from albra.candles import bundled
 from albra.engine.backtest import BacktestSetup, StrategySpec, run_backtest
 from albra.strategy_params import ParamError, parse_params
 from albra.timefmt import parse_time
-from strategies import registry
+from albra.strategies import registry
 
 TFPE, TEMPLATE = registry.get("TFPE"), registry.get("TEMPLATE")
 

@@ -18,7 +18,7 @@ from albra.ledger import legs as L
 from albra.model import Direction
 from albra.sim.oco_probe import live_rig
 from albra.timefmt import kst_date
-from strategies.base import Enter, Exit
+from albra.strategies.base import Enter, Exit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -18,7 +18,7 @@ from albra.exchange import errors as X
 from albra.ledger import legs as L
 from albra.model import Direction, PositionMode
 from albra.store import flags, journal
-from strategies.base import Enter, Exit, MoveStop
+from albra.strategies.base import Enter, Exit, MoveStop
 
 from engine_helpers import make_sim, settle
 

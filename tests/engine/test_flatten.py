@@ -12,7 +12,7 @@ from albra.engine.syncrun import run_sync
 from albra.ledger import legs as L
 from albra.model import Direction, PositionMode
 from albra.store import incidents, journal
-from strategies.base import Enter
+from albra.strategies.base import Enter
 
 from engine_helpers import make_sim
 

@@ -25,7 +25,7 @@ from albra.ledger import legs as L
 from albra.orders import manager, protection
 from albra.model import Direction, PositionMode
 from albra.store import journal
-from strategies.base import Enter
+from albra.strategies.base import Enter
 
 from engine_helpers import make_sim, settle
 

@@ -20,7 +20,7 @@ from albra.ledger import legs as L
 from albra.model import Direction
 from albra.sim.oco_probe import live_rig
 from albra.store import journal
-from strategies.base import Enter
+from albra.strategies.base import Enter
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -91,3 +91,20 @@ async def test_an_entry_that_executes_after_it_was_given_up_is_reopened_and_prot
         assert "late_entry_recovered" in kinds
         # the bound: on the stream's event well under a second; without the stream the 5 s REST sync
         assert naked < (2.0 if stream else 8.0), (naked, t_exec - t_sent)
+
+
+async def test_a_stream_down_too_long_is_a_health_finding(monkeypatch) -> None:
+    """The user data stream's state is a health check: down past the threshold, the runner's heartbeat lists it
+    (status, dashboard and bot show the heartbeat's health); the watchdog is still fed (REST keeps the account
+    correct, only slower)."""
+    import json
+
+    from albra.engine import runner as runner_mod
+
+    monkeypatch.setattr(runner_mod, "STREAM_DOWN_WARN_S", 0.0)
+    async with live_rig(stream=False) as rig:
+        rig.runner._heartbeat(force=True)
+        [row] = rig.store.query("SELECT detail FROM runners WHERE name = ?", (rig.runner.name,))
+        detail = json.loads(row["detail"])
+        assert detail["stream"]["state"] == "down"
+        assert any("user data stream down" in p for p in detail["health"]), detail

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from albra.config import RiskLimits
 from albra.engine.executor import Executor, StrategySlot
 from albra.engine.reconcile import Reconciler
@@ -17,7 +19,7 @@ from albra.ledger import legs as L
 from albra.ledger.positions import compare_positions
 from albra.model import Direction, PositionMode
 from albra.store import incidents, journal
-from strategies.base import Enter
+from albra.strategies.base import Enter
 
 from engine_helpers import make_sim, settle
 
@@ -105,3 +107,43 @@ def test_a_closed_legs_stop_left_live_is_swept(store, monkeypatch):
     assert L.require_leg(store, b).sl_client_id in left  # the other leg keeps its stop
     assert L.require_leg(store, a).state is L.LegState.CLOSED
     assert journal.entries(store, kinds=("orphan_cancelled",))
+
+
+def test_an_unreadable_symbol_does_not_stop_resolution_of_the_others(store):
+    """Issue 13: an unresolvable record of one symbol does not stop the round for the others."""
+    from albra.exchange import errors as X
+    from albra.exchange.client_ids import make_client_id
+    from albra.exchange.types import OrderRequest
+    from albra.ledger import intents as I
+    from albra.model import Direction, OrderType, PositionSide
+    from albra.orders.resolution import resolve_unresolved
+
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    ex.on_candle("ETHUSDT", ex.now, 3000.0, 3000.0, 3000.0, 3000.0)
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        cid = make_client_id("acct", "TFPE", sym, ex.now, "entry")
+        I.record_entry(store, OrderRequest(cid, sym, Direction.LONG.entry_side, OrderType.MARKET, Decimal("0.01"),
+                                           PositionSide.BOTH), account="acct", strategy="TFPE",
+                       direction=Direction.LONG, position_mode=PositionMode.ONE_WAY, candle_ts=ex.now, now_ms=ex.now,
+                       stop_price=Decimal("1"))
+        I.mark_sent(store, cid, now_ms=ex.now)  # sent; the answer was lost (and the order never reached the book)
+    real = gw.fetch_order
+
+    async def eth_unreadable(symbol, client_id, is_algo):
+        if symbol == "ETHUSDT":
+            raise X.NetworkFailure("503 on ETHUSDT")
+        return await real(symbol, client_id, is_algo)
+
+    gw.fetch_order = eth_unreadable
+    done = run_sync(resolve_unresolved(store, gw, "acct", now_ms=ex.now))
+    assert [(r.client_id.split("-")[1], r.after) for r in done] == [("en", "not_found")]
+    left = I.unresolved(store, "acct")
+    assert [i.symbol for i in left] == ["ETHUSDT"]
+    assert any(j.symbol == "ETHUSDT" for j in journal.entries(store, kinds=("intent_unresolved",)))
+
+    async def all_unreadable(symbol, client_id, is_algo):
+        raise X.NetworkFailure("503 everywhere")
+
+    gw.fetch_order = all_unreadable
+    with pytest.raises(X.NetworkFailure):
+        run_sync(resolve_unresolved(store, gw, "acct", now_ms=ex.now))

@@ -19,7 +19,7 @@ from albra.ledger import legs as L
 from albra.model import Direction
 from albra.sim.oco_probe import live_rig
 from albra.store import journal
-from strategies.base import Enter
+from albra.strategies.base import Enter
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -27,7 +27,7 @@ from albra.model import Direction, PositionMode
 from albra.sim.testing import run_sim_server
 from albra.store import journal
 from albra.timefmt import parse_time
-from strategies.base import Enter
+from albra.strategies.base import Enter
 
 pytestmark = pytest.mark.anyio
 

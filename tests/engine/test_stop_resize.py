@@ -15,7 +15,7 @@ from albra.engine.syncrun import run_sync
 from albra.ledger import legs as L
 from albra.model import Direction, PositionMode
 from albra.store import journal
-from strategies.base import Enter, Exit
+from albra.strategies.base import Enter, Exit
 
 from engine_helpers import make_sim
 

@@ -1,4 +1,4 @@
-"""gateway_for: settings decide ccxt (live/testnet/base_url) or paper; the client factory's settings."""
+"""gateway_for: settings decide ccxt (live/demo/base_url) or paper; the client factory's settings."""
 
 from __future__ import annotations
 
@@ -36,14 +36,14 @@ async def test_client_settings_and_url_rewrite():
     finally:
         await ex.close()
     live = make_ccxt_client("live", "k", "s")
-    testnet = make_ccxt_client("testnet", "k", "s")
+    demo = make_ccxt_client("demo", "k", "s")
     try:
         assert live.enableRateLimit is True and live.urls["api"]["fapiPrivate"].startswith("https://fapi.binance.com")
-        assert "testnet" in testnet.urls["api"]["fapiPrivate"]
+        assert demo.urls["api"]["fapiPrivate"].startswith("https://demo-fapi.binance.com/")
     finally:
         await live.close()
-        await testnet.close()
-    for bad, word in ((("nope", "k", "s"), "mode"), (("local", "k", "s"), "base_url"),
+        await demo.close()
+    for bad, word in ((("nope", "k", "s"), "mode"), (("testnet", "k", "s"), "mode"), (("local", "k", "s"), "base_url"),
                       (("live", "k", None), "together")):
         with pytest.raises(ValueError, match=word):
             make_ccxt_client(*bad)
@@ -89,7 +89,7 @@ async def test_env_test_mode_never_turns_the_throttler_off_against_binance(monke
     made = []
     try:
         for url, throttled in ((None, True), ("https://fapi.binance.com", True), ("http://127.0.0.1:9", False)):
-            for mode in ("live", "testnet"):
+            for mode in ("live", "demo"):
                 gw = gateway_for("main", AccountSettings(mode=mode, base_url=url), keys, state_dir=tmp_path)
                 made.append(gw)
                 assert gw.client.enableRateLimit is throttled, (url, mode)

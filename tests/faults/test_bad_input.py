@@ -238,7 +238,7 @@ CASES: list[Case] = [
     Case("backtest-leverage-999", BT + ["--data", "BTCUSDT={good}", "--leverage", "999"], (2,), r"--leverage"),
     Case("backtest-bad-start", BT + ["--data", "BTCUSDT={good}", "--start", "yesterday-ish"], (2,), r"cannot read time"),
     Case("backtest-symbol-without-data", ["backtest", "-s", "TFPE", "--symbol", "XXXUSDT", "--data", "BTCUSDT={good}",
-                                          "-c", "{cfg}"], (2,), r"no --data for XXXUSDT"),
+                                          "-c", "{cfg}"], (2,), r"'XXXUSDT' is not listed"),
     Case("sim-speed-negative", SIM + ["--speed", "-1"], (2,), r"--speed must be", timeout=30),
     Case("sim-speed-nan", SIM + ["--speed", "nan"], (2,), r"--speed must be", timeout=30),
     Case("sim-port-70000", SIM + ["--port", "70000"], (2,), r"--port must be 0\.\.65535", timeout=30),

@@ -311,8 +311,8 @@ async def test_albra_bot_process_end_to_end(tmp_path: Path, api) -> None:
     with Store.open(s.db_path) as store:
         emit(store, AlertEvent("kill_switch:e2e", "kill_switch", message="drill"))
     root = Path(__file__).resolve().parents[2]
-    code = ("import sys, typer, commands.bot\napp = typer.Typer()\napp.callback()(lambda: None)\n"
-            "commands.bot.register(app)\nsys.argv = ['albra'] + sys.argv[1:]\napp()")
+    code = ("import sys, typer, albra.commands.bot\napp = typer.Typer()\napp.callback()(lambda: None)\n"
+            "albra.commands.bot.register(app)\nsys.argv = ['albra'] + sys.argv[1:]\napp()")
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": api.token, "PYTHONPATH": str(root)}
     env.pop("TELEGRAM_CHAT_ID", None)
     proc = await asyncio.create_subprocess_exec(

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-import commands.bot
+import albra.commands.bot
 
 # only the bot command (the full CLI is tested in tests/test_cli_imports.py)
 app = typer.Typer()
@@ -18,7 +18,7 @@ def _root() -> None:
     """albra (bot only)."""
 
 
-commands.bot.register(app)
+albra.commands.bot.register(app)
 
 BASE = """
 [paths]

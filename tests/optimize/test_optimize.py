@@ -18,7 +18,7 @@ from albra.optimize.job import Job
 from albra.optimize.space import FloatRange, IntRange, SpaceError, space_of
 from albra.optimize.study import SearchSpec, default_storage, search
 from albra.timefmt import parse_time
-from strategies import registry
+from albra.strategies import registry
 
 
 def test_walk_forward_plan_trains_before_it_tests():

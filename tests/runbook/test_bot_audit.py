@@ -14,7 +14,7 @@ from albra.notify.bot import AlbraBot, run_bot
 from albra.notify.testing import FakeBotApi
 from albra.runbook.audit import bot_audit
 from albra.store import Store
-from commands.bot import bot_functions
+from albra.commands.bot import bot_functions
 from tests.runbook.drill import BOOK, make_drill, seed_book, telegram_section
 
 pytestmark = pytest.mark.anyio

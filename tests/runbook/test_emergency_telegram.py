@@ -47,7 +47,7 @@ async def test_telegram_down_the_shutdown_still_succeeds_and_the_alert_stays_que
     with drill.store() as s:
         row = s.query_one("SELECT status, claimed_by, attempts FROM alerts WHERE kind='emergency_shutdown'")
         assert row["status"] == "queued" and row["claimed_by"] is None and row["attempts"] == 1
-    from commands.emergency import render
+    from albra.commands.emergency import render
 
     capsys.readouterr()
     render(out)  # the human output of the same report

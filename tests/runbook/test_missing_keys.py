@@ -29,7 +29,7 @@ async def test_read_commands_exit_2_naming_the_variable(keyless, capsys) -> None
     by = {a["account"]: a for a in out["accounts"]}
     assert by["sub1"]["config_error"] and "DRILL_SUB1_KEY" in by["sub1"]["reason"]
     assert by["main"]["reachable"] and by["main"]["agrees"]  # the other account is still audited
-    from commands.audit import render
+    from albra.commands.audit import render
 
     capsys.readouterr()
     render(out)  # what a person reads for the same result

@@ -99,9 +99,13 @@ def test_unknown_symbol_commands_exit_2_with_a_pointer(tmp_path):
 def test_backtest_solusdt_with_its_real_filters(tmp_path):
     csv = tmp_path / "SOLUSDT-15m.csv"
     sol_candles(csv, 3000)
-    out = _albra("backtest", "-s", "TFPE", "--symbol", "SOLUSDT", "--data", f"SOLUSDT={csv}", "--json", cwd=tmp_path)
+    args = ("backtest", "-s", "TFPE", "--symbol", "SOLUSDT", "--data", f"SOLUSDT={csv}", "--json")
+    refused = _albra(*args, cwd=tmp_path)  # no funding history for these candles: refused, never invented
+    assert refused.returncode == 2 and "--funding-rate" in refused.stderr
+    out = _albra(*args, "--funding-rate", "0.0001", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
+    assert doc["summary"]["funding"]["SOLUSDT"]["flat_rate"] == "0.0001"
     assert doc["summary"]["total"]["candles"] > 0 and doc["trades"]
     for t in doc["trades"]:  # SOLUSDT trades whole coins (step 1) on a 0.01 tick
         assert t["symbol"] == "SOLUSDT"

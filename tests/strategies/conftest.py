@@ -7,7 +7,7 @@ from functools import lru_cache
 import pytest
 
 from albra.candles import CandleSeries, bundled, load_candles
-from strategies.base import Strategy
+from albra.strategies.base import Strategy
 
 
 @lru_cache(maxsize=None)

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from albra.model import Direction
 from conftest import candles_15m, cut_frames, frames_for
-from strategies import registry
-from strategies.base import Features, LegView, Strategy
+from albra.strategies import registry
+from albra.strategies.base import Features, LegView, Strategy
 from walkforward import walk
 
 # Enough 15m bars for every strategy to warm up (ZLHMA's EMA200 on 1h needs 800 x 15m).
@@ -80,8 +80,8 @@ def test_prefix_decisions_equal_full_series(cls: type[Strategy], data: st.DataOb
 def test_the_comparison_catches_a_peeking_strategy() -> None:
     """The same comparison fails for a strategy whose features read the next candle (the
     original TFPE's centred swing window did this), so the property test can fail."""
-    from strategies.base import Features as F
-    from strategies.template import MaCrossTemplate
+    from albra.strategies.base import Features as F
+    from albra.strategies.template import MaCrossTemplate
 
     class Peeking(MaCrossTemplate):
         name = "PEEKING_TEST_ONLY"

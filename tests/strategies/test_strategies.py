@@ -14,8 +14,8 @@ import pytest
 from albra.candles import CandleSeries
 from albra.model import Direction
 from conftest import candles_15m, cut_frames, frames_for
-from strategies import registry
-from strategies.base import (Enter, Exit, Features, LegView, MoveStop, StrategyError, UpdateLegState,
+from albra.strategies import registry
+from albra.strategies.base import (Enter, Exit, Features, LegView, MoveStop, StrategyError, UpdateLegState,
                              align_higher, closed_candles, flat_after, tighter_stop)
 from walkforward import walk
 
@@ -53,7 +53,7 @@ def _package(tmp_path: Path, name: str, files: dict[str, str]) -> str:
 
 USER_STRAT = '''
     from pydantic import BaseModel, ConfigDict
-    from strategies.base import Features, Strategy
+    from albra.strategies.base import Features, Strategy
 
     class Mine(Strategy):
         name = "{name}"

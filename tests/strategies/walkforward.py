@@ -16,7 +16,7 @@ from typing import Mapping
 
 from albra.candles import CandleSeries
 from albra.model import Direction
-from strategies.base import Enter, Exit, LegView, MoveStop, Strategy, UpdateLegState
+from albra.strategies.base import Enter, Exit, LegView, MoveStop, Strategy, UpdateLegState
 
 
 @dataclass
