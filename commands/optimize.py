@@ -83,7 +83,7 @@ def optimize(
     balance: float = typer.Option(10_000.0, "--balance", help="Starting balance in USDT."),
     leverage: int = typer.Option(10, "--leverage", min=1, max=125),
     size_pct: float = typer.Option(24.0, "--size-pct", help="Leg notional as % of equity."),
-    funding: Optional[List[str]] = typer.Option(None, "--funding", help="SYMBOL=FILE funding rates (default: bundled)."),
+    funding: Optional[List[str]] = typer.Option(None, "--funding", help="SYMBOL=FILE funding rates (default: the data directory's, else bundled)."),
     json_out: bool = JsonOption,
     config: Optional[str] = ConfigOption,
 ) -> None:
@@ -91,7 +91,6 @@ def optimize(
     import tempfile
     from pathlib import Path
 
-    from albra.candles import bundled
     from albra.optimize.folds import plan
     from albra.optimize.job import OBJECTIVES, Job
     from albra.optimize.space import SpaceError, space_of
@@ -118,15 +117,28 @@ def optimize(
     if missing:
         fail(f"no --data for {', '.join(missing)}")
     explicit = {k: v[0] for k, v in _paths(list(funding or []), "--funding").items()}
-    fund = {s: explicit.get(s) or (str(bundled(f"{s}-funding.csv")) if bundled(f"{s}-funding.csv").is_file() else "")
-            for s in symbols}
-    from albra.candles import CandleFileError, load_candles
+    from albra.candles import CandleFileError, load_candles, load_funding
+    from albra.marketdata.layout import DataDir
+    from albra.marketdata.sources import funding_file, funding_gap
 
     try:
         first = [load_candles(files[s][0], symbol=s) for s in symbols]
-        start_ms = parse_time(start) if start else max(int(x.ts[0]) for x in first)
-        end_ms = parse_time(end) if end else min(int(x.ts[-1]) + x.interval_ms for x in first)
+        lo = max(int(x.ts[0]) for x in first)
+        hi = min(int(x.ts[-1]) + x.interval_ms for x in first)
+        start_ms = parse_time(start) if start else lo
+        end_ms = parse_time(end) if end else hi
+        if start_ms < lo or end_ms > hi or start_ms >= end_ms:
+            fail(f"--start/--end {_day(start_ms)} → {_day(end_ms)}: the candles given cover {_day(lo)} → "
+                 f"{_day(hi)} (every symbol); choose a window inside it")
         fold_plan = plan(start_ms, end_ms, folds, holdout)
+        fund: dict[str, str] = {}
+        for s in symbols:  # funding is never invented: the whole window needs real rates, as for albra backtest
+            where = funding_file(s, DataDir.resolve(None), Path(explicit[s]) if s in explicit else None)
+            gap = funding_gap(load_funding(where[0]) if where else [], start_ms, end_ms)
+            if gap is not None:
+                fail(f"{s}: funding is not known for the whole window ({where[1] + ': ' if where else ''}{gap}); "
+                     f"give --funding {s}=FILE or download it with `albra data download {s}`")
+            fund[s] = str(where[0]) if where else ""
     except (CandleFileError, ValueError) as e:
         fail(str(e))
     risk = None

@@ -100,3 +100,17 @@ def test_cli_refuses_unknown_objective_and_strategy_without_space(tmp_path):
     assert out.returncode == 2 and "--objective" in out.stderr + out.stdout
     out = subprocess.run(base + ["-s", "MOMENTUM"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 2 and "declares no search_space" in out.stderr + out.stdout
+
+
+def test_cli_refuses_a_window_without_funding(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "albra", "optimize", "-s", "TEMPLATE", "--symbol", "BTCUSDT",
+                          "--data", f"BTCUSDT={bundled('BTCUSDT-15m.csv.gz')}", "--start", "2024-01-01",
+                          "--end", "2024-12-01"], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                         env={**os.environ, "ALBRA_DATA_DIR": str(tmp_path / "data")})
+    assert out.returncode == 2 and "the candles given cover 2024-01-01" in out.stderr + out.stdout
+    empty = tmp_path / "funding.csv"
+    empty.write_text("timestamp,funding_rate\n")
+    out = subprocess.run([sys.executable, "-m", "albra", "optimize", "-s", "TEMPLATE", "--symbol", "BTCUSDT",
+                          "--data", f"BTCUSDT={bundled('BTCUSDT-15m.csv.gz')}", "--funding", f"BTCUSDT={empty}"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert out.returncode == 2 and "funding is not known for the whole window" in out.stderr + out.stdout
