@@ -97,9 +97,12 @@ class ConsoleFormatter(logging.Formatter):
         extras = " ".join(
             f"{k}={v}"
             for k, v in vars(record).items()
-            if k not in _STANDARD_ATTRS and not k.startswith("_")
+            if k not in _STANDARD_ATTRS and not k.startswith("_") and k != "event_ts"
         )
-        line = f"{fmt_kst(_record_ms(record))} {record.levelname:<7} {_message(record)}"
+        # an event that carries its own time (an alert: the candle's exchange time in a replay) is shown at it
+        stamp = getattr(record, "event_ts", None)
+        line = f"{fmt_kst(stamp if isinstance(stamp, int) else _record_ms(record))} {record.levelname:<7} " \
+               f"{_message(record)}"
         if extras:
             line += f"  {extras}"
         exc = _exception_text(record)

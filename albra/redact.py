@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
+#: shorter values are not secrets worth masking everywhere (a Binance key is 64 characters, a bot token ~46)
+MIN_SECRET_LEN = 8
 
 # 64 letters/digits not touching other letters/digits: the shape of Binance API keys and secrets.
 # (It also catches hex SHA-256 digests such as request signatures — redacting those is harmless.)
@@ -39,8 +41,10 @@ class Redactor:
         self._regex = self._compile()
 
     def register(self, value: str | None) -> None:
-        """Remember ``value`` (and its URL-encoded forms) so it is redacted from now on."""
-        if not value:
+        """Remember ``value`` (and its URL-encoded forms) so it is redacted from now on. A value shorter than
+        ``MIN_SECRET_LEN`` is not registered: masking every "a" would mangle all output (and crashed ``config check``);
+        no real key is that short, and ``config check`` warns about it."""
+        if not value or len(value) < MIN_SECRET_LEN:
             return
         forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
         with self._lock:

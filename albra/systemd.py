@@ -62,6 +62,9 @@ class Notifier:
 
 @dataclass(frozen=True)
 class UnitOptions:
+    """What the units are built from. ``state_dir``/``log_dir`` are the config's own (absolute) directories — the
+    only places the hardened services may write; by default ``state``/``logs`` under ``project_dir``."""
+
     project_dir: Path
     albra_bin: Path
     config: Path
@@ -69,6 +72,15 @@ class UnitOptions:
     watchdog_sec: int = 60
     stop_timeout_sec: int = 45
     memory_max: str = "800M"
+    state_dir: Path | None = None
+    log_dir: Path | None = None
+
+    @property
+    def writable(self) -> list[Path]:
+        return [self.state_dir or self.project_dir / "state", self.log_dir or self.project_dir / "logs"]
+
+
+FAILURE_UNIT = "albra-alert@.service"
 
 
 HARDENING = """NoNewPrivileges=yes
@@ -96,7 +108,7 @@ MemoryMax={memory_max}"""
 
 
 def _common(o: UnitOptions) -> str:
-    rw = " ".join(str(o.project_dir / d) for d in ("state", "logs"))
+    rw = " ".join(str(p) for p in o.writable)
     user = f"User={o.user}\n" if o.user else ""
     return (f"{user}WorkingDirectory={o.project_dir}\nEnvironmentFile=-{o.project_dir / '.env'}\n"
             f"Environment=PYTHONUNBUFFERED=1\n" + HARDENING.format(rw=rw, memory_max=o.memory_max))
@@ -114,6 +126,7 @@ After=network-online.target
 Wants=network-online.target
 StartLimitIntervalSec=600
 StartLimitBurst=5
+OnFailure=albra-alert@%n.service
 
 [Service]
 Type=notify
@@ -141,6 +154,7 @@ def bot_unit(o: UnitOptions) -> str:
 Description=albra Telegram bot
 After=network-online.target
 Wants=network-online.target
+OnFailure=albra-alert@%n.service
 
 [Service]
 Type=simple
@@ -155,8 +169,24 @@ WantedBy=multi-user.target
 """
 
 
+def failure_unit(o: UnitOptions) -> str:
+    """``albra-alert@.service``: run by systemd (``OnFailure=``) when a runner or the bot unit fails — crashed,
+    killed, watchdog timeout, start limit hit. It queues a CRITICAL alert naming the unit and delivers it to Telegram
+    at once (``albra service notify-failure``), so a dead runner is reported even while the bot is down too."""
+    return f"""# Rendered by `albra service install`. Started by OnFailure= of albra@.service and albra-bot.service.
+[Unit]
+Description=albra alert: %i failed
+
+[Service]
+Type=oneshot
+ExecStart={o.albra_bin} service notify-failure %i --config {o.config}
+TimeoutStartSec=60
+{_common(o)}
+"""
+
+
 def render_units(o: UnitOptions) -> dict[str, str]:
-    return {"albra@.service": runner_unit(o), "albra-bot.service": bot_unit(o)}
+    return {"albra@.service": runner_unit(o), "albra-bot.service": bot_unit(o), FAILURE_UNIT: failure_unit(o)}
 
 
 def install_units(o: UnitOptions, target_dir: Path) -> list[Path]:

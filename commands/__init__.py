@@ -23,6 +23,7 @@ _MODULES: list[str] = [
     # the runbook, in the order an operator reaches for it
     "run",
     "control",
+    "killswitch",
     "status",
     "audit",
     "reconcile",
@@ -30,6 +31,9 @@ _MODULES: list[str] = [
     "restart",
     "incident",
     "session_log",
+    "drill",
+    "report",
+    "upgrade",
     # the rest of the toolkit
     "backtest",
     "optimize",

@@ -99,6 +99,54 @@ def disk_full_note(state_dir: "Path") -> str:
             f"the store file may well be intact — free space and retry before restoring or moving anything.")
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_output_path(path: "str | Path", what: str) -> "Path":
+    """An output file a command may write, or exit 2 naming why not: a directory, or an SQLite database (the live
+    store above all — ``--output state/albra.db`` must never replace the ledger) is refused before any work."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        fail(f"{what} {p} is a directory; give a file name (e.g. {p / 'out.csv'})")
+    name = p.name
+    if name.endswith(("-wal", "-shm", "-journal")) or name == "albra.db":
+        fail(f"{what} {p} looks like the albra store (or its journal files); refusing to overwrite it")
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return p
+    except OSError as e:
+        fail(f"{what} {p} cannot be read to check it: {e}")
+    if head == SQLITE_MAGIC:
+        fail(f"{what} {p} is an SQLite database (the albra store?); refusing to overwrite it — pick another file")
+    return p
+
+
+def checked_reason(reason: str) -> str:
+    """A ``--reason`` as it will be stored (control characters removed), or exit 2 when it is too long."""
+    from albra.store.flags import clean_reason
+
+    try:
+        return clean_reason(reason)
+    except ValueError as e:
+        fail(str(e))
+
+
+def cli_actor() -> str:
+    """Who did it, for the journal: ``cli:<login user>`` (``$SUDO_USER`` when run through sudo)."""
+    import getpass
+    import os
+
+    try:
+        user = os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}"
+
+
 def emit_json(obj: Any) -> None:
     """JSON for scripts: one document on stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str, sort_keys=False) + "\n")

@@ -14,7 +14,7 @@ from typing import Any, List, Optional
 import typer
 
 from albra.commands import EXIT_USAGE
-from albra.commands._common import ConfigOption, JsonOption, emit_json, fail
+from albra.commands._common import ConfigOption, JsonOption, check_output_path, emit_json, fail
 
 
 def _parse_data(specs: list[str]) -> dict[str, list[Any]]:
@@ -131,12 +131,18 @@ def backtest(
         overrides = parse_params(list(param or []), classes)
     except (RegistryError, ParamError) as e:
         fail(str(e))
-    if html_out and not Path(html_out).resolve().parent.is_dir():
-        fail(f"--html {html_out}: folder {Path(html_out).resolve().parent} does not exist")
+    if html_out:  # checked before the replay, like --trades-csv: never the store, never a directory
+        check_output_path(html_out, "--html")
+        if not Path(html_out).resolve().parent.is_dir():
+            fail(f"--html {html_out}: folder {Path(html_out).resolve().parent} does not exist")
     if not 0 < size_pct <= 100:
         fail(f"--size-pct must be in (0, 100], got {size_pct}")
     if not balance > 0 or balance == float("inf"):  # also refuses nan and inf, which Decimal cannot size from
         fail(f"--balance must be a positive finite number, got {balance}")
+    if balance > 1e12:
+        fail(f"--balance {balance:g} is more than 1e12 USDT: not a balance this simulator can size from")
+    if trades_csv:  # checked before the replay: a directory or the store is an error now, not after the run
+        check_output_path(trades_csv, "--trades-csv")
     try:
         mode = PositionMode(position_mode)
     except ValueError:
@@ -229,10 +235,13 @@ def backtest(
 
         cols = ["strategy", "symbol", "side", "quantity", "entry_time", "exit_time", "entry_price", "exit_price",
                 "pnl", "fees", "funding", "exit_reason", "funding_source", "filters"]
-        with open(trades_csv, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            w.writerows(res.trades)
+        try:
+            with open(trades_csv, "w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(fh, fieldnames=cols)
+                w.writeheader()
+                w.writerows(res.trades)
+        except OSError as e:
+            fail(f"cannot write --trades-csv {trades_csv}: {e}")
     if html_out:
         from albra.backtest_report import write_html
 
@@ -240,8 +249,11 @@ def backtest(
         for s in symbols:
             base = min(series[s], key=lambda x: x.interval_ms).slice(start_ms, end_ms)
             prices[s] = ([int(t) + base.interval_ms for t in base.ts.tolist()], base.close.tolist())
-        write_html(html_out, res.summary, res.trades, res.curve, prices,
-                   title=f"albra backtest: {', '.join(c.name for c in classes)} on {', '.join(symbols)}")
+        try:
+            write_html(html_out, res.summary, res.trades, res.curve, prices,
+                       title=f"albra backtest: {', '.join(c.name for c in classes)} on {', '.join(symbols)}")
+        except OSError as e:
+            fail(f"cannot write --html {html_out}: {e}")
     if json_out:
         emit_json({"summary": res.summary, "trades": res.trades})
     else:

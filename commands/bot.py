@@ -97,6 +97,7 @@ def _run(config: str | None, send_alerts: bool, poll_timeout: int = 10) -> None:
 
     from albra.log import setup_logging
     from albra.notify.bot import AlbraBot, run_bot
+    from albra.notify.liveness_watch import LivenessWatch
     from albra.notify.sender import AlertSender
     from albra.notify.transport import TelegramTransport
     from albra.notify.wiring import alert_chats, bot_api_base_url, routing_from_settings
@@ -118,7 +119,8 @@ def _run(config: str | None, send_alerts: bool, poll_timeout: int = 10) -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_bot(bot, token.reveal(), base_url=base_url,
                       sender_factory=sender_factory if send_alerts else None, stop=stop,
-                      poll_timeout=poll_timeout)
+                      poll_timeout=poll_timeout, heartbeat_s=settings.runner.heartbeat_s,
+                      watch=LivenessWatch(settings, store).check)
 
     try:
         asyncio.run(main())

@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 
-from albra.commands._common import ConfigOption, JsonOption, disk_full_note, emit_json, fail, load, open_store
+from albra.commands._common import (ConfigOption, JsonOption, checked_reason, cli_actor, disk_full_note, emit_json,
+                                   fail, load, open_store)
 
 
 def _scope_check(settings, account: str | None, strategy: str | None) -> tuple[str, str]:
@@ -36,13 +37,14 @@ def _apply(pause: bool, config: str | None, account: str | None, strategy: str |
 
     settings = load(config)
     acct, strat = _scope_check(settings, account, strategy)
+    reason = checked_reason(reason)
     import sqlite3
 
     store = open_store(settings)
     try:
         fn = flags.pause if pause else flags.resume
-        flag = fn(store, acct, strat, reason=reason, actor="cli")
-        still = flags.entry_block(store, acct, strat) if acct else None
+        flag = fn(store, acct, strat, reason=reason, actor=cli_actor())
+        still = flags.entry_block(store, acct, strat) if acct else flags.kill_switch(store)
     except sqlite3.OperationalError as e:  # full disk, locked past the busy timeout: the flag was NOT set
         fail(f"{'pause' if pause else 'resume'} NOT recorded: the store {settings.db_path} cannot be written: {e}"
              f"{disk_full_note(settings.paths.state_dir)}")
@@ -50,17 +52,24 @@ def _apply(pause: bool, config: str | None, account: str | None, strategy: str |
         store.close()
     if as_json:
         emit_json({"action": "pause" if pause else "resume", "scope": flag.scope, "reason": reason,
-                   "entries_blocked_by": still.scope if (still and not pause) else None})
+                   "entries_blocked_by": still.scope if (still and not pause) else None,
+                   "blocked_by_kind": still.kind if (still and not pause) else None,
+                   "trading_blocked": flags.block_text(still) if (still and not pause) else None})
         return
     from rich.console import Console
 
     c = Console(highlight=False)
     word = "[bold yellow]paused[/]" if pause else "[bold green]resumed[/]"
+    if not pause and still is not None and still.kind == flags.KILL_SWITCH:
+        c.print(f"pause cleared for {flag.scope}, but [bold red]new entries are still BLOCKED[/]: "
+                f"{flags.block_text(still)}", soft_wrap=True)
+        return
     c.print(f"{word} new entries: {flag.scope}" + (f" — {reason}" if reason else ""))
     if pause:
         c.print("exits and protective orders keep working.")
     elif still is not None:
-        c.print(f"[yellow]note:[/] entries for {flag.scope} are still blocked by {still.kind} on {still.scope}")
+        c.print(f"[yellow]note:[/] entries for {flag.scope} are still blocked: {flags.block_text(still)}",
+                soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

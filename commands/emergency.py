@@ -8,18 +8,21 @@ are still handled); 3 an account's exchange is unreachable (the others are still
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
 from albra.commands import EXIT_USAGE
-from albra.commands._common import ConfigOption, JsonOption, emit_json, fail, load
+from albra.commands._common import ConfigOption, JsonOption, cli_actor, emit_json, fail, load
 
 
 def register(app: typer.Typer) -> None:
     @app.command("emergency-shutdown")
     def emergency_cmd(
-        account: Optional[str] = typer.Option(None, "--account", "-a", help="Only this account (default: all)."),
+        account: Optional[List[str]] = typer.Option(
+            None, "--account", "-a", help="Only this account (repeat for more); its kill switch only."),
+        all_: bool = typer.Option(False, "--all", help="Every account and the global kill switch (the default "
+                                                       "when no --account is named)."),
         keep_positions: bool = typer.Option(False, "--keep-positions",
                                             help="Freeze only: cancel orders and stop runners, keep positions open."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
@@ -40,9 +43,12 @@ def register(app: typer.Typer) -> None:
         from albra.runbook.emergency import emergency_shutdown
 
         settings = load(config)
-        if account and account not in settings.accounts:
-            fail(f"unknown account {account!r}; configured: {', '.join(sorted(settings.accounts))}")
-        accounts = [account] if account else sorted(settings.accounts)
+        if account and all_:
+            fail("--all and --account exclude each other: --all acts on every account")
+        for a in account or []:
+            if a not in settings.accounts:
+                fail(f"unknown account {a!r}; configured: {', '.join(sorted(settings.accounts))}")
+        accounts = sorted(set(account)) if account else sorted(settings.accounts)
         if not accounts:
             fail("no accounts configured")
         what = ("cancel every order and stop the runners (positions stay open)" if keep_positions
@@ -55,7 +61,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo("aborted; nothing was done")
                 raise typer.Exit(EXIT_USAGE)
         rep = asyncio.run(emergency_shutdown(settings, accounts, keep_positions=keep_positions, rounds=rounds,
-                                             stop_timeout_s=stop_timeout, telegram_timeout_s=telegram_timeout))
+                                             stop_timeout_s=stop_timeout, telegram_timeout_s=telegram_timeout,
+                                             all_accounts=not account, actor=cli_actor()))
         data = rep.as_dict()
         if as_json:
             emit_json(data)

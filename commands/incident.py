@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from albra.commands import EXIT_USAGE
-from albra.commands._common import ConfigOption, JsonOption, emit_json, fail, load, open_store
+from albra.commands._common import ConfigOption, JsonOption, check_output_path, emit_json, fail, load, open_store
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +31,10 @@ def register(app: typer.Typer) -> None:
         if list_ == bool(incident_id):
             fail("give exactly one of --incident-id ID or --list", EXIT_USAGE)
         settings = load(config)
+        if output is not None:
+            check_output_path(output, "--output")
+            if output.resolve() == settings.db_path.resolve():
+                fail(f"--output {output} is the live store {settings.db_path}; refusing to overwrite it")
         store = open_store(settings, create=False)
         try:
             if list_:

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         """Explain every ledger/exchange difference (cause, repair); --apply repairs and re-audits."""
         import asyncio
 
-        from albra.runbook.reconcile import exit_code, reconcile_accounts
+        from albra.runbook.reconcile import deliver_raised, exit_code, outbox_mark, reconcile_accounts
 
         if cancel_unknown and not apply:
             fail("--cancel-unknown only makes sense with --apply")
@@ -38,12 +38,18 @@ def register(app: typer.Typer) -> None:
         accounts = [account] if account else sorted(settings.accounts)
         store = open_store(settings, create=False)
         try:
-            results = asyncio.run(reconcile_accounts(settings, store, accounts, apply=apply,
-                                                     cancel_unknown=cancel_unknown))
+            mark = outbox_mark(store)
+
+            async def work() -> tuple[list, str]:
+                got = await reconcile_accounts(settings, store, accounts, apply=apply, cancel_unknown=cancel_unknown)
+                return got, await deliver_raised(settings, store, mark)
+
+            results, alerts = asyncio.run(work())
         finally:
             store.close()
         code = exit_code(results)
-        data = {"applied": apply, "accounts": [r.as_dict() for r, _ in results], "exit_code": code}
+        data = {"applied": apply, "accounts": [r.as_dict() for r, _ in results], "exit_code": code,
+                "alerts": alerts}
         if as_json:
             emit_json(data)
         else:
@@ -74,5 +80,7 @@ def render(d: dict[str, Any]) -> None:
             for r in a["remaining"] + [{"symbol": f["symbol"], "issue": f["kind"] + ": " + f["detail"]}
                                        for f in a["still_found"]]:
                 c.print(f"  [red]left[/] {r['symbol']}: {r['issue']}")
+    if d.get("alerts"):
+        c.print(f"alerts: {d['alerts']}")
     if not d["applied"] and any(a["proposals"] for a in d["accounts"]):
         c.print("run again with --apply to carry the repairs out")

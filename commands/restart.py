@@ -7,7 +7,7 @@ Exit codes: 0 restarted and ready (or, with --dry-run, nothing blocks); 1 blocke
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -22,6 +22,10 @@ def register(app: typer.Typer) -> None:
         account: Optional[str] = typer.Option(None, "--account", "-a", help="Only this account's runner."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done; change nothing."),
         force: bool = typer.Option(False, "--force", help="Restart even when the state cannot be vouched for."),
+        accept_kill_switch: bool = typer.Option(False, "--accept-kill-switch",
+                                                help="Restart even though the kill switch is on (it stays on)."),
+        accept_incident: Optional[List[str]] = typer.Option(
+            None, "--accept-incident", help="An open incident reviewed and accepted (repeat for more)."),
         ready_timeout: float = typer.Option(90.0, "--ready-timeout", min=1.0, help="Seconds to wait for ready."),
         config: Optional[str] = ConfigOption,
         as_json: bool = JsonOption,
@@ -38,7 +42,8 @@ def register(app: typer.Typer) -> None:
         store = open_store(settings, create=False)
         try:
             plan = safe_restart(settings, store, accounts, dry_run=dry_run, force=force,
-                                ready_timeout_s=ready_timeout)
+                                ready_timeout_s=ready_timeout, accept_kill_switch=accept_kill_switch,
+                                accept_incidents=tuple(accept_incident or ()))
         finally:
             store.close()
         data = plan.as_dict()

@@ -49,10 +49,19 @@ def run(
         setup_logging(settings, f"run-{account}")
     except Exception as e:  # logging must not be the reason a runner cannot start; say why
         typer.echo(f"warning: file logging unavailable: {e}", err=True)
+    import sys
+
+    paper = settings.account(account).mode.value == "paper"
+    bar = _ReplayBar() if paper and not json_out and sys.stderr.isatty() else None
     try:
         runner = Runner(settings, account, store=store, max_candles=max_candles, until_ms=until_ms,
-                        announce=lambda msg: typer.echo(msg, err=True))
-        summary = asyncio.run(runner.run())
+                        announce=lambda msg: typer.echo(msg, err=True),
+                        progress=bar.update if bar is not None else None)
+        if bar is not None:
+            with bar:
+                summary = asyncio.run(runner.run())
+        else:
+            summary = asyncio.run(runner.run())
     except WriterBusy as e:  # not a usage error: the account is being written by another process (exit 1)
         fail(str(e), 1)
     except RunnerError as e:
@@ -70,15 +79,81 @@ def run(
     if json_out:
         emit_json(summary.as_dict())
         return
-    from rich.console import Console
+    render_summary(account, summary.as_dict())
 
-    s = summary.as_dict()
-    Console(highlight=False).print(
+
+def render_summary(account: str, s: dict) -> None:
+    """The end of a session, as a trading desk would want it: result, costs, drawdown, and each strategy's part."""
+    from decimal import Decimal
+
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console(highlight=False)
+    dd = "-" if s.get("max_drawdown_pct") is None else f"{s['max_drawdown_pct']:.2f}%"
+    c.print(
         f"[bold]albra run {account}[/] stopped ({s['stopped_by']}): {s['candles']} candles, {s['evaluations']} "
-        f"evaluations, {s['trades']} closed trades ({s['wins']} won), PnL {float(summary.pnl):.2f} USDT, equity "
-        f"{s['equity'] or '-'} USDT, open legs {s['open_legs']}, refusals {s['refusals']}")
-    for sym, src in s["funding"].items():
-        Console(highlight=False).print(f"funding {sym}: {src}")
+        f"evaluations, {s['trades']} closed trades ({s['wins']} won), PnL {Decimal(s['pnl']):.2f} USDT (after fees "
+        f"{s['fees']} and funding {s['funding_paid']}), max drawdown {dd}, equity {s['equity'] or '-'} USDT, open legs "
+        f"{s['open_legs']}, refusals {s['refusals']}")
+    if s.get("by_strategy"):
+        t = Table(title="By strategy", title_justify="left")
+        for col in ("strategy", "trades", "won", "win rate", "net PnL", "fees", "funding"):
+            t.add_column(col, justify="left" if col == "strategy" else "right")
+        for name, b in s["by_strategy"].items():
+            rate = f"{b['wins'] / b['trades'] * 100:.0f}%" if b["trades"] else "-"
+            t.add_row(name, str(b["trades"]), str(b["wins"]), rate, b["pnl"], b["fees"], b["funding"])
+        c.print(t)
+    for sym, src in (s.get("funding") or {}).items():
+        c.print(f"funding {sym}: {src}")
+
+
+class _ReplayBar:
+    """A Rich progress bar over a paper replay (exchange time covered), with log lines printed above it."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                                 transient=True)
+        self.task = self.progress.add_task("replay", total=1)
+        self._swapped: list = []
+
+    def update(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __enter__(self) -> "_ReplayBar":
+        import logging
+
+        from albra.log import ConsoleFormatter
+
+        console = self.progress.console
+        fmt = ConsoleFormatter()
+
+        class _Above(logging.Handler):  # log lines (alerts) scroll above the bar instead of tearing it
+            def emit(self, record: logging.LogRecord) -> None:
+                console.print(fmt.format(record), markup=False, highlight=False, soft_wrap=True)
+
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                root.removeHandler(h)
+                self._swapped.append(h)
+        self._above = _Above()
+        root.addHandler(self._above)
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import logging
+
+        self.progress.stop()
+        root = logging.getLogger()
+        root.removeHandler(self._above)
+        for h in self._swapped:
+            root.addHandler(h)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,11 +16,14 @@ from albra.commands._common import ConfigOption, JsonOption, emit_json, load, op
 
 def render_offline(data: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     c = Console(highlight=False)
     ks = "[bold red]ON[/]" if data["kill_switch"] else "[green]off[/]"
     c.print(f"[bold]albra status[/] (store only) as of {data['as_of']} — kill switch {ks}")
+    for k in data["kill_switches"]:
+        c.print(f"[bold red]{escape(k['text'])}[/]", soft_wrap=True)
     if data["flags"]:
         t = Table(title="Flags", title_justify="left")
         for col in ("kind", "scope", "reason", "actor", "since"):
@@ -33,7 +36,7 @@ def render_offline(data: dict[str, Any]) -> None:
         t.add_column(col)
     for a in data["accounts"]:
         r = a["runner"]
-        runner = f"[green]up[/] since {r['since']}" if r["alive"] else f"[red]down[/] ({r['state']})"
+        runner = f"[green]{escape(r['text'])}[/]" if r["alive"] else f"[bold red]{escape(r['text'])}[/]"
         dd = "-" if a["drawdown_pct"] is None else f"{a['drawdown_pct']:.2f}% (L{a['mdd_level']})"
         dl = "-" if a["daily_loss_pct"] is None else f"{a['daily_loss_pct']:.2f}%"
         t.add_row(a["account"], a["mode"], runner, a["equity"] or "-", dd, dl, str(len(a["legs"])),
@@ -70,6 +73,7 @@ def render_offline(data: dict[str, Any]) -> None:
 
 def render_live(data: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     render_offline(data)
@@ -92,6 +96,11 @@ def render_live(data: dict[str, Any]) -> None:
         t.add_row(a["account"], ex["equity"], ex["unrealized"], dd, dl, str(len(ex["positions"])), "")
         legs += [(a["account"], g) for g in ex["legs"]]
     c.print(t)
+    for a in data["accounts"]:
+        for m in a["exchange"].get("mismatches") or []:
+            c.print(f"[bold red]mismatch[/] {a['account']} {m['symbol']} {m['position_side']}: ledger "
+                    f"{m['ledger_qty']} vs exchange {m['exchange_qty']} — {escape(m['cause'])} "
+                    f"(`albra reconcile` explains and repairs it)", soft_wrap=True)
     if legs:
         t = Table(title="Positions by strategy (mark from the exchange)", title_justify="left")
         for col in ("account", "symbol", "strategy", "side", "qty", "entry", "mark", "uPnL"):
@@ -117,10 +126,18 @@ def register(app: typer.Typer) -> None:
         settings = load(config)
         if account and account not in settings.accounts:
             fail(f"unknown account {account!r}; configured: {', '.join(sorted(settings.accounts))}")
+        import sqlite3
+
         store = open_store(settings)
         try:
             if offline:
-                data = offline_status(settings, store, account)
+                try:
+                    data = offline_status(settings, store, account)
+                except sqlite3.DatabaseError as e:  # a table gone, a damaged page: a clear error, never a traceback
+                    from albra.store.db import recovery_hint
+
+                    fail(f"the store {settings.db_path} cannot be read ({e}): it is damaged or not albra's. "
+                         f"{recovery_hint(settings.db_path)}")
             else:
                 import asyncio
 

@@ -284,8 +284,19 @@ def _strategy_problems(settings: Settings, label: str) -> tuple[list[ConfigProbl
             notes.append("strategy names and params not checked: strategies.registry is not available")
     for acc_name, acc in settings.accounts.items():
         seen: dict[tuple[str, str], int] = {}
+        leverage: dict[str, tuple[int, int]] = {}  # symbol → (leverage, strategies[i] that set it)
         for i, st in enumerate(acc.strategies):
             base = f"accounts.{acc_name}.strategies[{i}]"
+            for sym in st.symbols:
+                if not st.enabled:
+                    continue
+                if sym in leverage and leverage[sym][0] != st.leverage:
+                    lv, j = leverage[sym]
+                    problems.append(ConfigProblem(label, f"{base}.leverage",
+                                                  f"{st.name} wants {st.leverage}x on {sym} but strategies[{j}] of "
+                                                  f"this account sets {lv}x: Binance has one leverage per symbol per "
+                                                  "account — give both the same leverage"))
+                leverage.setdefault(sym, (st.leverage, i))
             for sym in st.symbols:
                 k = (st.name.lower(), sym)
                 if k in seen:
@@ -441,7 +452,7 @@ def check_config(config_path: str | os.PathLike[str] | None = None, account: str
     enabled) the bot token must be set — errors otherwise. With ``account`` given, only that
     account's secrets are required; other missing secrets are warnings. This lets a fresh machine
     check the paper ``demo`` account of the example config without any key."""
-    from albra.config.secrets_check import account_secret_problems
+    from albra.config.secrets_check import account_secret_problems, short_secret_warnings
 
     try:
         result = _build(config_path)
@@ -461,6 +472,7 @@ def check_config(config_path: str | os.PathLike[str] | None = None, account: str
     for name in settings.accounts:
         severity = "error" if account is None or name == account else "warning"
         result.problems.extend(account_secret_problems(settings, name, severity))
+        result.problems.extend(short_secret_warnings(settings, name))
     if settings.telegram.enabled and settings.telegram_token(required=False) is None:
         severity = "error" if account is None else "warning"
         result.problems.append(

@@ -71,6 +71,26 @@ class PathsSettings(_Strict):
     data_dir: Path = Path("state/data")
 
 
+class RunnerSettings(_Strict):
+    """How runners report that they live, and how old a signal may be when a runner acts on it.
+
+    A runner writes its heartbeat every ``heartbeat_s``; a runner whose heartbeat is older than ``down_after_s``
+    (or whose process is gone) is *down* — the one definition the CLI, dashboard and bot show, and on which the bot
+    sends its CRITICAL alert. After downtime an entry is sent only for a candle that closed at most
+    ``max_signal_age_bars`` bars ago (1: the newest closed candle); older entry signals are journaled as skipped."""
+
+    heartbeat_s: float = Field(2.0, ge=0.2, le=60)
+    down_after_s: float = Field(30.0, ge=1, le=600)
+    max_signal_age_bars: int = Field(1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _beats(self) -> "RunnerSettings":
+        if self.down_after_s < 3 * self.heartbeat_s:
+            raise ValueError(f"down_after_s ({self.down_after_s:g}) must be at least 3 × heartbeat_s "
+                             f"({self.heartbeat_s:g}): one late heartbeat is not a dead runner")
+        return self
+
+
 class AlertSettings(_Strict):
     """Which alert levels go to Telegram at once, which are batched into a digest, and how often.
 
@@ -264,7 +284,7 @@ class AccountSettings(_Strict):
     api_secret_env: str | None = None
     position_mode: PositionMode = PositionMode.ONE_WAY
     margin_mode: MarginMode = MarginMode.ISOLATED
-    paper_balance: Decimal = Field(Decimal("10000"), gt=0)
+    paper_balance: Decimal = Field(Decimal("10000"), gt=0, le=Decimal("1e12"))
     # "replay": recorded candles, as fast as the engine consumes them (or at replay_speed); "live": Binance's public
     # market (closed klines, streamed), fills from the in-process exchange at the live price
     paper_feed: Literal["replay", "live"] = "replay"
@@ -385,6 +405,7 @@ class Settings(BaseSettings):
 
     paths: PathsSettings = Field(default_factory=PathsSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
     risk: RiskLimits = Field(default_factory=RiskLimits)
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 

@@ -128,8 +128,21 @@ async def _login(request: web.Request) -> web.Response:
     if not token_matches(token, request.query.get("token")):
         return _error(401, "wrong or missing token", {"WWW-Authenticate": 'Bearer realm="albra-dashboard"'})
     resp = _see_other("/")
-    resp.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="Strict", path="/")
+    resp.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="Strict", path="/",
+                    secure=_over_tls(request))
     return resp
+
+
+def _over_tls(request: web.Request) -> bool:
+    """Whether the browser reached us over TLS: directly, or through a TLS-terminating proxy that says so
+    (``X-Forwarded-Proto: https`` or ``Forwarded: proto=https``). The cookie is then ``Secure``: never sent back
+    over plain HTTP. Marking it Secure on a forged header only stops the cookie from working, never leaks it."""
+    if request.secure:
+        return True
+    if request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() == "https":
+        return True
+    fwd = request.headers.get("Forwarded", "").split(",")[0].lower()
+    return any(part.strip() == "proto=https" for part in fwd.split(";"))
 
 
 def _json(data: Any) -> web.Response:
@@ -160,9 +173,10 @@ async def _api_equity(request: web.Request) -> web.Response:
         return _error(400, f"hours must be a whole number, got {raw!r}")
     if not 1 <= hours <= snapshot.MAX_CURVE_HOURS:
         return _error(400, f"hours must be between 1 and {snapshot.MAX_CURVE_HOURS}, got {hours}")
-    clock: Clock = request.app[_CLOCK]  # type: ignore[assignment]
+    clock: Clock | None = request.app[_CLOCK]  # type: ignore[assignment]
     try:
-        data = await asyncio.to_thread(snapshot.equity_curve, request.app[_STORE], account, hours, clock.now_ms())
+        data = await asyncio.to_thread(snapshot.equity_curve, request.app[_STORE], account, hours, _curve_now(
+            request.app[_STORE], account, clock))
     except (StoreError, ValueError, OSError) as e:
         return _error(500, f"cannot read the store: {e}")
     return _json(data)
@@ -183,6 +197,16 @@ async def _api_exchange(request: web.Request) -> web.Response:
         return _error(e.status, str(e))
 
 
+def _curve_now(store: Store, account: str, clock: Clock | None) -> int:
+    """The end of an equity curve: an injected clock's time, else the exchange's time as the store knows it (the
+    snapshots are stamped with it, so a drill against a server started in the past still shows its curve)."""
+    if clock is not None:
+        return clock.now_ms()
+    from albra.store.clock import exchange_now
+
+    return exchange_now(store, account)
+
+
 def make_app(settings: "Settings", store: Store, token: Secret | None, clock: Clock | None = None,
              exchange: bool = False) -> web.Application:
     """The dashboard application over an open store. ``token`` None means loopback-only (see :func:`start`);
@@ -191,8 +215,8 @@ def make_app(settings: "Settings", store: Store, token: Secret | None, clock: Cl
     app[_SETTINGS] = settings
     app[_STORE] = store
     app[_TOKEN] = token
-    app[_CLOCK] = clock or SystemClock()
-    view = ExchangeView(settings, store, app[_CLOCK]) if exchange else None  # type: ignore[arg-type]
+    app[_CLOCK] = clock  # None: the store's exchange time (one clock, albra.store.clock)
+    view = ExchangeView(settings, store, clock or SystemClock()) if exchange else None
     app[_EXCHANGE] = view
     if view is not None:
         async def _close_gateways(_app: web.Application) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from albra.dashboard import figures as F
 from albra.ledger.intents import PROTECTIVE_PURPOSES, UNRESOLVED
-from albra.runbook.status_offline import offline_status
+from albra.runbook.status_offline import down_after_ms, offline_status
 from albra.store import incidents, journal, runners
 from albra.store.db import Store
 from albra.timefmt import fmt_kst, now_ms
@@ -140,6 +140,7 @@ def summary(settings: "Settings", store: Store) -> dict[str, Any]:
             "daily_change": _pct_or_missing(None if daily is None else -daily, signed=True),
             "daily_loss_limit": F.pct(Decimal(str(limit.daily_loss_pct))),
             "entries_blocked_by": a["entries_blocked_by"],
+            "trading_blocked": a["trading_blocked"],
             "open_legs": len(legs),
             "unprotected_legs": sum(1 for leg in legs if leg["stop_status"] == "UNPROTECTED"),
             "legs": legs,
@@ -149,13 +150,14 @@ def summary(settings: "Settings", store: Store) -> dict[str, Any]:
         "as_of": base["as_of"],
         "store": base["store"],
         "kill_switch": base["kill_switch"],
+        "kill_switches": base["kill_switches"],
         "flags": base["flags"],
         "accounts": accounts,
         "runners": [{
-            "name": r.name, "state": r.state, "alive": r.is_alive(t), "pid": r.pid, "host": r.host,
-            "since": fmt_kst(r.started_ms), "heartbeat": fmt_kst(r.heartbeat_ms),
-            "heartbeat_age_s": None if r.heartbeat_ms is None else max(0, (t - r.heartbeat_ms) // 1000),
-        } for r in runners.get_all(store)],
+            "name": r.name, "state": r.state, "alive": lv.up, "liveness": lv.state, "text": lv.text,
+            "pid": r.pid, "host": r.host, "since": fmt_kst(r.started_ms), "heartbeat": fmt_kst(r.heartbeat_ms),
+            "heartbeat_age_s": lv.heartbeat_age_s,
+        } for r in runners.get_all(store) for lv in [runners.liveness(r, t, down_after_ms(settings))]],
         "incidents": [{
             "id": i.incident_id, "status": i.status, "severity": i.severity, "kind": i.kind, "title": i.title,
             "account": i.account, "opened": fmt_kst(i.opened_ms), "closed": fmt_kst(i.closed_ms),

@@ -533,8 +533,15 @@ class Executor:
             if leg.qty - qty < f.min_qty:
                 qty = leg.qty  # never leave dust the exchange cannot close
         if qty <= 0:
-            self._journal("exit_too_small", f"{leg_id}: {fraction:.0%} of {leg.qty_initial} rounds to 0 ({tag})",
-                          level="WARNING", strategy=leg.strategy, symbol=leg.symbol)
+            # nothing the exchange can execute at its step: the partial is recorded as done (with nothing closed),
+            # so a strategy that fires it until it is done does not re-issue it on every candle
+            if tag not in leg.partial_exits:
+                self._journal("exit_too_small", f"{leg_id}: {fraction:.0%} of {leg.qty_initial} rounds to 0 at the "
+                              f"exchange's step {f.step_size} ({tag}); recorded as done, nothing closed",
+                              level="WARNING", strategy=leg.strategy, symbol=leg.symbol)
+                self.store.execute("UPDATE legs SET partial_exits=?, updated_ms=? WHERE leg_id=?",
+                                   (json.dumps(list(leg.partial_exits) + [tag]), self.now_ms(), leg_id))
+                self._refresh(leg_id)
             return
         full = qty >= leg.qty
         if full and any(g.leg_id != leg_id and g.position_side is leg.position_side

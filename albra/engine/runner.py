@@ -48,6 +48,12 @@ from albra.store.db import Store
 
 log = logging.getLogger("albra.engine.runner")
 
+
+def _kst(ms: int | None) -> str:
+    from albra.timefmt import fmt_kst
+
+    return fmt_kst(ms) if ms is not None else "-"
+
 SYNC_EVERY_S = 60.0
 #: a user data stream down longer than this is reported in the runner's health (heartbeat, status, dashboard)
 STREAM_DOWN_WARN_S = 60.0
@@ -91,19 +97,46 @@ class RunSummary:
     refusals: int = 0
     exhausted: bool = False
     stopped_by: str = ""
+    fees: Decimal = Decimal(0)        # of the closed legs, in USDT
+    funding_paid: Decimal = Decimal(0)  # funding paid (−) or received (+) by the closed legs
+    max_drawdown_pct: float | None = None  # peak-to-trough of the account's equity snapshots of this run
+    by_strategy: dict = field(default_factory=dict)  # strategy → trades, wins, pnl (net), fees, funding
     extra: dict = field(default_factory=dict)
     #: paper accounts: symbol → where the simulated exchange's funding comes from
     funding: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        q = Decimal("0.01")
         return {"account": self.account, "candles": self.candles, "evaluations": self.evaluations,
                 "trades": self.trades, "wins": self.wins, "pnl": format(self.pnl, "f"),
                 "equity": None if self.equity is None else format(self.equity, "f"), "open_legs": self.open_legs,
                 "refusals": self.refusals, "replay_exhausted": self.exhausted, "stopped_by": self.stopped_by,
-                "funding": self.funding}
+                "fees": format(self.fees.quantize(q), "f"), "funding_paid": format(self.funding_paid.quantize(q), "f"),
+                "funding": self.funding,
+                "max_drawdown_pct": self.max_drawdown_pct,
+                "by_strategy": {k: {"trades": v["trades"], "wins": v["wins"],
+                                    "pnl": format(v["pnl"].quantize(q), "f"), "fees": format(v["fees"].quantize(q), "f"),
+                                    "funding": format(v["funding"].quantize(q), "f")}
+                                for k, v in sorted(self.by_strategy.items())}}
 
 
-def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[Any, ReplayCtx | None]:
+def max_drawdown_pct(store: Store, account: str, since_ms: int | None = None) -> float | None:
+    """Largest peak-to-trough fall of the account's equity snapshots (since ``since_ms``), in %; None without any."""
+    peak = None
+    worst = 0.0
+    rows = store.query("SELECT equity FROM equity_snapshots WHERE account=? AND ts>=? ORDER BY ts",
+                       (account, since_ms or 0))
+    for r in rows:
+        eq = float(r["equity"])
+        if peak is None or eq > peak:
+            peak = eq
+        elif peak > 0:
+            worst = max(worst, (peak - eq) / peak * 100)
+    return None if not rows else round(worst, 2)
+
+
+def build_gateway(settings: Any, account: str, on_event: Any = None,
+                  on_call: Any = None) -> tuple[Any, ReplayCtx | None]:
     """The account's gateway, always through :func:`albra.exchange.factory.gateway_for`; for a paper account
     also the replay that drives its in-process exchange (taken from the paper gateway). ``on_event`` receives the
     resilience layer's events of a live/demo gateway (the runner passes its
@@ -133,7 +166,8 @@ def build_gateway(settings: Any, account: str, on_event: Any = None) -> tuple[An
     from albra.exchange.client import is_loopback
 
     local = is_loopback(acc.base_url)  # a local exchange (albra sim serve): ccxt's own throttler off
-    gw = gateway_for(account, acc, secrets, state_dir=settings.paths.state_dir, test_mode=local, on_event=on_event)
+    gw = gateway_for(account, acc, secrets, state_dir=settings.paths.state_dir, test_mode=local, on_event=on_event,
+                     on_call=on_call)
     return gw, None
 
 
@@ -151,9 +185,11 @@ class Runner:
     def __init__(self, settings: Any, account: str, *, gateway: Any = None, replay: ReplayCtx | None = None,
                  store: Store | None = None, notifier: Any = None, max_candles: int | None = None,
                  until_ms: int | None = None, wall: Callable[[], float] = time.monotonic,
-                 announce: Callable[[str], None] | None = None) -> None:
+                 announce: Callable[[str], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         """``announce`` receives the one-line notices an operator must see at start-up (a paper session reset);
-        by default they are logged."""
+        by default they are logged. ``progress(done_ms, total_ms)`` follows a paper replay (exchange time covered
+        of the whole window) — the command draws its progress bar from it."""
         from albra.systemd import Notifier
         from albra.strategies import registry
 
@@ -169,6 +205,9 @@ class Runner:
         self.wall = wall
         self.announce = announce or (lambda msg: log.warning("%s", msg))
         self.paper_reset: Any = None  # the previous paper session's summary when this run reset it
+        self.progress = progress
+        self._replay_span: tuple[int, int] | None = None  # (first, last) exchange ms of a paper replay
+        self._since_ex: int | None = None  # exchange time this run started at (its summary's drawdown window)
         self.health = Health(monotonic=wall)
         self.stop = asyncio.Event()
         self.stopped_by = ""
@@ -196,6 +235,8 @@ class Runner:
         self._clock: tuple[int, float] | None = None  # live: (exchange time read, monotonic time of the read)
         self.reconciler: Reconciler | None = None
         self.exchange_events: Any = None  # the gateway's event sink (journal + alerts), when the runner built it
+        self.calls: Any = None  # exchange calls by outcome and placement latencies (albra.store.operations)
+        self.uptime: Any = None  # this runner's uptime segments (albra.store.operations)
         self.lease: Any = None  # the account's write lease (albra.store.leases), held from run() to its end
         self.stream: Any = None  # the user data stream (albra.exchange.user_stream) of a live/local account
         self._stream_task: asyncio.Task | None = None
@@ -227,15 +268,20 @@ class Runner:
     async def _sync_exchange_clock(self) -> None:
         t = await self._timed(self.gw.server_time())
         self._clock = (int(t), time.monotonic())
+        if self.store is not None:  # one clock: what the bot and commands stamp their rows with (ADR 0015)
+            from albra.store.clock import record_offset
+
+            record_offset(self.store, self.account, int(t))
 
     def limits(self, strategy: str = "") -> Any:
         """Effective :class:`albra.risk.RiskLimits` of a strategy on this account ("" = the account's)."""
         entry = self.entries.get(strategy) if strategy else None
         return risk_limits(self.settings.effective_risk(self.account, entry))
 
-    def _journal(self, kind: str, msg: str, level: str = "INFO", **data: Any) -> None:
+    def _journal(self, kind: str, msg: str, level: str = "INFO", strategy: str = "", symbol: str = "",
+                 **data: Any) -> None:
         journal.append(self.store, kind, msg, level=level, account=self.account, data=data, ts=self.now_ms(),
-                       actor=self.name)
+                       actor=self.name, strategy=strategy, symbol=symbol)
 
     async def _timed(self, coro: Any) -> Any:
         t = time.perf_counter()
@@ -258,13 +304,26 @@ class Runner:
         if self.gw is None:
             from albra.engine.exchange_events import ExchangeEventSink
 
+            from albra.store.operations import CallRecorder
+
             self.exchange_events = ExchangeEventSink(self.store, self.account, now_ms=self.now_ms, actor=self.name)
-            self.gw, self.replay = build_gateway(self.settings, self.account, on_event=self.exchange_events)
+            self.calls = CallRecorder(self.store, self.account)
+            self.gw, self.replay = build_gateway(
+                self.settings, self.account, on_event=self.exchange_events,
+                on_call=lambda op, placement, outcome, ms: self.calls.record(self.now_ms(), op, placement, outcome,
+                                                                             ms))
             self.summary.funding = dict(getattr(self.gw, "funding_sources", None) or {})
+            if self.replay is not None:
+                first = int(self.replay.clock.now_ms())
+                if self.until_ms is not None and self.until_ms <= first:
+                    # refused before the reset: a run that would evaluate nothing must not clear the last session
+                    raise RunnerError(f"--until {_kst(self.until_ms)} is not after the replay start {_kst(first)}: "
+                                      f"nothing would run (the previous paper session is kept)")
             if self.acc.mode.value == "paper":
                 self._new_paper_session()
         if self.replay is None:
             await self._sync_exchange_clock()
+        self._since_ex = self.now_ms()
         mode = PositionMode(self.acc.position_mode)
         await self._timed(self.gw.set_position_mode(mode))
         lev: dict[str, int] = {}
@@ -301,6 +360,11 @@ class Runner:
         await self._periodic(force=True)
         self._start_stream()  # after the start-up sync: its (re)connect resync covers what happened since
         runners.beat(self.store, self.name, "running", {"mode": self.acc.mode.value})
+        from albra.store.operations import UptimeTracker
+
+        # a replay's clock jumps many candles per wall second: only a live runner's gaps are downtime
+        self.uptime = UptimeTracker(self.store, self.name, None if self.replay is not None else runners.STALE_AFTER_MS)
+        self.uptime.start(self.now_ms())
         self._journal("runner_started", f"runner {self.account} started ({self.acc.mode.value}, "
                       f"{self.acc.position_mode.value}, {len(self.tracks)} track(s))")
         self.notifier.ready(f"trading {self.account}")
@@ -342,8 +406,10 @@ class Runner:
         return self._last_entry[key]
 
     # ------------------------------------------------------------------ candles
-    async def _decisions(self, due: Due, cache: dict) -> tuple[list, float] | None:
-        """The strategy's decisions on the closed candle ``due`` (None: the exchange does not have it yet)."""
+    async def _decisions(self, due: Due, cache: dict, catching_up: bool = False) -> tuple[list, float] | str | None:
+        """The strategy's decisions on the closed candle ``due``; None: the exchange does not have it yet (retry);
+        ``"beyond_history"``: older than the history one klines request gives with the strategy's warm-up (the
+        catch-up re-seeds from the candles it can evaluate, :mod:`albra.engine.catch_up`)."""
         strat = self.strategies[due.track.strategy]
         legs = self.executor.views(due.track.strategy, due.track.symbol)
         last = self.last_entry(due.track.strategy, due.track.symbol)
@@ -354,6 +420,7 @@ class Runner:
                 return None
             return strat.decide(feats, i, legs, last), feats.cols["close"][i] if "close" in feats.cols else 0.0
         from albra.candles import CandleSeries
+        from albra.engine.catch_up import MAX_FETCH
         from albra.strategies.base import closed_candles
         import numpy as np
 
@@ -362,47 +429,148 @@ class Runner:
         for tf in strat.timeframes:
             key = (due.track.symbol, tf)
             if key not in cache:
-                rows = await self._timed(self.gw.fetch_candles(due.track.symbol, tf, limit=min(1500, hist[tf] + 50)))
+                # a catch-up needs the strategy's warm-up before the oldest missed candle: one full request
+                limit = MAX_FETCH if catching_up else min(MAX_FETCH, hist[tf] + 50)
+                rows = await self._timed(self.gw.fetch_candles(due.track.symbol, tf, limit=limit))
                 rows = [c for c in rows if c.closed]
                 cache[key] = CandleSeries(due.track.symbol, tf, np.array([c.ts for c in rows], dtype=np.int64),
                                           *(np.array([getattr(c, f) for c in rows], dtype=np.float64)
                                             for f in ("open", "high", "low", "close", "volume")))
             frames[tf] = closed_candles(cache[key], due.close_ms)
         prim = frames[strat.timeframes[0]]
+        series = cache[(due.track.symbol, strat.timeframes[0])]
+        if len(series) and due.ts < int(series.ts[0]) + hist[strat.timeframes[0]] * due.track.interval_ms \
+                and int(series.ts[-1]) > due.ts:
+            return "beyond_history"  # the exchange has newer candles but not this one's warm-up
         if len(prim) == 0 or int(prim.ts[-1]) != due.ts:
             return None
         return strat.evaluate(frames, legs, last), float(prim.close[-1])
 
     async def evaluate_due(self) -> int:
-        """Evaluate every closed candle not evaluated yet, oldest first; returns how many were evaluated."""
+        """Evaluate every closed candle not evaluated yet, oldest first; returns how many were evaluated.
+
+        After downtime the missed candles are caught up with a maximum signal age (:mod:`albra.engine.catch_up`):
+        only fresh candles may open legs; stale ones bring the strategy up to date, run their exits at once and
+        coalesce their stop moves; candles beyond the fetchable history are re-seeded (skipped, journaled)."""
+        from albra.engine import catch_up as C
+
         now = self.now_ms()
         dues = self.scheduler.due(now)
+        for tr, (first, n) in self.scheduler.take_dropped().items():
+            self._journal("catch_up_reseeded", f"{tr.strategy} {tr.symbol}: {n} missed {tr.timeframe} candle(s) from "
+                          f"{_kst(first)} are more than a catch-up pass; re-seeded from the newest", "WARNING",
+                          strategy=tr.strategy, symbol=tr.symbol, candles=n, first_ts=first)
         if not dues:
             return 0
-        if self.replay is None and self.executor.has_open_legs():
+        if self.executor.has_open_legs():
             # strategies must see the legs as they are: a stop that fired since the last sync closes its leg
-            # first (else the strategy's exit for it would be refused by the exchange, reduce-only on nothing)
+            # first (else the strategy's exit for it would be refused by the exchange, reduce-only on nothing,
+            # and a paper replay would skip the entry a backtest of the same candles takes on a flat book)
             await self._timed(self.executor.sync_protective())
+        max_age = self.settings.runner.max_signal_age_bars
+        catching_up = any(not C.is_fresh(d, now, max_age) for d in dues)
         cache: dict = {}
         n = 0
         blocked: set[tuple[str, str]] = set()
+        pending = C.PendingMoves()
+        report: dict[tuple[str, str], C.TrackCatchUp] = {}
         for due in dues:
             key = (due.track.strategy, due.track.symbol)
             if key in blocked:
                 continue
-            got = await self._decisions(due, cache)
+            got = await self._decisions(due, cache, catching_up)
             if got is None:  # not available yet: retry next turn, never skip
                 blocked.add(key)
                 continue
+            fresh = C.is_fresh(due, now, max_age)
+            if fresh and key in pending.keys():  # the strategy sees the stop it trailed to while we were down
+                await self._apply_moves(due, pending.take(key), report, now)
+                got = await self._decisions(due, cache, catching_up)
+                if not isinstance(got, tuple):
+                    blocked.add(key)
+                    continue
+            if got == "beyond_history":
+                rep = report.setdefault(key, C.TrackCatchUp(*key))
+                rep.reseeded += 1
+                rep.seen(due)
+                self.scheduler.mark(due, now)
+                continue
             decisions, price = got
+            if not fresh:
+                rep = report.setdefault(key, C.TrackCatchUp(*key))
+                rep.seen(due)
+                decisions = self._stale(due, decisions, pending, rep, now)
             if decisions:
                 entered = await self.executor.handle(due.track.strategy, due.track.symbol, due.ts, decisions, price)
                 if entered:
                     self._last_entry[key] = due.ts
             self.scheduler.mark(due, now)
             n += 1
+        for key in pending.keys():
+            tr = next(t for t in self.tracks if (t.strategy, t.symbol) == key)
+            await self._apply_moves(Due(tr, report[key].last_ts or 0), pending.take(key), report, now)
+        for rep in report.values():
+            self._report_catch_up(rep, now)
         self.summary.evaluations += n
         return n
+
+    def _stale(self, due: Due, decisions: list, pending: Any, rep: Any, now: int) -> list:
+        """A stale candle's decisions: entries journaled and dropped, stop moves put aside (the last per leg wins),
+        exits and leg-state updates kept to run now, each exit journaled as applied late at market."""
+        from albra.engine import catch_up as C
+
+        split = C.split_stale(decisions)
+        key = (due.track.strategy, due.track.symbol)
+        age = C.age_text(due, now)
+        for e in split.skipped:
+            rep.entries_skipped += 1
+            self._journal("entry_skipped_stale", f"{due.track.strategy} {due.track.symbol}: {e.direction.value} entry "
+                          f"of candle {_kst(due.ts)} NOT sent: the signal is {age} old (max signal age "
+                          f"{self.settings.runner.max_signal_age_bars} bar(s))", "WARNING",
+                          strategy=due.track.strategy, symbol=due.track.symbol, candle_ts=due.ts,
+                          age_ms=now - due.close_ms, direction=e.direction.value, reason=e.reason)
+        pending.add(key, due.ts, split.moves)
+        for x in C.exits_of(split.apply_now):
+            rep.exits_applied += 1
+            pending.drop_leg(key, str(x.leg_id))
+            self._journal("catch_up_exit", f"{due.track.strategy} {due.track.symbol}: exit of leg {x.leg_id} "
+                          f"({x.reason}) decided on candle {_kst(due.ts)}, {age} ago while the runner was down — "
+                          f"applied now at market (it reduces risk)", "WARNING", strategy=due.track.strategy,
+                          symbol=due.track.symbol, leg_id=str(x.leg_id), candle_ts=due.ts, age_ms=now - due.close_ms)
+        return split.apply_now
+
+    async def _apply_moves(self, due: Due, moves: list, report: dict, now: int) -> None:
+        """Apply the coalesced stop moves of a track (one per leg still open), each journaled as late."""
+        from albra.engine import catch_up as C
+
+        key = (due.track.strategy, due.track.symbol)
+        live = {str(v.leg_id) for v in self.executor.views(*key)}
+        for candle_ts, m in moves:
+            if str(m.leg_id) not in live:
+                continue
+            rep = report.setdefault(key, C.TrackCatchUp(*key))
+            rep.moves_applied += 1
+            self._journal("catch_up_stop_move", f"{key[0]} {key[1]}: stop of leg {m.leg_id} → {m.new_stop} "
+                          f"({m.reason}), the last trail decided while the runner was down (candle "
+                          f"{_kst(candle_ts)}) — applied now", "WARNING", strategy=key[0], symbol=key[1],
+                          leg_id=str(m.leg_id), candle_ts=candle_ts, new_stop=m.new_stop)
+            await self.executor.handle(key[0], key[1], candle_ts, [m], 0.0)
+
+    def _report_catch_up(self, rep: Any, now: int) -> None:
+        if rep.candles == 0:
+            return
+        parts = [f"{rep.candles} missed candle(s) {_kst(rep.first_ts)} → {_kst(rep.last_ts)} caught up"]
+        if rep.reseeded:
+            parts.append(f"{rep.reseeded} older than the fetchable history re-seeded (skipped)")
+        parts.append(f"{rep.entries_skipped} stale entr{'y' if rep.entries_skipped == 1 else 'ies'} not sent")
+        parts.append(f"{rep.exits_applied} exit(s) and {rep.moves_applied} stop move(s) applied now")
+        msg = f"{rep.strategy} {rep.symbol}: " + "; ".join(parts)
+        self._journal("catch_up", msg, "WARNING", strategy=rep.strategy, symbol=rep.symbol, candles=rep.candles,
+                      first_ts=rep.first_ts, last_ts=rep.last_ts, reseeded=rep.reseeded,
+                      entries_skipped=rep.entries_skipped, exits_applied=rep.exits_applied,
+                      moves_applied=rep.moves_applied)
+        self.executor._alert("candles_caught_up", f"catch_up:{self.account}:{rep.strategy}:{rep.symbol}:{rep.last_ts}",
+                             msg, strategy=rep.strategy, symbol=rep.symbol)
 
     # ------------------------------------------------------------------ periodic work
     async def _periodic(self, force: bool = False) -> None:
@@ -471,7 +639,7 @@ class Runner:
 
     def _heartbeat(self, force: bool = False) -> None:
         t = self.wall()
-        if not force and t - self._t_beat < 1.0:
+        if not force and t - self._t_beat < min(1.0, self.settings.runner.heartbeat_s):
             return
         self._t_beat = t
         if self.exchange_events is not None:
@@ -492,8 +660,19 @@ class Runner:
                                        f"{SYNC_STREAM_DOWN_S:.0f}s"]
         runners.beat(self.store, self.name, "running", {"kill_switch": blk is not None, "health": problems,
                                                         "candles": self.summary.candles, "stream": stream})
+        self._record_operations()
         if self.health.may_feed_watchdog():
             self.notifier.watchdog()
+
+    def _record_operations(self, stopping: bool = False) -> None:
+        """Uptime segment and exchange call counts for the monthly review; bookkeeping never stops the loop."""
+        try:
+            if self.uptime is not None:
+                (self.uptime.stop if stopping else self.uptime.beat)(self.now_ms())
+            if self.calls is not None:
+                self.calls.flush()
+        except Exception as e:  # noqa: BLE001 - the store error shows again in the next real write
+            log.error("operations bookkeeping failed: %s", e)
 
     # ------------------------------------------------------------------ user data stream
     def _start_stream(self) -> None:
@@ -644,6 +823,7 @@ class Runner:
 
     # ------------------------------------------------------------------ loop
     async def loop(self) -> None:
+        self._report_progress()
         while not self.stop.is_set():
             try:
                 if self.replay is not None and self.replay.speed == 0:
@@ -664,6 +844,7 @@ class Runner:
                     self.health.turned()
                     self._heartbeat()
                     if self.summary.candles % 64 == 0:
+                        self._report_progress()
                         await asyncio.sleep(0)  # let signals in
                     continue
                 async with self._fill_lock:  # one writer of the executor: the loop or a stream event, never both
@@ -692,6 +873,20 @@ class Runner:
             stop.cancel()
             wake.cancel()
 
+    def _report_progress(self, final: bool = False) -> None:
+        if self.progress is None or self.replay is None:
+            return
+        if self._replay_span is None:
+            first = int(self.replay.clock.now_ms())
+            last = max(int(s.ts[-1]) + int(s.interval_ms) for s in self.replay.series.values())
+            for bound in (self.replay.end_ms, self.until_ms):
+                if bound is not None:
+                    last = min(last, int(bound))
+            self._replay_span = (first, max(last, first + 1))
+        first, last = self._replay_span
+        total = last - first
+        self.progress(total if final else min(total, max(0, self.now_ms() - first)), total)
+
     def _sleep_s(self) -> float:
         if self.replay is not None:
             return 0.05
@@ -718,6 +913,7 @@ class Runner:
                 self._journal("shutdown_error", f"cancelling entry orders failed: {e}", "ERROR")
             await self._fill_summary()
         if self.store is not None:
+            self._record_operations(stopping=True)
             self._journal("runner_stopped", f"runner {self.account} stopped ({self.stopped_by or 'signal'})")
             runners.beat(self.store, self.name, "stopped", {"reason": self.stopped_by})
             self.store.checkpoint()
@@ -736,6 +932,19 @@ class Runner:
         s.open_legs = len(self.executor.open_legs())
         s.refusals = self.executor.stats.refusals
         s.stopped_by = self.stopped_by or "signal"
+        s.fees = sum((g.fees for g in closed), Decimal(0))
+        s.funding_paid = sum((g.funding for g in closed), Decimal(0))
+        s.by_strategy = {}
+        for g, p in zip(closed, pnls):
+            b = s.by_strategy.setdefault(g.strategy, {"trades": 0, "wins": 0, "pnl": Decimal(0), "fees": Decimal(0),
+                                                      "funding": Decimal(0)})
+            b["trades"] += 1
+            b["wins"] += p > 0
+            b["pnl"] += p
+            b["fees"] += g.fees
+            b["funding"] += g.funding
+        s.max_drawdown_pct = max_drawdown_pct(self.store, self.account, self._since_ex)
+        self._report_progress(final=self.summary.exhausted)
         try:
             s.equity = (await self.gw.fetch_balance()).equity
         except X.ExchangeError:

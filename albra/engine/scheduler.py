@@ -6,7 +6,9 @@ have not been evaluated yet?" from the ``candle_marks`` table and the exchange's
 * a candle opening at ``ts`` is closed once exchange time ``now >= ts + interval`` — never earlier, so the
   forming candle is never evaluated (the original ZLMACD decided on it);
 * every closed candle after the mark is due, oldest first, so a runner that was down or stalled catches up on
-  the candles it missed instead of skipping to the newest (the original skipped ~50 % of hours);
+  the candles it missed instead of skipping to the newest (the original skipped ~50 % of hours); how an old
+  candle's decisions are treated (entries never sent past the maximum signal age, exits at once) is
+  :mod:`albra.engine.catch_up`'s;
 * with no mark yet (first start) only the newest closed candle is due: a strategy does not "catch up" on
   history it never traded.
 
@@ -87,6 +89,7 @@ class CandleScheduler:
         if len({(t.strategy, t.symbol) for t in self.tracks}) != len(self.tracks):
             raise ValueError("a (strategy, symbol) pair is scheduled twice")
         self.max_catch_up = max_catch_up
+        self._dropped: dict[Track, tuple[int, int]] = {}
 
     def due(self, now_ms: int) -> list[Due]:
         """Every closed, not yet evaluated candle of every track, ordered by close time (then strategy,
@@ -104,9 +107,17 @@ class CandleScheduler:
                     raise ValueError(f"candle mark {mark} of {tr} is not on a {tr.timeframe} boundary")
             if first > newest:
                 continue
-            first = max(first, newest - (self.max_catch_up - 1) * step)
+            oldest = newest - (self.max_catch_up - 1) * step
+            if first < oldest:  # more than one pass can evaluate: the runner journals what was re-seeded
+                self._dropped[tr] = (first, (oldest - first) // step)
+                first = oldest
             out.extend(Due(tr, ts) for ts in range(first, newest + 1, step))
         out.sort(key=lambda d: (d.close_ms, d.track.strategy, d.track.symbol))
+        return out
+
+    def take_dropped(self) -> dict[Track, tuple[int, int]]:
+        """Per track (first dropped candle, how many) that :meth:`due` left out as beyond one pass; once."""
+        out, self._dropped = self._dropped, {}
         return out
 
     def next_close_ms(self, now_ms: int) -> int:

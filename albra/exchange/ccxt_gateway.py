@@ -22,7 +22,7 @@ from albra.exchange import binance_parse as P
 from albra.exchange.fees import value_fees
 from albra.exchange.errors import BadSymbol, ExchangeError, MalformedResponse, UnknownOrder
 from albra.exchange.order_rules import order_params
-from albra.exchange.resilience import EventSink, Resilience, WeightLimiter
+from albra.exchange.resilience import CallSink, EventSink, Resilience, WeightLimiter
 from albra.exchange.types import Balance, ExchangePosition, IncomeRow, OrderRequest, OrderResult
 from albra.model import Candle, Fill, MarginMode, MarketFilters, PositionMode
 from albra.timefmt import timeframe_ms
@@ -36,7 +36,8 @@ class CcxtGateway:
     """:class:`~albra.exchange.types.Gateway` over a configured ccxt ``binanceusdm`` (see ``client.py``)."""
 
     def __init__(self, account: str, client: Any, *, resilience: Resilience | None = None,
-                 on_event: EventSink | None = None, weight_file: str | None = None, asset: str = "USDT") -> None:
+                 on_event: EventSink | None = None, weight_file: str | None = None, asset: str = "USDT",
+                 on_call: CallSink | None = None) -> None:
         self.account = account
         self.client = client
         self.asset = asset
@@ -44,6 +45,8 @@ class CcxtGateway:
             timeout_s = float(getattr(client, "timeout", 10_000)) / 1000 + 2.0
             resilience = Resilience(account, limiter=WeightLimiter(shared_path=weight_file),
                                     attempt_timeout_s=timeout_s, on_event=on_event)
+        if on_call is not None:
+            resilience.on_call = on_call
         self.resilience = resilience
         self._markets: dict[str, MarketFilters] | None = None
         self._markets_loading: asyncio.Future[dict[str, MarketFilters]] | None = None

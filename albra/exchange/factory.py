@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from albra.exchange.resilience import EventSink
+from albra.exchange.resilience import CallSink, EventSink
 from albra.exchange.types import Gateway
 from albra.timefmt import Clock, parse_time
 
@@ -57,7 +57,7 @@ def env_test_mode(base_url: str | None) -> bool:
 def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: str | Path | None = None,
                 on_event: EventSink | None = None, timeout_ms: int = 10_000, test_mode: bool | None = None,
                 paper_clock: Clock | None = None, emergency: bool = False,
-                data_dir: str | Path | None = None) -> Gateway:
+                data_dir: str | Path | None = None, on_call: CallSink | None = None) -> Gateway:
     """The gateway for ``account`` (``settings`` is its ``AccountSettings``; ``secrets`` its ``AccountSecrets``,
     required for live/demo). ``state_dir`` holds the shared request-weight file (``weight.json``) every runner
     on the host reads and writes. ``paper_clock`` overrides the replay clock of a paper account.
@@ -100,7 +100,7 @@ def gateway_for(account: str, settings: Any, secrets: Any = None, *, state_dir: 
                               timeout_ms=timeout_ms, test_mode=test_mode)
     weight_file = str(Path(state_dir) / WEIGHT_FILE) if state_dir is not None else None
     if not emergency:
-        return CcxtGateway(account, client, on_event=on_event, weight_file=weight_file)
+        return CcxtGateway(account, client, on_event=on_event, weight_file=weight_file, on_call=on_call)
     client.enableRateLimit = False  # see the docstring: the weight limiter below still applies
     resilience = Resilience(account, breaker=CircuitBreaker(account, cooldown_s=EMERGENCY_BREAKER_COOLDOWN_S,
                                                             on_event=on_event),

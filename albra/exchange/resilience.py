@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class ResilienceEvent:
 
 
 EventSink = Callable[[ResilienceEvent], None]
+CallSink = Callable[[str, bool, str, float], None]
 
 
 def _wall_ms() -> int:
@@ -320,6 +322,9 @@ class Resilience:
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     wall_ms: Callable[[], int] = _wall_ms
     on_event: EventSink | None = None
+    #: told of every call once it is over: (op, placement, outcome 'ok' or the error class name, milliseconds);
+    #: the runner keeps these for the monthly review (albra.store.operations). Must not raise.
+    on_call: CallSink | None = None
     stats: dict[str, int] = field(default_factory=lambda: {"calls": 0, "attempts": 0, "retries": 0, "resyncs": 0})
 
     def __post_init__(self) -> None:
@@ -345,11 +350,17 @@ class Resilience:
         re-reads the exchange clock after a -1021. Raises an :class:`ExchangeError` subclass, never anything else.
         """
         assert self.breaker is not None
-        self.breaker.allow()
+        try:
+            self.breaker.allow()
+        except ExchangeError as err:
+            self._told(op, placement, type(err).__name__, 0.0)
+            raise
         self.stats["calls"] += 1
+        t0 = time.perf_counter()
         try:
             result = await self._retrying(op, fn, validate, placement, client_id, is_algo, headers, resync)
         except ExchangeError as err:
+            self._told(op, placement, type(err).__name__, (time.perf_counter() - t0) * 1000)
             if isinstance(err, (Retryable, OutcomeUnknown)):
                 self.breaker.record_failure(err)
             else:  # the exchange answered (a refusal is an answer)
@@ -358,8 +369,17 @@ class Resilience:
         except BaseException:
             self.breaker.release_probe()
             raise
+        self._told(op, placement, "ok", (time.perf_counter() - t0) * 1000)
         self.breaker.record_success()
         return result
+
+    def _told(self, op: str, placement: bool, outcome: str, ms: float) -> None:
+        if self.on_call is None:
+            return
+        try:
+            self.on_call(op, placement, outcome, ms)
+        except Exception:  # noqa: BLE001 - bookkeeping never changes an exchange call's outcome
+            logging.getLogger("albra.exchange.resilience").exception("call sink failed")
 
     async def _retrying(self, op: str, fn: Callable[[], Awaitable[T]], validate: Callable[[T], R], placement: bool,
                         client_id: str | None, is_algo: bool,
@@ -388,9 +408,9 @@ class Resilience:
                 self.limiter.observe(hdrs)
                 err = classify(exc, placement, hdrs, client_id=client_id, is_algo=is_algo)
                 delay = self._after_failure(op, err, attempt, policy)
-                if not isinstance(err, policy.retry_on) or attempt >= policy.max_attempts:
-                    _raise(err, exc)
                 if isinstance(err, ClockSkew):
+                    # re-sync on every -1021, also when this call is not retried (its last attempt, or a policy
+                    # that does not retry it): the next call must not meet the same skew, and the journal says so
                     if resync is not None:
                         try:
                             await resync()
@@ -399,6 +419,8 @@ class Resilience:
                     self.stats["resyncs"] += 1
                     self._emit("time_resync", f"{op}: -1021, re-synced exchange time", alert=False)
                     delay = 0.0
+                if not isinstance(err, policy.retry_on) or attempt >= policy.max_attempts:
+                    _raise(err, exc)
                 if waited + delay > policy.budget_s:
                     _raise(err, exc)
                 self.stats["retries"] += 1

@@ -25,7 +25,8 @@ from albra.notify.format import esc
 from albra.redact import redact
 from albra.store import flags, journal, runners
 from albra.store.db import Store
-from albra.timefmt import Clock, SystemClock
+from albra.store.clock import StoreClock
+from albra.timefmt import Clock
 
 if TYPE_CHECKING:
     from albra.config import Settings
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("albra.bot")
 
 EMERGENCY_ACTION = "emergency_shutdown"
+KILL_OFF_ACTION = "kill_switch_off"
 MAX_MESSAGE = 4000
 EMERGENCY_PLAN = (
     "This will, on EVERY account: turn the kill switch on (no new entries), stop the runners, cancel all "
@@ -70,12 +72,13 @@ class AlbraBot:
         self.access = access
         self.audit_fn = audit_fn
         self.emergency_fn = emergency_fn
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or StoreClock(store)
         self.confirm_ttl_s = confirm_ttl_s
         self._handlers: dict[str, Callable[[Any, Any, Role], Awaitable[None]]] = {
             "status": self.cmd_status, "positions": self.cmd_positions, "balance": self.cmd_balance,
-            "pnl": self.cmd_pnl, "incidents": self.cmd_incidents, "pause": self.cmd_pause,
+            "pnl": self.cmd_pnl, "incidents": self.cmd_incidents, "report": self.cmd_report, "pause": self.cmd_pause,
             "resume": self.cmd_resume, "help": self.cmd_help, "start": self.cmd_help,
+            "killswitch": self.cmd_killswitch,
         }
         if audit_fn is not None:
             self._handlers["audit"] = self.cmd_audit
@@ -91,12 +94,14 @@ class AlbraBot:
             CommandSpec("balance", "latest balances per account", False),
             CommandSpec("pnl", "today's PnL (KST)", False),
             CommandSpec("incidents", "latest incidents", False),
+            CommandSpec("report", "[YYYY-MM] [account] monthly review summary (default: last month)", False),
         ]
         if self.audit_fn is not None:
             specs.append(CommandSpec("audit", "ledger vs exchange audit", False))
         specs += [
             CommandSpec("pause", "[account [strategy]] block new entries", True),
             CommandSpec("resume", "[account [strategy]] allow new entries", True),
+            CommandSpec("killswitch", "[on|off [account]] show, set or clear (off asks for a confirm code)", True),
         ]
         if self.emergency_fn is not None:
             specs.append(CommandSpec("emergency", "emergency shutdown (asks for a confirm code)", True))
@@ -129,8 +134,11 @@ class AlbraBot:
         msg, user, chat = update.effective_message, update.effective_user, update.effective_chat
         if msg is None or user is None or chat is None:
             raise ApplicationHandlerStop
-        role = self.access.role(user.id, chat.id, chat.type)
         text = msg.text or ""
+        if _parse_command(text, _username(context)) == (None, []) and _parse_command(text)[0] is not None:
+            log.info("ignored /%s addressed to another bot", _parse_command(text)[0])
+            raise ApplicationHandlerStop  # /pause@OtherBot in a shared group is not ours to obey
+        role = self.access.role(user.id, chat.id, chat.type)
         command, args = _parse_command(text)
         if command is not None:
             journal.append(
@@ -189,6 +197,10 @@ class AlbraBot:
     async def cmd_incidents(self, update: Any, context: Any, role: Role) -> None:
         await self.reply(update, views.incidents_text(self.store))
 
+    async def cmd_report(self, update: Any, context: Any, role: Role) -> None:
+        _, args = _parse_command(update.effective_message.text or "")
+        await self.reply(update, views.report_text(self.settings, self.store, args, self.clock.now_ms()))
+
     async def cmd_help(self, update: Any, context: Any, role: Role) -> None:
         lines = [f"<b>albra bot</b> — you are <b>{role.value}</b>"]
         for c in self.commands():
@@ -246,7 +258,10 @@ class AlbraBot:
             return
         text = f"▶️ <b>resumed</b> new entries: {esc(flag.scope)}"
         still = flags.entry_block(self.store, account, strategy) if account else flags.kill_switch(self.store)
-        if still is not None:
+        if still is not None and still.kind == flags.KILL_SWITCH:
+            text = (f"pause cleared for {esc(flag.scope)}, but ⛔ <b>new entries are still BLOCKED</b>: "
+                    f"{esc(flags.block_text(still))}")
+        elif still is not None:
             text += f"\nnote: still blocked by {esc(still.kind)} on {esc(still.scope)}"
         await self.reply(update, text)
 
@@ -277,9 +292,11 @@ class AlbraBot:
             await self.reply(update, "usage: /emergency, then /emergency CONFIRM &lt;code&gt;")
             return
         outcome = confirm.redeem(self.store, args[1], EMERGENCY_ACTION, chat.id, user.id, now)
+        if outcome is confirm.Redeem.WRONG:  # a wrong code voids the one issued before: ask again
+            confirm.burn_outstanding(self.store, EMERGENCY_ACTION, chat.id, user.id, now)
         if outcome is not confirm.Redeem.OK:
             why = {confirm.Redeem.WRONG: "wrong code", confirm.Redeem.EXPIRED: "code expired",
-                   confirm.Redeem.USED: "code already used"}[outcome]
+                   confirm.Redeem.USED: "code already used or voided by a wrong code"}[outcome]
             journal.append(self.store, "emergency_refused", f"emergency confirm refused: {why}", level="WARNING",
                            actor=f"telegram:{user.id}", ts=now)
             await self.reply(update, f"⛔ refused: {why}. Nothing was done. Send /emergency for a new code.")
@@ -293,12 +310,106 @@ class AlbraBot:
         await self.reply(update, f"<b>{head}</b>\n{esc(verdict.summary)}")
 
 
-def _parse_command(text: str) -> tuple[str | None, list[str]]:
-    """(command without slash or @botname, arguments) or (None, []) for a non-command."""
+    # ------------------------------------------------------------------ kill switch
+    async def cmd_killswitch(self, update: Any, context: Any, role: Role) -> None:
+        """``/killswitch`` shows it; ``/killswitch on [account]`` sets it at once (it only ever stops entries);
+        ``/killswitch off [account]`` issues a one-time code and ``/killswitch CONFIRM <code>`` clears it."""
+        _, args = _parse_command(update.effective_message.text or "")
+        if not args or args[0].lower() == "status":
+            await self.reply(update, views.kill_switch_text(self.store))
+            return
+        refused = self._refuse_readonly(role)
+        if refused:
+            await self.reply(update, refused)
+            return
+        user, chat = update.effective_user, update.effective_chat
+        actor, now = f"telegram:{user.id}", self.clock.now_ms()
+        verb = args[0].lower()
+        if verb in ("on", "off"):
+            if len(args) > 2 or (len(args) == 2 and args[1] not in self.settings.accounts):
+                await self.reply(update, f"usage: /killswitch {verb} [account]; accounts: "
+                                         f"{esc(', '.join(sorted(self.settings.accounts)) or 'none')}")
+                return
+            account = args[1] if len(args) == 2 else ""
+        if verb == "on":
+            flags.set_kill_switch(self.store, True, reason="/killswitch on via Telegram", actor=actor, ts=now,
+                                  account=account)
+            await self.reply(update, f"🛑 <b>kill switch ON</b> for {esc(account or 'every account')}: no new "
+                                     "entries; exits and protective orders keep working.")
+            return
+        if verb == "off":
+            on = [f for f in flags.kill_switches(self.store) if not account or f.account == account]
+            if not on:
+                await self.reply(update, f"the kill switch is not on for {esc(account or 'any account')}; "
+                                         "nothing to clear")
+                return
+            code = confirm.issue(self.store, f"{KILL_OFF_ACTION}:{account}", chat.id, user.id, now,
+                                 self.confirm_ttl_s)
+            journal.append(self.store, "kill_switch_off_requested", f"kill switch off for {account or 'all'} "
+                           f"requested by telegram user {user.id}; confirm code issued", level="WARNING",
+                           actor=actor, ts=now)
+            what = "\n".join(esc(flags.block_text(f)) for f in on)
+            await self.reply(update, f"⚠️ <b>Clear the kill switch</b> — new entries will be allowed again.\n{what}"
+                                     f"\n\nTo go ahead within {self.confirm_ttl_s} s send:\n"
+                                     f"<code>/killswitch CONFIRM {code}</code>")
+            return
+        if verb != "confirm" or len(args) != 2:
+            await self.reply(update, "usage: /killswitch [status | on [account] | off [account]], then "
+                                     "/killswitch CONFIRM &lt;code&gt;")
+            return
+        outcome, account = confirm.Redeem.WRONG, ""
+        for scope in ["", *sorted(self.settings.accounts)]:
+            outcome = confirm.redeem(self.store, args[1], f"{KILL_OFF_ACTION}:{scope}", chat.id, user.id, now)
+            if outcome is not confirm.Redeem.WRONG:
+                account = scope
+                break
+        if outcome is not confirm.Redeem.OK:
+            if outcome is confirm.Redeem.WRONG:
+                confirm.burn_outstanding(self.store, KILL_OFF_ACTION, chat.id, user.id, now)
+            why = {confirm.Redeem.WRONG: "wrong code", confirm.Redeem.EXPIRED: "code expired",
+                   confirm.Redeem.USED: "code already used or voided by a wrong code"}[outcome]
+            journal.append(self.store, "kill_switch_off_refused", f"kill switch confirm refused: {why}",
+                           level="WARNING", actor=actor, ts=now)
+            await self.reply(update, f"⛔ refused: {why}. The kill switch stays on. Send /killswitch off for a "
+                                     "new code.")
+            return
+        cleared = flags.clear_kill_switches(self.store, [account] if account else None,
+                                            "/killswitch off confirmed via Telegram", actor, ts=now)
+        text = "✅ <b>kill switch cleared</b>: " + esc(", ".join(f.account or "all" for f in cleared) or "nothing")
+        still = flags.kill_switch(self.store, account or None)
+        if still is not None:
+            text += f"\nstill blocked: {esc(flags.block_text(still))}"
+        await self.reply(update, text)
+
+
+def _username(context: Any) -> str | None:
+    """This bot's own @username (known after PTB's getMe at start), or None."""
+    try:
+        return context.bot.username
+    except Exception:  # not initialised yet: nothing to compare against
+        return None
+
+
+def _parse_command(text: str, bot_username: str | None = None) -> tuple[str | None, list[str]]:
+    """(command without slash or @botname, arguments) or (None, []) for a non-command — also for a command
+    addressed to another bot (``/pause@OtherBot`` in a group is not ours to obey)."""
     if not text.startswith("/"):
         return None, []
     parts = text.split()
-    return parts[0][1:].split("@", 1)[0].lower(), parts[1:]
+    name, _, addressed = parts[0][1:].partition("@")
+    if addressed and bot_username and addressed.lower() != bot_username.lower():
+        return None, []
+    return name.lower(), parts[1:]
+
+
+def _watch_once(watch: Callable[[], Any] | None, sender: Any) -> None:
+    if watch is None:
+        return
+    try:
+        if watch() and sender is not None:
+            sender.wake()
+    except Exception:  # noqa: BLE001 - a failed check must not stop the bot; the next tick checks again
+        log.exception("runner liveness check failed")
 
 
 def _chunks(text: str) -> list[str]:
@@ -325,11 +436,14 @@ def _chunks(text: str) -> list[str]:
 async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
                   sender_factory: Callable[[Any], "AlertSender"] | None = None,
                   stop: asyncio.Event | None = None, poll_interval: float = 0.0, poll_timeout: int = 10,
-                  heartbeat_s: float = 10.0, ready: asyncio.Event | None = None) -> None:
+                  heartbeat_s: float = 10.0, ready: asyncio.Event | None = None,
+                  watch: Callable[[], Any] | None = None) -> None:
     """Run the bot until ``stop`` is set (or the task is cancelled).
 
     ``sender_factory(app_bot)`` builds the :class:`AlertSender` that drains the outbox through the same
-    ``telegram.Bot`` (pass None to leave alerts to the runners). ``ready`` is set once polling runs.
+    ``telegram.Bot`` (pass None to leave alerts to the runners). ``ready`` is set once polling runs. ``watch`` is
+    called every ``heartbeat_s`` (the runners' liveness watch, :class:`albra.notify.liveness_watch.LivenessWatch`);
+    when it queued an alert the sender is woken so the alert leaves at once.
     """
     from telegram import BotCommand
 
@@ -337,7 +451,7 @@ async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
     app = bot.build_application(token, base_url)
     sender_task: asyncio.Task[None] | None = None
     sender = None
-    started = bot.clock.now_ms()
+    started = runners.wall_now()
     async with app:
         await app.bot.set_my_commands([BotCommand(c.name, c.help[:256]) for c in bot.commands()])
         await app.start()
@@ -348,15 +462,17 @@ async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
                 sender = sender_factory(app.bot)
                 sender_task = asyncio.create_task(sender.run(), name="bot-alert-sender")
             runners.beat(bot.store, "bot", "running", {"commands": [c.name for c in bot.commands()]},
-                         ts=bot.clock.now_ms(), started_ms=started)
+                         started_ms=started)
             journal.append(bot.store, "bot_started", "telegram bot started", actor="bot")
             if ready is not None:
                 ready.set()
+            _watch_once(watch, sender)
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(stop.wait(), heartbeat_s)
                 except asyncio.TimeoutError:
-                    runners.beat(bot.store, "bot", "running", ts=bot.clock.now_ms())
+                    runners.beat(bot.store, "bot", "running")  # heartbeats are wall-clock (liveness)
+                    _watch_once(watch, sender)
         finally:
             if sender is not None:
                 sender.stop()
@@ -367,5 +483,5 @@ async def run_bot(bot: AlbraBot, token: str, *, base_url: str | None = None,
                     sender_task.cancel()
             await app.updater.stop()
             await app.stop()
-            runners.beat(bot.store, "bot", "stopped", ts=bot.clock.now_ms())
+            runners.beat(bot.store, "bot", "stopped")
             journal.append(bot.store, "bot_stopped", "telegram bot stopped", actor="bot")

@@ -50,3 +50,14 @@ def redeem(store: Store, code: str, action: str, chat_id: int, user_id: int, now
             return Redeem.EXPIRED
         cur = c.execute("UPDATE confirmations SET used_ms=? WHERE code=? AND used_ms IS NULL", (now_ms, code))
         return Redeem.OK if cur.rowcount == 1 else Redeem.USED
+
+
+def burn_outstanding(store: Store, action_prefix: str, chat_id: int, user_id: int, now_ms: int) -> int:
+    """Burn every unused code this user holds in this chat for actions starting with ``action_prefix``: after a wrong
+    code the earlier one must not work any more (someone guessing, or a confused operator — either way, start over).
+    Returns how many were burnt."""
+    with store.tx() as c:
+        cur = c.execute("UPDATE confirmations SET used_ms=? WHERE used_ms IS NULL AND chat_id=? AND user_id=?"
+                        " AND action LIKE ? AND expires_ms>=?",
+                        (now_ms, chat_id, user_id, action_prefix.replace("%", "") + "%", now_ms))
+        return int(cur.rowcount)

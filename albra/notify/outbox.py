@@ -63,11 +63,22 @@ def emit(store: Store, event: AlertEvent, *, routing: Routing = DEFAULT_ROUTING,
         with store.tx() as c:
             inserted = c.execute(sql, params).rowcount == 1
     if inserted:
+        # logs are plain text for a terminal (no HTML entities), stamped with the event's own time: in a paper
+        # replay that is the candle's exchange time, not the moment the replay happened to reach it
         log.log(_PY_LEVEL[spec.level], "alert %s %s [%s]: %s", spec.level.value, event.kind, event.event_id,
-                summary, extra={"account": event.account, "strategy": event.strategy, "symbol": event.symbol})
+                plain_text(summary), extra={"account": event.account, "strategy": event.strategy,
+                                            "symbol": event.symbol, "event_ts": ts})
     else:
         log.debug("alert %s already in the outbox (deduplicated)", event.event_id)
     return Emitted(event.event_id, spec.level, status, not inserted)
+
+
+def plain_text(html_text: str) -> str:
+    """Telegram HTML as plain text: tags dropped, entities (``&lt;`` …) decoded."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
 
 
 # --------------------------------------------------------------------------- sender side

@@ -23,18 +23,16 @@ if TYPE_CHECKING:
 def status_text(settings: "Settings", store: Store) -> str:
     st = offline_status(settings, store)
     lines = [f"<b>albra status</b> — {esc(st['as_of'])}"]
-    lines.append("🛑 <b>KILL SWITCH ON</b>" if st["kill_switch"] else "kill switch: off")
+    lines += [f"🛑 <b>{esc(k['text'])}</b>" for k in st["kill_switches"]] or ["kill switch: off"]
     for f in st["flags"]:
         if f["kind"] == "pause":
             lines.append(f"⏸ paused: {esc(f['scope'])} by {esc(f['actor'])} since {esc(f['since'])}"
                          + (f" — {esc(f['reason'])}" if f["reason"] else ""))
     for a in st["accounts"]:
         r = a["runner"]
-        alive = "🟢 running" if r["alive"] else f"🔴 {esc(r['state'])}"
         lines.append("")
-        lines.append(f"<b>{esc(a['account'])}</b> ({esc(a['mode'])}) {alive}")
-        if r["heartbeat"]:
-            lines.append(f"heartbeat {esc(r['heartbeat'])}")
+        lines.append(f"<b>{esc(a['account'])}</b> ({esc(a['mode'])})")
+        lines.append(("🟢 runner " if r["alive"] else "🔴 runner ") + esc(r["text"]))
         if a["equity"] is not None:
             lines.append(f"equity {esc(fmt_money(a['equity'], signed=False))} at {esc(a['equity_at'])}")
         else:
@@ -44,13 +42,25 @@ def status_text(settings: "Settings", store: Store) -> str:
         if a["daily_loss_pct"] is not None:
             lines.append(f"daily loss used {a['daily_loss_pct']:.2f}%")
         lines.append(f"open legs {len(a['legs'])} · strategies {esc(', '.join(a['strategies']) or '-')}")
-        if a["entries_blocked_by"]:
+        if a["trading_blocked"]:
+            lines.append(f"⛔ new entries blocked — {esc(a['trading_blocked'])}")
+        elif a["entries_blocked_by"]:
             lines.append(f"entries blocked by {esc(', '.join(a['entries_blocked_by']))}")
     if st["open_incidents"]:
         lines.append("")
         lines.append(f"🚨 {len(st['open_incidents'])} open incident(s): "
                      + esc(", ".join(i["id"] for i in st["open_incidents"])))
     return "\n".join(lines)
+
+
+def kill_switch_text(store: Store) -> str:
+    """``/killswitch``: every kill switch that is on, in the words the CLI uses, or that it is off."""
+    from albra.store import flags
+
+    on = flags.kill_switches(store)
+    if not on:
+        return "kill switch: off everywhere"
+    return "\n".join(f"🛑 <b>{esc(flags.block_text(f))}</b>" for f in on)
 
 
 def positions_text(settings: "Settings", store: Store) -> str:
@@ -154,3 +164,20 @@ def incidents_text(store: Store, limit: int = 10) -> str:
                      + f"\nopened {esc(fmt_kst(i.opened_ms))}"
                      + (f" · closed {esc(fmt_kst(i.closed_ms))}" if i.closed_ms else ""))
     return "\n".join(lines)
+
+
+def report_text(settings: "Settings", store: Store, args: list[str], now_ms: int) -> str:
+    """``/report [YYYY-MM] [account]``: the monthly review's summary lines (the full page: ``albra report``)."""
+    from albra.review.month import ReviewError, build, last_month, summary_lines
+
+    month = next((a for a in args if len(a) == 7 and a[4] == "-"), None) or last_month(now_ms)
+    rest = [a for a in args if a != month]
+    if len(rest) > 1:
+        return "usage: /report [YYYY-MM] [account]"
+    try:
+        rep = build(settings, store, month, rest[0] if rest else None, now_ms)
+    except ReviewError as e:
+        return f"❌ {esc(str(e).replace('--month ', '').replace('--account ', 'account '))}"
+    head, *lines = summary_lines(rep)
+    return f"<b>{esc(head)}</b>\n" + "\n".join(esc(l) for l in lines) + \
+        f"\n<i>full review: albra report --month {esc(rep['month'])} --output DIR</i>"

@@ -3,7 +3,7 @@
 Rules run in this order and the first refusal wins; every refusal is journaled (kind ``risk_refused``) with its
 rule and reason:
 
-1. ``kill_switch`` — the global kill switch is on.
+1. ``kill_switch`` — the kill switch is on (for every account or for this one).
 2. ``pause`` — a pause flag covers the account or the strategy (``flags.entry_block``).
 3. ``opposite_leg`` — one-way mode only: a live leg on the same account and symbol in the other direction
    (another strategy's, or the same strategy's) would be netted by this entry. Hedge mode allows it: the new

@@ -75,6 +75,7 @@ def compare(store: "Store", account: str, snap: "AccountSnapshot") -> tuple[list
     from albra.ledger import intents as I
     from albra.ledger import legs as L
     from albra.ledger.positions import compare_positions
+    from albra.model import Side
 
     legs = L.live_legs(store, account)
     unresolved = I.unresolved(store, account)
@@ -84,12 +85,24 @@ def compare(store: "Store", account: str, snap: "AccountSnapshot") -> tuple[list
         findings.append(Finding("position", d.symbol, f"{d.position_side.value}: ledger {d.ledger_qty}, exchange "
                                 f"{d.exchange_qty} — {d.likely_cause}", d.as_dict()))
     algos = {o.client_id: o for o in snap.open_algo_orders}
+    hand_stops: set[str] = set()  # stops placed by hand that protect an unattributed leg: not "unknown orders"
     for leg in legs:
         if leg.qty <= 0 or leg.state is not L.LegState.OPEN:
             continue
         if leg.strategy == L.UNATTRIBUTED:
-            notes.append(f"unattributed leg {leg.leg_id} ({leg.direction} {leg.qty} {leg.symbol}) has no strategy "
-                         "stop: close it or protect it by hand")
+            # no strategy protects it; a stop placed by hand on that side still counts. None: a naked position
+            closing = Side.SELL if leg.direction.value == "LONG" else Side.BUY
+            guarded = [o for o in snap.open_algo_orders if o.symbol == leg.symbol and o.side is closing
+                       and o.position_side is leg.position_side and o.trigger_price is not None]
+            if not guarded:
+                findings.append(Finding("missing_stop", leg.symbol, f"unattributed leg {leg.leg_id} ({leg.direction} "
+                                        f"{leg.qty} {leg.symbol}) has NO stop on the exchange: close it or protect "
+                                        "it by hand", {"leg_id": leg.leg_id, "strategy": leg.strategy,
+                                                       "qty": str(leg.qty)}))
+            else:
+                hand_stops.update(o.client_id for o in guarded)
+                notes.append(f"unattributed leg {leg.leg_id} ({leg.direction} {leg.qty} {leg.symbol}) is covered by "
+                             f"a stop placed outside albra ({guarded[0].client_id})")
             continue
         stop = algos.get(leg.sl_client_id or "")
         data = {"leg_id": leg.leg_id, "strategy": leg.strategy, "qty": str(leg.qty),
@@ -112,7 +125,7 @@ def compare(store: "Store", account: str, snap: "AccountSnapshot") -> tuple[list
                                     f"({o.client_id}) still on the exchange for leg {mine['leg_id']}, which is "
                                     f"{mine['leg_state']}", {"client_id": o.client_id, "is_algo": o.is_algo,
                                                               "leg_id": mine["leg_id"]}))
-        if mine is None:
+        if mine is None and o.client_id not in hand_stops:
             findings.append(Finding("unknown_order", o.symbol, f"{'algo ' if o.is_algo else ''}{o.order_type.value} "
                                     f"{o.side.value} {o.qty} ({o.client_id}) is not an albra intent (placed by hand "
                                     "or by another bot)", {"client_id": o.client_id, "is_algo": o.is_algo}))
@@ -221,7 +234,7 @@ async def audit_accounts(settings: Any, store: "Store", accounts: list[str], *, 
         try:
             return await audit_account(store, gw, a, since_ms=since_ms, since_label=since_label)
         finally:
-            await close_quietly(gw)
+            await close_quietly(gw, store)
 
     return list(await asyncio.gather(*(one(a) for a in accounts)))
 

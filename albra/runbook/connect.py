@@ -74,8 +74,22 @@ def classify_failure(account: str, exc: BaseException) -> Unreachable:
     return Unreachable(account, "error", msg[:300])
 
 
-async def close_quietly(gw: Any) -> None:
-    """Close a gateway's HTTP session; a failure to close is not worth failing a runbook command for."""
+def note_clock(store: Any, gw: Any) -> None:
+    """Record the exchange clock this gateway measured (one clock, :mod:`albra.store.clock`), when it measured one."""
+    if store is None or not getattr(gw, "_time_synced", False) or not hasattr(gw, "exchange_now"):
+        return
+    try:
+        from albra.store.clock import record_offset
+
+        record_offset(store, gw.account, gw.exchange_now())
+    except Exception:  # noqa: BLE001 - a clock note must never fail a runbook command
+        pass
+
+
+async def close_quietly(gw: Any, store: Any = None) -> None:
+    """Close a gateway's HTTP session (noting its exchange clock in ``store`` first); a failure to close is not worth
+    failing a runbook command for."""
+    note_clock(store, gw)
     try:
         await gw.close()
     except Exception:  # noqa: BLE001 - closing is best effort after the work is done

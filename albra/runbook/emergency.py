@@ -74,6 +74,9 @@ class AccountOutcome:
     ledger: list[str] = field(default_factory=list)
     rounds: int = 0
     seconds: float = 0.0
+    equity_before: dict[str, str] | None = None   # the exchange's balance at the first read
+    equity_after: dict[str, str] | None = None    # … after the flatten (also recorded as an equity snapshot)
+    realized: str | None = None                   # realised PnL − USDT fees of the emergency's own closing fills
 
     @property
     def verified(self) -> bool:
@@ -166,7 +169,55 @@ class _AccountWork:
 
         # the one sender; the store may be unreadable here (None): closes and cancels go through send_guarded and
         # cancel_all, which keep their bookkeeping behind the guard
-        self.om = OrderManager(guard.store, gw, account, _now_ms)  # type: ignore[arg-type]
+        self.om = OrderManager(guard.store, gw, account, self._now)  # type: ignore[arg-type]  # exchange time
+
+    def _now(self) -> int:
+        """Exchange time (one clock, :mod:`albra.store.clock`): the gateway's estimate once it has read the exchange,
+        else the store's; the wall clock only when neither is known."""
+        f = getattr(self.gw, "exchange_now", None)
+        if f is not None and getattr(self.gw, "_time_synced", False):
+            try:
+                return int(f())
+            except Exception:  # noqa: BLE001 - a clock estimate must never stop the emergency
+                pass
+        from albra.store.clock import exchange_now
+
+        got = self.guard.run("clock", lambda s: exchange_now(s, self.account))
+        return int(got) if got is not None else _now_ms()
+
+    async def _balance(self) -> Any:
+        """The account's balance, or None when it cannot be read (never a reason to stop the emergency)."""
+        from albra.exchange.errors import ExchangeError
+
+        try:
+            return await self.gw.fetch_balance()
+        except ExchangeError as e:
+            self.out.errors.append(f"balance read failed: {type(e).__name__}: {str(e)[:200]}")
+            return None
+
+    async def _snapshot_after(self) -> None:
+        """The post-flatten truth (issue 14): equity, positions and the realised result of the flatten, recorded as
+        an equity snapshot on the exchange's clock so every view (status, dashboard, /balance, /pnl, the incident
+        report) shows the account as it is now — not the figures of before the shutdown."""
+        bal = await self._balance()
+        if bal is None:
+            return
+        # after the incident opened, whatever two estimates of a clock that stands still (a drill server at speed 0)
+        # say: the report's "after" is the first snapshot at or after the opening
+        ts = max(self._now(), self.t0 + 1)
+        self.out.equity_after = _bal_dict(bal)
+        self.guard.run("equity snapshot", lambda s: s.execute(
+            "INSERT INTO equity_snapshots(account, ts, wallet, unrealized, equity, available) VALUES (?,?,?,?,?,?)"
+            " ON CONFLICT(account, ts) DO UPDATE SET wallet=excluded.wallet, unrealized=excluded.unrealized,"
+            " equity=excluded.equity, available=excluded.available",
+            (self.account, ts, format(bal.wallet, "f"), format(bal.unrealized, "f"), format(bal.equity, "f"),
+             format(bal.available, "f"))))
+        self.guard.run("journal", lambda s: _journal(
+            s, "equity_after_emergency", f"after the emergency: equity {bal.equity} USDT (wallet {bal.wallet}, "
+            f"unrealised {bal.unrealized}), {len(self.out.remaining.get('positions', []))} position(s) left, realised "
+            f"by the flatten {self.out.realized or '0'} USDT", self.account, level="WARNING",
+            data={"equity_before": self.out.equity_before, "equity_after": self.out.equity_after,
+                  "realized": self.out.realized}))
 
     async def run(self) -> AccountOutcome:
         from albra.exchange.errors import AuthFailed, ExchangeError
@@ -180,8 +231,11 @@ class _AccountWork:
             try:
                 if rnd == 1 or not markets_loaded:
                     # markets once, up front: concurrent orders would otherwise each load them (exchangeInfo)
-                    (positions, regular, algo), _ = await asyncio.gather(_read(self.gw), self.gw.load_markets())
+                    (positions, regular, algo), _, bal = await asyncio.gather(_read(self.gw), self.gw.load_markets(),
+                                                                               self._balance())
                     markets_loaded = True
+                    if bal is not None and self.out.equity_before is None:
+                        self.out.equity_before = _bal_dict(bal)
                 else:
                     positions, regular, algo = await _read(self.gw)
             except ExchangeError as e:
@@ -236,6 +290,8 @@ class _AccountWork:
                                f"{self.out.rounds} round(s)")
         if self.out.verified and not self.keep:
             await self._settle_ledger()
+        if last_read is not None:
+            await self._snapshot_after()
         self.out.seconds = time.monotonic() - t
         return self.out
 
@@ -384,20 +440,29 @@ class _AccountWork:
                 break
             await pause(0.1 * 2 ** attempt)
         applied = 0
+        closing = [f for fills in trades.values() for f in fills if str(f.order_id) in exch_ids]
+        if closing:  # realised by the flatten, fees in USDT included (the exchange's own figures)
+            fee_usdt = sum((f.fee for f in closing if (f.extra.get("commission_asset") or "USDT") == "USDT"), Decimal(0))
+            self.out.realized = format(sum((f.realized_pnl for f in closing), Decimal(0)) - fee_usdt, "f")
         for sym, fills in trades.items():
             for f in fills:
                 if str(f.order_id) in exch_ids:
-                    r = self.guard.run("apply fill", lambda s: apply_fill(s, self.account, f, now_ms=_now_ms()))
+                    r = self.guard.run("apply fill", lambda s: apply_fill(s, self.account, f, now_ms=self._now()))
                     applied += 1 if r is not None and r.applied else 0
         if applied:
             self.out.ledger.append(f"{applied} emergency fill(s) applied to their legs")
         for leg in self.guard.run("read legs", lambda s: L.live_legs(s, self.account)) or []:
             try:
                 self.guard.run("close leg", lambda s: close_missing(s, self.account, leg, trades.get(leg.symbol, []),
-                                                                     now_ms=_now_ms()))
+                                                                     now_ms=self._now()))
                 self.out.ledger.append(f"leg {leg.leg_id} closed from the trade history")
             except LedgerError as e:
                 self.out.ledger.append(f"leg {leg.leg_id} left open in the ledger: {e}; run `albra reconcile`")
+
+
+def _bal_dict(bal: Any) -> dict[str, str]:
+    return {"equity": format(bal.equity, "f"), "wallet": format(bal.wallet, "f"),
+            "unrealized": format(bal.unrealized, "f"), "available": format(bal.available, "f")}
 
 
 def _journal(store: "Store", kind: str, message: str, account: str, symbol: str = "", strategy: str = "",
@@ -443,26 +508,45 @@ def stop_runners(settings: "Settings", accounts: list[str], guard: _StoreGuard, 
 async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_positions: bool = False,
                              rounds: int = DEFAULT_ROUNDS, stop_timeout_s: float = 10.0, pause_s: float = 0.3,
                              actor: str = "cli", gateway_for: Callable[[str], Any] | None = None,
-                             telegram_timeout_s: float = 10.0) -> EmergencyReport:
+                             telegram_timeout_s: float = 10.0, all_accounts: bool | None = None) -> EmergencyReport:
     """The whole procedure (module docstring). ``gateway_for`` opens an account's gateway (tests may pass their
     own); by default :func:`albra.runbook.connect.account_gateway` (the factory's emergency profile). The CRITICAL
     alert is queued, then delivered to Telegram from here when it is configured, within ``telegram_timeout_s``
-    (:func:`albra.runbook.alert_now.deliver_now`; never blocks or fails the shutdown)."""
+    (:func:`albra.runbook.alert_now.deliver_now`; never blocks or fails the shutdown). ``all_accounts`` turns the
+    global kill switch on (default: when ``accounts`` are every configured account); otherwise each account in
+    ``accounts`` gets its own, and the other accounts keep trading."""
     from albra.runbook.connect import Unreachable, account_gateway, close_quietly
 
+    if all_accounts is None:
+        all_accounts = set(accounts) >= set(settings.accounts)
     t = time.monotonic()
-    rep = EmergencyReport(started_ms=_now_ms(), keep_positions=keep_positions)
     store, err = open_store_guarded(settings.db_path)
     guard = _StoreGuard(store, err)
+    opener = gateway_for or (lambda a: account_gateway(settings, a, emergency=True))
+    gws: dict[str, Any] = {a: opener(a) for a in accounts}  # built only: nothing is sent yet
+    from albra.store.clock import exchange_now
+
+    # one clock: the incident opens at the exchange's time (the runners' rows, fills and snapshots are on it); when
+    # no process ever measured it (no runner ran), one bounded server-time read first — a few ms, at most 1 s
+    await _learn_clock(guard, gws)
+    started = guard.run("clock", lambda s: exchange_now(s))
+    rep = EmergencyReport(started_ms=int(started) if started is not None else _now_ms(), keep_positions=keep_positions)
     if store is None:
         rep.kill_switch = f"NOT SET — store unreadable ({err}); continuing on the exchange"
     else:
         from albra.store import flags
 
-        was = guard.run("kill switch", lambda s: flags.kill_switch(s))
-        guard.run("kill switch", lambda s: flags.set_kill_switch(
-            s, True, reason="emergency-shutdown" + (" (keep positions)" if keep_positions else ""), actor=actor))
-        rep.kill_switch = ("already on; refreshed" if was else "set") if guard.store else \
+        # the kill switch covers exactly the accounts this shutdown acts on: every account (global) by default,
+        # only the named ones when the operator named some
+        scopes = [""] if all_accounts else list(accounts)
+        why = "emergency-shutdown" + (" (keep positions)" if keep_positions else "")
+        was = guard.run("kill switch", lambda s: all(
+            (f := flags.kill_switch(s, a or None)) is not None and f.account == a for a in scopes))
+        for scope in scopes:
+            guard.run("kill switch", lambda s, scope=scope: flags.set_kill_switch(s, True, reason=why, actor=actor,
+                                                                                  account=scope))
+        where = "every account" if all_accounts else ", ".join(accounts)
+        rep.kill_switch = (("already on; refreshed" if was else "set") + f" for {where}") if guard.store else \
             f"NOT SET — {guard.error}; continuing on the exchange"
     # one writer per account: preempt every account's write lease first, so a runner still alive (systemd-managed or
     # started by hand) stops sending at its next heartbeat even before its signal arrives
@@ -472,9 +556,6 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
                                                                       ttl_ms=10 * 60_000)) for a in accounts}
     rep.runners = await asyncio.to_thread(stop_runners, settings, accounts, guard, stop_timeout_s)
 
-    opener = gateway_for or (lambda a: account_gateway(settings, a, emergency=True))
-    gws: dict[str, Any] = {a: opener(a) for a in accounts}
-
     async def one(a: str) -> AccountOutcome:
         gw = gws[a]
         if isinstance(gw, Unreachable):
@@ -483,7 +564,7 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
         try:
             return await _AccountWork(gw, a, guard, rep.started_ms, keep_positions, rounds, pause_s).run()
         finally:
-            await close_quietly(gw)
+            await close_quietly(gw, guard.store)
 
     try:
         rep.accounts = list(await asyncio.gather(*(one(a) for a in accounts)))
@@ -504,11 +585,38 @@ async def emergency_shutdown(settings: "Settings", accounts: list[str], *, keep_
     return rep
 
 
+async def _learn_clock(guard: _StoreGuard, gws: dict[str, Any], timeout_s: float = 1.0) -> None:
+    """Measure the exchange clock of the accounts the store has no measurement for (bounded; never fails)."""
+    from albra.runbook.connect import Unreachable
+    from albra.store.clock import record_offset, wall_ms
+
+    if guard.store is None:
+        return
+    known = {r["account"] for r in guard.run("clock", lambda s: s.query("SELECT account FROM clock_offsets")) or []}
+    todo = {a: gw for a, gw in gws.items() if a not in known and not isinstance(gw, Unreachable)}
+    if not todo:
+        return
+
+    async def one(a: str, gw: Any) -> None:
+        w0 = wall_ms()
+        t = await gw.server_time()
+        guard.run("clock", lambda s: record_offset(s, a, int(t), wall=(w0 + wall_ms()) // 2))
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one(a, g) for a, g in todo.items()), return_exceptions=True),
+                               timeout_s)
+    except asyncio.TimeoutError:
+        pass
+
+
 def _record(guard: _StoreGuard, rep: EmergencyReport, actor: str) -> None:
     from albra.store import incidents
 
     details = {"accounts": {a.account: {"status": a.status, "reason": a.reason, "positions_before":
                                         a.positions_before, "closed": [c.as_dict() for c in a.close_orders],
+                                        "equity_before": a.equity_before, "equity_after": a.equity_after,
+                                        "realized_by_flatten": a.realized, "positions_after":
+                                        a.remaining.get("positions", []),
                                         "seconds": round(a.seconds, 3)} for a in rep.accounts},
                "runners": rep.runners, "keep_positions": rep.keep_positions, "seconds": round(rep.seconds, 3)}
     bad = [a.account for a in rep.accounts if not a.verified and a.status != "skipped"]

@@ -1,8 +1,8 @@
 """The Markdown write-up of one incident, built only from the store (journal, legs, intents, equity snapshots).
 
 Why from the store alone: the report is written after the fact, possibly while the exchange is unreachable, and
-it must describe what albra saw and did at the time — not what the exchange looks like now. Every time is shown in
-KST. The window of the report runs from a little before the incident opened (so the lead-up is visible) to the
+it must describe what albra saw and did at the time — not what the exchange looks like now. Every time is on the
+exchange's clock (the one clock every row is stamped with, ADR 0015) and shown in KST. The window of the report runs from a little before the incident opened (so the lead-up is visible) to the
 moment it was closed, or now while it is still open.
 """
 
@@ -17,7 +17,7 @@ from albra.model import D
 from albra.store import incidents, journal
 from albra.store.db import Store
 from albra.store.incidents import Incident
-from albra.timefmt import fmt_kst, now_ms as _now_ms
+from albra.timefmt import fmt_kst
 
 #: how much of the journal before the incident opened the timeline shows (the lead-up).
 LEAD_UP_MS = 30 * 60_000
@@ -39,9 +39,54 @@ class Window:
     end_ms: int
 
 
-def _window(inc: Incident, now: int) -> Window:
+def _window(store: Store, inc: Incident, now: int) -> Window:
+    """From the lead-up (at most ``LEAD_UP_MS`` before it opened, and never reaching back into an earlier incident's
+    own activity, so its orders and rows are not counted twice) to its close, or now."""
     end = inc.closed_ms if inc.closed_ms is not None else now
-    return Window(inc.opened_ms - LEAD_UP_MS, max(end, inc.opened_ms))
+    start = inc.opened_ms - LEAD_UP_MS
+    prev = store.query_one("SELECT incident_id, opened_ms, closed_ms FROM incidents WHERE opened_ms <= ? AND"
+                           " incident_id != ? ORDER BY opened_ms DESC LIMIT 1", (inc.opened_ms, inc.incident_id))
+    if prev is not None:
+        last = store.query_one("SELECT MAX(ts) AS t FROM journal WHERE incident_id=? AND ts <= ?",
+                               (prev["incident_id"], inc.opened_ms))
+        busy_until = max(x for x in (prev["opened_ms"], prev["closed_ms"] if prev["closed_ms"] is not None and
+                                     prev["closed_ms"] <= inc.opened_ms else None, last["t"] if last else None)
+                         if x is not None)
+        start = max(start, busy_until + 1)
+    return Window(min(start, inc.opened_ms), max(end, inc.opened_ms))
+
+
+def _realized_since(store: Store, account: str, since_ms: int, until_ms: int) -> dict[str, Any]:
+    """Realised PnL − USDT fees + funding of every fill and funding payment on the exchange's clock since the incident
+    opened — attributed to a leg or not (a manual position closed by the emergency counts too)."""
+    acct = " AND account = ?" if account else ""
+    extra = (account,) if account else ()
+    # a fill counts when it is stamped after the incident opened, or when its order was sent after that (an exchange
+    # whose clock stood still — a drill server at --speed 0 — stamps every trade at the same instant)
+    # (and the emergency's own closes are tied to it by their client ids, which carry its start as candle time)
+    sql = (f"SELECT realized_pnl, fee, fee_asset FROM fills f WHERE ((ts >= ? AND ts <= ?) OR exchange_order_id IN"
+           f" (SELECT exchange_order_id FROM order_intents i WHERE i.account = f.account AND exchange_order_id IS NOT"
+           f" NULL AND ((i.created_ms >= ? AND i.created_ms <= ?) OR (i.purpose = 'emergency' AND i.candle_ts = ?)))){acct}")
+    pnl = fees = Decimal(0)
+    n = 0
+    for f in store.query(sql, (since_ms, until_ms, since_ms, until_ms, since_ms, *extra)):
+        n += 1
+        pnl += D(f["realized_pnl"])
+        if f["fee_asset"] == "USDT":
+            fees += D(f["fee"])
+    funding = sum((D(r["amount"]) for r in store.query(
+        f"SELECT amount FROM income WHERE income_type='FUNDING_FEE' AND ts >= ? AND ts <= ?{acct}",
+        (since_ms, until_ms, *extra))), Decimal(0))
+    return {"fills": n, "pnl": pnl, "fees": fees, "funding": funding, "net": pnl - fees + funding}
+
+
+def _equity_before_from_details(inc: Incident) -> dict[str, Any] | None:
+    """The balance the emergency itself read at its first look (more exact than the last snapshot before it)."""
+    per = {a: d["equity_before"]["equity"] for a, d in (inc.details.get("accounts") or {}).items()
+           if isinstance(d, dict) and d.get("equity_before")}
+    if not per:
+        return None
+    return {"total": sum((D(v) for v in per.values()), Decimal(0)), "per_account": per, "ts": inc.opened_ms}
 
 
 def _legs_open_at(store: Store, account: str, ts: int) -> list[dict[str, Any]]:
@@ -89,8 +134,10 @@ def build_report(store: Store, incident_id: str, now_ms: int | None = None) -> d
         known = [i.incident_id for i in incidents.list_incidents(store, limit=5)]
         raise IncidentNotFound(f"no incident {incident_id!r} in the store"
                                + (f" (latest: {', '.join(known)})" if known else " (the store has no incidents)"))
-    now = _now_ms() if now_ms is None else now_ms
-    w = _window(inc, now)
+    from albra.store.clock import exchange_now
+
+    now = exchange_now(store, inc.account) if now_ms is None else now_ms
+    w = _window(store, inc, now)
     acct_filter = inc.account or None
     timeline = [e for e in journal.entries(store, since_ms=w.start_ms, until_ms=w.end_ms)
                 if acct_filter is None or e.account in ("", acct_filter) or e.incident_id == incident_id]
@@ -99,23 +146,24 @@ def build_report(store: Store, incident_id: str, now_ms: int | None = None) -> d
     sql = ("SELECT client_id, account, strategy, symbol, purpose, side, position_side, order_type, qty, trigger_price,"
            " reduce_only, state, filled_qty, avg_price, error, created_ms FROM order_intents WHERE created_ms BETWEEN"
            " ? AND ?")
-    params: list[Any] = [inc.opened_ms - LEAD_UP_MS, w.end_ms]
+    params: list[Any] = [w.start_ms, w.end_ms]
     if acct_filter:
         sql += " AND account = ?"
         params.append(acct_filter)
     orders = [dict(r) for r in store.query(sql + " ORDER BY created_ms, client_id", tuple(params))]
     before_legs = _legs_open_at(store, inc.account, inc.opened_ms)
     after_legs = _legs_open_at(store, inc.account, w.end_ms)
-    eq_before = _equity(store, inc.account, inc.opened_ms, before=True)
+    eq_before = _equity_before_from_details(inc) or _equity(store, inc.account, inc.opened_ms, before=True)
     eq_after = _equity(store, inc.account, inc.opened_ms, before=False)
     closed_sql = ("SELECT leg_id, account, symbol, strategy, direction, realized_pnl, fees, funding, close_reason,"
                   " closed_ms FROM legs WHERE closed_ms BETWEEN ? AND ? AND state = 'closed'")
-    cparams: list[Any] = [w.start_ms, w.end_ms]
+    cparams: list[Any] = [inc.opened_ms, w.end_ms]
     if acct_filter:
         closed_sql += " AND account = ?"
         cparams.append(acct_filter)
     closed = [dict(r) for r in store.query(closed_sql + " ORDER BY closed_ms", tuple(cparams))]
     realized = sum((D(c["realized_pnl"]) - D(c["fees"]) + D(c["funding"]) for c in closed), Decimal(0))
+    since = _realized_since(store, inc.account, inc.opened_ms, w.end_ms)
     equity_change = None
     if eq_before and eq_after:
         equity_change = eq_after["total"] - eq_before["total"]
@@ -141,7 +189,8 @@ def build_report(store: Store, incident_id: str, now_ms: int | None = None) -> d
         "equity_after": _eq_json(eq_after),
         "orders": [o | {"created": fmt_kst(o["created_ms"])} for o in orders],
         "loss": {"equity_change": None if equity_change is None else str(equity_change),
-                 "realized_net_in_window": str(realized), "legs_closed": closed},
+                 "realized_net_in_window": str(realized), "legs_closed": closed,
+                 "realized_since_opened": {k: str(v) for k, v in since.items()}},
         "actions": [{"time": fmt_kst(e.ts), "kind": e.kind, "actor": e.actor, "message": e.message} for e in actions],
         "open_questions": questions,
     }
@@ -246,7 +295,10 @@ def render_markdown(rep: dict[str, Any]) -> str:
     lines += ["", "## Loss assessment", ""]
     lines.append(f"- Equity change (snapshot after − snapshot before): "
                  f"{loss['equity_change'] + ' USDT' if loss['equity_change'] is not None else 'unknown (missing snapshot)'}")
-    lines.append(f"- Realised net PnL of legs closed in the window (price PnL − fees + funding): "
+    rs = loss["realized_since_opened"]
+    lines.append(f"- Realised since the incident opened, from the exchange's fills (PnL {rs['pnl']} − fees {rs['fees']}"
+                 f" + funding {rs['funding']}): **{rs['net']} USDT** over {rs['fills']} fill(s)")
+    lines.append(f"- Realised net PnL of legs closed since it opened (price PnL − fees + funding): "
                  f"{loss['realized_net_in_window']} USDT over {len(loss['legs_closed'])} leg(s)")
     for c in loss["legs_closed"]:
         net = D(c["realized_pnl"]) - D(c["fees"]) + D(c["funding"])

@@ -77,6 +77,10 @@ def _propose(f: Finding, store: "Store") -> Proposal:
                      "the ledger")
             repair = "apply the trade history; close legs the exchange no longer has with their realised PnL"
         return Proposal(f.kind, f.symbol, f.detail, cause, repair)
+    if f.kind == "missing_stop" and d.get("strategy") == "UNATTRIBUTED":
+        return Proposal(f.kind, f.symbol, f.detail, "a position albra did not open (a manual trade, or one adopted "
+                        "from the exchange) has no stop", "albra will not guess a stop for it: close it "
+                        "(`albra emergency-shutdown --account …`) or place a stop on the exchange by hand")
     if f.kind == "missing_stop":
         stop = d.get("stop_price")
         repair = (f"re-place the stop at {stop} for {d['qty']} (write-ahead intent, next generation)" if stop else
@@ -154,6 +158,29 @@ async def _apply(store: "Store", gw: "Gateway", account: str, before: AccountAud
     return out, after
 
 
+def alerts_after(store: "Store", rowid: int) -> list[str]:
+    """Event ids of alerts queued after outbox row ``rowid`` (what this command raised)."""
+    return [r["event_id"] for r in store.query("SELECT event_id FROM alerts WHERE rowid > ? AND status='queued'"
+                                               " ORDER BY rowid", (rowid,))]
+
+
+def outbox_mark(store: "Store") -> int:
+    r = store.query_one("SELECT COALESCE(MAX(rowid), 0) AS n FROM alerts")
+    return int(r["n"]) if r else 0
+
+
+async def deliver_raised(settings: Any, store: "Store", mark: int, timeout_s: float = 10.0) -> str:
+    """Deliver now the alerts this command queued (an adopted position is CRITICAL): a command's alert must not wait
+    for a runner or the bot to drain the outbox. '' when it raised none."""
+    raised = alerts_after(store, mark)
+    if not raised:
+        return ""
+    from albra.runbook.alert_now import deliver_now
+
+    summary, _ = await deliver_now(settings, store, raised[0], timeout_s)
+    return f"{len(raised)} alert(s) raised: {summary}"
+
+
 async def reconcile_accounts(settings: Any, store: "Store", accounts: list[str], *, apply: bool,
                              cancel_unknown: bool = False) -> list[tuple[AccountReconcile, AccountAudit]]:
     """Accounts one after another (each repair writes the shared store; the exchange reads are the slow part)."""
@@ -179,7 +206,7 @@ async def reconcile_accounts(settings: Any, store: "Store", accounts: list[str],
                 results.append((AccountReconcile(a, reachable=False, reason=reason, applied=apply),
                                 AccountAudit(a, reachable=False, reason=reason)))
         finally:
-            await close_quietly(gw)
+            await close_quietly(gw, store)
     return results
 
 

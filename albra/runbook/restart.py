@@ -1,6 +1,7 @@
 """``safe-restart --validate-state``: restart the runners only into a state albra can vouch for.
 
-Checks, each producing exact blockers: the store's full integrity check (integrity, schema version, foreign keys);
+Checks, each producing exact blockers: the kill switch is off for the accounts and no incident is open (each may be
+accepted by name: ``--accept-kill-switch``, ``--accept-incident ID``); the store's full integrity check (integrity, schema version, foreign keys);
 no order intent without a known outcome; the audit against the exchange is clean (an unreadable exchange is a
 blocker, never "clean"). Then ``systemctl restart albra@ACCOUNT`` and a wait until the runner's heartbeat row says
 ``running`` with a start after the restart. Without systemd albra cannot restart anything itself; it says so and
@@ -43,13 +44,44 @@ class RestartPlan:
                 "forced": self.forced, "restarted": self.restarted, "exit_code": self.exit_code}
 
 
-async def validate(settings: "Settings", store: "Store", accounts: list[str]) -> tuple[list[str], list[str]]:
+def control_blockers(store: "Store", accounts: list[str], accept_kill_switch: bool = False,
+                     accept_incidents: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """(checks, blockers) from what an operator decided: a kill switch that blocks any of ``accounts`` and every
+    open incident are blockers unless accepted by name (an accepted one is listed as a check, saying so).
+    ``accept_incidents`` naming an incident that is not open is itself a blocker (a typo accepts nothing)."""
+    from albra.store import flags, incidents
+
+    checks: list[str] = []
+    blockers: list[str] = []
+    switches = {f.account: f for a in accounts if (f := flags.kill_switch(store, a)) is not None}
+    for f in switches.values():
+        if accept_kill_switch:
+            checks.append(f"accepted: {flags.block_text(f)} (the runner starts but opens nothing)")
+        else:
+            blockers.append(f"{flags.block_text(f)} — or pass --accept-kill-switch to restart with it on")
+    if not switches:
+        checks.append("kill switch off for " + ", ".join(accounts))
+    open_ = {i.incident_id: i for i in incidents.list_incidents(store, status="open", limit=1000)}
+    for iid in accept_incidents:
+        if iid not in open_:
+            blockers.append(f"--accept-incident {iid}: no such open incident (open: {', '.join(open_) or 'none'})")
+    for iid, inc in open_.items():
+        if iid in accept_incidents:
+            checks.append(f"accepted open incident {iid}: {inc.title}")
+        else:
+            blockers.append(f"open incident {iid} ({inc.kind}, opened {fmt_kst(inc.opened_ms)}): {inc.title} — "
+                            f"review it (`albra incident-report --incident-id {iid}`), then pass "
+                            f"--accept-incident {iid}")
+    return checks, blockers
+
+
+async def validate(settings: "Settings", store: "Store", accounts: list[str], accept_kill_switch: bool = False,
+                   accept_incidents: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """(checks passed, blockers) — every blocker names what to do about it."""
     from albra.ledger import intents as I
     from albra.runbook.audit import audit_accounts
 
-    checks: list[str] = []
-    blockers: list[str] = []
+    checks, blockers = control_blockers(store, accounts, accept_kill_switch, accept_incidents)
     rep = store.check_integrity()
     if rep.ok:
         checks.append(f"store integrity ok (schema v{rep.schema_version})")
@@ -92,12 +124,14 @@ def wait_ready(store: "Store", account: str, after_ms: int, timeout_s: float,
 
 
 def safe_restart(settings: "Settings", store: "Store", accounts: list[str], *, dry_run: bool, force: bool,
-                 ready_timeout_s: float = 90.0) -> RestartPlan:
+                 ready_timeout_s: float = 90.0, accept_kill_switch: bool = False,
+                 accept_incidents: tuple[str, ...] = ()) -> RestartPlan:
     from albra.runbook.runner_control import restart_unit, systemctl, unit_loaded, unit_name
     from albra.store import journal
 
     plan = RestartPlan(accounts, dry_run=dry_run, forced=force)
-    plan.checks, plan.blockers = asyncio.run(validate(settings, store, accounts))
+    plan.checks, plan.blockers = asyncio.run(validate(settings, store, accounts, accept_kill_switch,
+                                                      tuple(accept_incidents)))
     if dry_run:
         for a in accounts:
             how = (f"systemctl restart {unit_name(a)}" if unit_loaded(a) else

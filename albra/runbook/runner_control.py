@@ -48,7 +48,10 @@ def unit_name(account: str) -> str:
 
 
 def systemctl() -> str | None:
-    """Path of systemctl if this host has it (and systemd is PID 1's manager)."""
+    """Path of systemctl if this host has it (and systemd is PID 1's manager). ``ALBRA_NO_SYSTEMD=1`` (set by
+    ``albra drill`` for its commands) means never: a drill must not stop or restart the real ``albra@`` units."""
+    if os.environ.get("ALBRA_NO_SYSTEMD", "").strip() in ("1", "true", "yes"):
+        return None
     path = shutil.which("systemctl")
     if path is None or not Path("/run/systemd/system").is_dir():
         return None

@@ -36,10 +36,18 @@ async def _live(settings: "Settings", store: "Store", account: str) -> dict[str,
     except ExchangeError as e:
         return {"ok": False, "reason": classify_failure(account, e).reason}
     finally:
-        await close_quietly(gw)
+        await close_quietly(gw, store)
+    from albra.ledger.positions import compare_positions
+
     marks = {(p.symbol, p.position_side.value): p.mark_price for p in positions}
+    live = L.live_legs(store, account)
+    # the ledger must sum to the exchange: a leg the exchange no longer holds (or a position no leg owns) is a
+    # finding (exit 1), never a quiet "ok" — `albra reconcile` explains and repairs it
+    mismatches = [{"symbol": d.symbol, "position_side": d.position_side.value, "ledger_qty": str(d.ledger_qty),
+                   "exchange_qty": str(d.exchange_qty), "cause": d.likely_cause}
+                  for d in compare_positions(live, positions)]
     legs = []
-    for g in L.live_legs(store, account):
+    for g in live:
         mark = marks.get((g.symbol, g.position_side.value))
         upnl = None
         if mark is not None and g.entry_price is not None:
@@ -60,7 +68,7 @@ async def _live(settings: "Settings", store: "Store", account: str) -> dict[str,
             "available": str(bal.available), "drawdown_pct": dd, "daily_loss_pct": daily,
             "positions": [{"symbol": p.symbol, "position_side": p.position_side.value, "qty": str(p.qty),
                            "mark": str(p.mark_price), "unrealized": str(p.unrealized)} for p in positions],
-            "legs": legs}
+            "legs": legs, "mismatches": mismatches}
 
 
 async def live_status(settings: "Settings", store: "Store", account: str | None = None) -> dict[str, Any]:
@@ -72,6 +80,8 @@ async def live_status(settings: "Settings", store: "Store", account: str | None 
     real = [lv for lv in lives if not lv.get("paper")]
     if any(lv.get("config_error") for lv in lives):
         data["exit_code"] = 2  # an account's keys are not set: fix the configuration (the reason names them)
-    else:
-        data["exit_code"] = 3 if real and all(not lv["ok"] for lv in real) else 0
+    elif real and all(not lv["ok"] for lv in real):
+        data["exit_code"] = 3
+    else:  # 1: the ledger does not match the exchange somewhere (listed per account under "mismatches")
+        data["exit_code"] = 1 if any(lv.get("mismatches") for lv in lives) else 0
     return data

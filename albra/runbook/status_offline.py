@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from albra.config import Settings
 
 
+def down_after_ms(settings: "Settings") -> int:
+    """The configured limit past which a silent runner is down (``runner.down_after_s``)."""
+    return int(settings.runner.down_after_s * 1000)
+
+
 def offline_status(settings: "Settings", store: Store, account: str | None = None) -> dict[str, Any]:
     """A JSON-able snapshot per account plus global flags and open incidents."""
     now = now_ms()
@@ -25,6 +30,7 @@ def offline_status(settings: "Settings", store: Store, account: str | None = Non
         if account and name != account:
             continue
         r = runner_map.get(f"run:{name}")
+        lv = runners.liveness(r, now, down_after_ms(settings), f"run:{name}")
         legs = store.query(
             "SELECT leg_id, symbol, strategy, direction, position_side, state, qty, entry_price, stop_price,"
             " take_profit, sl_client_id, opened_ms FROM legs WHERE account=? AND state IN ('pending','open','closing')"
@@ -49,7 +55,11 @@ def offline_status(settings: "Settings", store: Store, account: str | None = Non
             "mode": str(acct.mode),
             "strategies": [s.name for s in acct.strategies],
             "runner": {
-                "alive": bool(r and r.is_alive(now)),
+                "alive": lv.up,
+                "liveness": lv.state,
+                "text": lv.text,
+                "down_since": fmt_kst(lv.since_ms) if lv.state == "down" else None,
+                "heartbeat_age_s": lv.heartbeat_age_s,
                 "state": r.state if r else "never started",
                 "pid": r.pid if r else None,
                 "since": fmt_kst(r.started_ms) if r else None,
@@ -63,12 +73,16 @@ def offline_status(settings: "Settings", store: Store, account: str | None = Non
             "legs": [dict(l) | {"opened": fmt_kst(l["opened_ms"])} for l in legs],
             "last_candles": [dict(m) | {"last": fmt_kst(m["last_ts"])} for m in marks],
             "entries_blocked_by": [f.scope + f" ({f.kind})" for f in flags.active_flags(store)
-                                   if f.kind == flags.KILL_SWITCH or f.account in ("", name)],
+                                   if f.account in ("", name)],
+            "trading_blocked": (lambda b: flags.block_text(b) if b else None)(flags.entry_block(store, name, "")),
         })
     return {
         "as_of": fmt_kst(now),
         "store": str(store.path),
         "kill_switch": bool(flags.kill_switch(store)),
+        "kill_switches": [{"scope": f.account or "all", "reason": f.reason, "actor": f.actor,
+                           "since": fmt_kst(f.updated_ms), "text": flags.block_text(f)}
+                          for f in flags.kill_switches(store)],
         "flags": [{"kind": f.kind, "scope": f.scope, "reason": f.reason, "actor": f.actor,
                    "since": fmt_kst(f.updated_ms)} for f in flags.active_flags(store)],
         "accounts": accounts_out,

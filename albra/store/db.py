@@ -209,8 +209,11 @@ class Store:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = True, migrate: bool = True,
-             memo: bool = False) -> "Store":
+             any_version: bool = False, memo: bool = False) -> "Store":
         """Open (and if needed create and migrate) the store at ``path``.
+
+        ``any_version`` (``albra upgrade``, which runs beside a store of another albra version): open whatever schema
+        version the file has, migrate nothing, and only read tables every version has (``runners``).
 
         ``memo=True`` (a backtest's throwaway file, written by this handle only) watches writes so that
         :meth:`enable_memo` caches can never go stale; see there.
@@ -240,6 +243,10 @@ class Store:
         try:
             store._configure()
             version = store.schema_version()
+            if any_version:
+                if not exists:
+                    raise StoreError(f"{p}: no albra store here")
+                return store
             if version > SCHEMA_VERSION:
                 raise NewerSchemaError(
                     f"{p}: schema version {version} is newer than this albra understands ({SCHEMA_VERSION}). "

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from albra.store import journal
 from albra.store.db import Store
-from albra.timefmt import KST, now_ms as _now_ms
+from albra.timefmt import KST
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ def open_incident(store: Store, kind: str, title: str, *, severity: str = "CRITI
     """Open a new incident (or, with ``reuse_open``, return the open one of the same kind and account)."""
     from datetime import datetime
 
-    t = _now_ms() if ts is None else ts
+    from albra.store.clock import exchange_now
+
+    t = exchange_now(store, account) if ts is None else ts
     day = datetime.fromtimestamp(t / 1000, tz=KST).strftime("%Y%m%d")
     with store.tx() as c:
         if reuse_open:
@@ -61,7 +63,9 @@ def open_incident(store: Store, kind: str, title: str, *, severity: str = "CRITI
 
 
 def close_incident(store: Store, incident_id: str, note: str = "", actor: str = "cli", ts: int | None = None) -> None:
-    t = _now_ms() if ts is None else ts
+    from albra.store.clock import exchange_now
+
+    t = exchange_now(store) if ts is None else ts
     with store.tx() as c:
         cur = c.execute("UPDATE incidents SET status='closed', closed_ms=? WHERE incident_id=? AND status='open'",
                         (t, incident_id))

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from albra.store.db import Store
-from albra.timefmt import now_ms as _now_ms
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -29,6 +28,7 @@ class JournalEntry:
     data: dict[str, Any]
     actor: str
     incident_id: str | None
+    wall_ms: int | None = None
 
 
 def _redact(text: str) -> str:
@@ -55,15 +55,20 @@ def append(
     ts: int | None = None,
     conn: Any = None,
 ) -> int:
-    """Append one entry and return its sequence number. Pass ``conn`` to write inside an open transaction."""
+    """Append one entry and return its sequence number. Pass ``conn`` to write inside an open transaction.
+
+    ``ts`` is exchange time (default: :func:`albra.store.clock.exchange_now` for the account); the row also carries
+    the writer's wall time (``wall_ms``)."""
     if level not in LEVELS:
         raise ValueError(f"journal level must be one of {LEVELS}, got {level!r}")
+    from albra.store.clock import exchange_now, wall_ms
+
     row = (
-        _now_ms() if ts is None else ts, level, kind, account, strategy, symbol, _redact(message),
-        _redact(json.dumps(dict(data or {}), default=str, sort_keys=True)), actor, incident_id,
+        exchange_now(store, account) if ts is None else ts, level, kind, account, strategy, symbol, _redact(message),
+        _redact(json.dumps(dict(data or {}), default=str, sort_keys=True)), actor, incident_id, wall_ms(),
     )
-    sql = ("INSERT INTO journal(ts, level, kind, account, strategy, symbol, message, data, actor, incident_id)"
-           " VALUES (?,?,?,?,?,?,?,?,?,?)")
+    sql = ("INSERT INTO journal(ts, level, kind, account, strategy, symbol, message, data, actor, incident_id, wall_ms)"
+           " VALUES (?,?,?,?,?,?,?,?,?,?,?)")
     if conn is not None:
         return int(conn.execute(sql, row).lastrowid)
     with store.tx() as c:
@@ -106,6 +111,6 @@ def entries(
         sql += f" LIMIT {int(limit)}"
     return [
         JournalEntry(r["seq"], r["ts"], r["level"], r["kind"], r["account"], r["strategy"], r["symbol"],
-                     r["message"], json.loads(r["data"]), r["actor"], r["incident_id"])
+                     r["message"], json.loads(r["data"]), r["actor"], r["incident_id"], r["wall_ms"])
         for r in store.query(sql, tuple(params))
     ]

@@ -233,7 +233,7 @@ def test_unknown_env_section_is_an_error_but_plain_albra_vars_are_not(write_conf
     clean_env.setenv("ALBRA_ACOUNTS__DEMO__MODE", "paper")
     assert errors_of(path) == [
         "env ALBRA_ACOUNTS__DEMO__MODE: acounts.demo.mode: unknown setting section 'acounts'; "
-        "known: accounts, paths, risk, telegram"]
+        "known: accounts, paths, risk, runner, telegram"]
 
 
 def test_secrets_from_dotenv_file_without_touching_os_environ(write_config, project):

@@ -80,7 +80,8 @@ def test_page_shows_the_store(env: Env, server: ServerThread, browser_ctx: Any, 
         # the incident, and runners up/down
         assert page.locator(f'tr[data-incident-id="{env.seeded.incident_id}"]').count() == 1
         assert "up" in _text(page, 'tr[data-runner="run:master"]')
-        assert "crashed (down)" in _text(page, 'tr[data-runner="run:sub1"]')
+        assert "DOWN since" in _text(page, 'tr[data-runner="run:sub1"]') and ", 10 min" in _text(
+            page, 'tr[data-runner="run:sub1"]')  # the wording CLI and bot use too
         # untrusted journal text stays text: no element was injected
         assert XSS_MESSAGE in _text(page, '[data-testid="journal"]')
         assert page.locator('[data-testid="journal"] img, [data-testid="journal"] b').count() == 0

@@ -250,7 +250,11 @@ def test_off_loopback_requires_the_token_on_every_request(env: Env, monkeypatch:
         assert r.status == 303 and r.header("Location") == "/"
         cookie = r.header("Set-Cookie")
         assert cookie.startswith(f"{COOKIE_NAME}={cookie_value(tok)};") and TOKEN not in cookie
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie  # plain HTTP here
+        for proxy in ({"X-Forwarded-Proto": "https"}, {"Forwarded": "for=10.0.0.1;proto=https"}):
+            # behind a TLS-terminating proxy the cookie must never travel over plain HTTP again (issue 14)
+            tls = call(port, "GET", f"/login?token={TOKEN}", proxy).header("Set-Cookie")
+            assert "Secure" in tls and "HttpOnly" in tls, tls
         assert call(port, "GET", "/api/summary", {"Cookie": f"{COOKIE_NAME}={cookie_value(tok)}"}).status == 200
     finally:
         srv.close()

@@ -64,3 +64,12 @@ def write_config(tmp_path: Path, *, position_mode: str = "one_way", replay_speed
         size_pct = 24.0
         """))
     return cfg
+
+
+class QuietNotifier:
+    """A systemd notifier that sends nothing (runner tests outside systemd)."""
+
+    def ready(self, *_a): return False
+    def watchdog(self): return False
+    def stopping(self, *_a): return False
+    def status(self, *_a): return False

@@ -267,3 +267,17 @@ def test_per_symbol_leg_limit_counts_only_that_symbol(store):
                                  [Enter(Direction.LONG, 58000.0, None, "btc again")], 60000.0))
     [refused] = journal.entries(store, kinds=("risk_refused",))
     assert refused.data["rule"] == "max_legs_per_symbol" and "BTCUSDT" in refused.message
+
+
+def test_partial_exit_rounding_to_zero_is_recorded_once_not_reissued(store):
+    """Issue 14: a partial that rounds to 0 at the exchange's step was re-decided (and journaled) on every candle."""
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    e = _executor(store, gw, ex, PositionMode.ONE_WAY)
+    leg_id = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "a")], 60000.0))[0]
+    for i in range(1, 4):  # 1 % of 0.040 is 0.0004: below the 0.001 step
+        run_sync(e.handle("TFPE", "BTCUSDT", C0 + i * 900_000, [Exit(leg_id, 0.01, "tiny", "tp_tiny")], 60000.0))
+    leg = L.require_leg(store, leg_id)
+    assert leg.qty == Decimal("0.040") and leg.partial_exits == ["tp_tiny"]
+    assert "tp_tiny" in e.views("TFPE", "BTCUSDT")[0].partial_exits_done  # the strategy sees it done
+    assert len(journal.entries(store, kinds=("exit_too_small",))) == 1
+    assert not [i for i in store.query("SELECT purpose FROM order_intents") if i["purpose"] in ("reduce", "exit")]

@@ -120,9 +120,9 @@ def _seed(store: Store, now_ms: int) -> None:
                   " ('L-0','master','ETHUSDT','TFPE','SHORT','BOTH','closed','0','1','3000','2950','50',?,?,?)",
                   (day - 1000, day, day))
         c.execute("INSERT INTO fills VALUES ('master','ETHUSDT','t1','o1',NULL,'L-0','BUY','BOTH','2950','1',"
-                  "'1.25','USDT','50',?)", (day,))
+                  "'1.25','USDT','50',?,NULL)", (day,))
         c.execute("INSERT INTO fills VALUES ('master','ETHUSDT','t0','o0',NULL,'L-0','SELL','BOTH','3000','1',"
-                  "'1.5','USDT','0',?)", (now_ms - 86_400_000 * 2,))  # two days ago: not today
+                  "'1.5','USDT','0',?,NULL)", (now_ms - 86_400_000 * 2,))  # two days ago: not today
         c.execute("INSERT INTO income VALUES ('master','f1','FUNDING_FEE','-0.75','USDT','BTCUSDT',?)", (day,))
         c.execute("INSERT INTO equity_snapshots VALUES ('master', ?, '10000', '12.5', '10012.5', '9000')", (day,))
 
@@ -210,10 +210,14 @@ async def test_emergency_needs_a_fresh_one_time_code(harness: Harness) -> None:
     code = first.split("/emergency CONFIRM ")[1].split("<")[0].strip()
     assert len(code) == 6 and harness.emergencies == []
 
+    assert "wrong code" in (await harness.ask(f"/emergency CONFIRM {code}", user_id=ADMIN, chat_id=GROUP))[0]
     wrong = "000000" if code != "000000" else "111111"
     assert "wrong code" in (await harness.ask(f"/emergency CONFIRM {wrong}"))[0]
-    assert "wrong code" in (await harness.ask(f"/emergency CONFIRM {code}", user_id=ADMIN, chat_id=GROUP))[0]
+    # a wrong code voids the outstanding one: the operator asks again
+    assert "voided by a wrong code" in (await harness.ask(f"/emergency CONFIRM {code}"))[0]
     assert harness.emergencies == []
+    first = (await harness.ask("/emergency"))[0]
+    code = first.split("/emergency CONFIRM ")[1].split("<")[0].strip()
 
     done = await harness.ask(f"/emergency CONFIRM {code}", replies=2)
     assert "confirmed" in done[0] and "emergency shutdown done" in done[1] and "INC-20260101-001" in done[1]
@@ -228,7 +232,45 @@ async def test_emergency_needs_a_fresh_one_time_code(harness: Harness) -> None:
     assert "code expired" in (await harness.ask(f"/emergency CONFIRM {code2}"))[0]
     assert harness.emergencies == [f"telegram:{ADMIN}"]
     kinds = [e.kind for e in journal.entries(harness.store) if e.kind.startswith("emergency_")]
-    assert kinds.count("emergency_refused") == 4 and kinds.count("emergency_confirmed") == 1
+    assert kinds.count("emergency_refused") == 5 and kinds.count("emergency_confirmed") == 1
+
+
+async def test_killswitch_two_step_off_and_plain_words(harness: Harness) -> None:
+    assert "kill switch: off" in (await harness.ask("/killswitch"))[0]
+    on = (await harness.ask("/killswitch on master"))[0]
+    assert "kill switch ON" in on and "master" in on
+    f = flags.kill_switch(harness.store, "master")
+    assert f is not None and f.account == "master" and f.actor == f"telegram:{ADMIN}"
+    assert flags.kill_switch(harness.store, "sub1") is None  # scoped: the other account trades on
+    # /resume and /status say plainly that the kill switch is what blocks
+    r = (await harness.ask("/resume master"))[0]
+    assert "KILL SWITCH ON for account master" in r and "/killswitch off" in r
+    assert "KILL SWITCH ON for account master" in (await harness.ask("/status"))[0]
+    assert "read-only" in (await harness.ask("/killswitch off", user_id=READER))[0]
+    ask = (await harness.ask("/killswitch off master"))[0]
+    code = ask.split("/killswitch CONFIRM ")[1].split("<")[0].strip()
+    assert flags.kill_switch(harness.store, "master") is not None  # nothing cleared before the confirm
+    wrong = "000000" if code != "000000" else "111111"
+    assert "wrong code" in (await harness.ask(f"/killswitch CONFIRM {wrong}"))[0]
+    assert "voided" in (await harness.ask(f"/killswitch CONFIRM {code}"))[0]
+    assert flags.kill_switch(harness.store, "master") is not None
+    ask = (await harness.ask("/killswitch off"))[0]
+    code = ask.split("/killswitch CONFIRM ")[1].split("<")[0].strip()
+    harness.time.advance(5)
+    done = (await harness.ask(f"/killswitch CONFIRM {code}"))[0]
+    assert "kill switch cleared" in done and "master" in done
+    assert flags.kill_switches(harness.store) == []
+    cleared = journal.entries(harness.store, kinds=("kill_switch_cleared",))
+    assert [(e.account, e.actor) for e in cleared] == [("master", f"telegram:{ADMIN}")]
+    assert "already used" in (await harness.ask(f"/killswitch CONFIRM {code}"))[0]
+
+
+async def test_a_command_for_another_bot_is_not_obeyed(harness: Harness) -> None:
+    harness.api.command("/pause@OtherBot", user_id=ADMIN)
+    r = (await harness.ask("/pause@albra_test_bot master"))[0]  # addressed to us: obeyed
+    assert "paused" in r and "master" in r
+    assert [f.scope for f in flags.active_flags(harness.store)] == ["master"]
+    assert len(harness.api.sent) == 1
 
 
 async def test_no_secret_in_a_reply(harness: Harness) -> None:

@@ -87,11 +87,24 @@ async def test_audit_finds_reconcile_repairs_and_a_second_run_finds_nothing(sim,
         holder.wait()
 
     code, done, err = await drill.albra_json("reconcile", "--apply", "--cancel-unknown")
-    assert code == 0, (done, err)
+    # everything repaired but the adopted manual short, which has no stop: albra will not invent one, and says so
+    # (issue 14: audit exited 0 while an unattributed position was naked); the adoption's CRITICAL alert was raised
+    # and tried from the command itself (Telegram is disabled in this drill: it stays queued)
+    assert code == 1, (done, err)
     for a in done["accounts"]:
-        assert a["remaining"] == [] and a["still_found"] == [], a
+        assert a["remaining"] == [], a
+    assert [f["kind"] for a in done["accounts"] for f in a["still_found"]] == ["missing_stop"]
+    assert "unattributed leg" in done["accounts"][1]["still_found"][0]["detail"]
+    assert "alert(s) raised" in done["alerts"] and "stays queued" in done["alerts"]
     with drill.store() as s:
         assert leases.current(s, "main") is None and leases.current(s, "sub1") is None  # given back
+        assert s.query_one("SELECT level FROM alerts WHERE kind='unattributed_leg'")["level"] == "CRITICAL"
+    sub1 = drill.gateway("sub1")
+    try:  # the operator protects it by hand: a stop albra did not place covers it
+        await sub1.place_order(OrderRequest("manual-stop-1", "ETHUSDT", Side.BUY, OrderType.STOP_MARKET,
+                                            Decimal("0.1"), PositionSide.SHORT, trigger_price=Decimal("9000")))
+    finally:
+        await sub1.close()
 
     (code, second, _), (acode, _, _) = await asyncio.gather(drill.albra_json("reconcile"),
                                                             drill.albra_json("audit", "--compare-exchange"))

@@ -142,6 +142,9 @@ async def test_keep_positions_cancels_orders_only(sim, drill) -> None:
     pos, orders = await _exchange_state(sim, "main")
     assert pos and orders == 0
     assert (await _exchange_state(sim, "sub1"))[1] > 0  # other account untouched
+    with drill.store() as s:  # and so is its trading: the kill switch covers the account named, not every one
+        assert flags.kill_switch(s, "main").account == "main" and flags.kill_switch(s, "sub1") is None
+    assert "for main" in out["kill_switch"]
 
 
 async def test_without_yes_and_without_a_terminal_it_refuses(drill) -> None:

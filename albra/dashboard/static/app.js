@@ -110,9 +110,8 @@
         renderExchange(a.account);
         drawChart(c.chart, curves[a.account]);
       }
-      const runner = a.runner.alive
-        ? el("span", { cls: "badge ok", text: "runner up", title: "since " + a.runner.since })
-        : el("span", { cls: "badge bad", text: "runner " + a.runner.state });
+      const runner = el("span", { cls: a.runner.alive ? "badge ok" : "badge bad", text: "runner " + a.runner.text,
+                                  data: { testid: "runner-" + a.account } });
       const lvlCls = a.mdd_level > 0 ? "badge warn" : "badge";
       const head = el("div", { cls: "card-head" }, [
         el("h3", { text: a.account }), el("span", { cls: "badge", text: a.mode }), runner,
@@ -131,8 +130,9 @@
         kv("drawdown", a.drawdown + " (halt " + a.mdd_halt + ")", "drawdown-" + a.account),
         kv("daily loss used", a.daily_loss_used + " of " + a.daily_loss_limit, "daily-loss-" + a.account),
         kv("today", a.daily_change, "daily-change-" + a.account),
-        kv("entries", a.entries_blocked_by.length ? "blocked: " + a.entries_blocked_by.join(", ") : "allowed",
-           "entries-" + a.account, a.entries_blocked_by.length ? "neg" : "pos"),
+        kv("entries", a.trading_blocked ? "BLOCKED — " + a.trading_blocked
+                      : a.entries_blocked_by.length ? "blocked: " + a.entries_blocked_by.join(", ") : "allowed",
+           "entries-" + a.account, a.trading_blocked || a.entries_blocked_by.length ? "neg" : "pos"),
       ]);
       c.body.replaceChildren(head, eq, grid);
     }
@@ -320,7 +320,7 @@
     if (!list.length) { root.replaceChildren(empty("no runner has ever started")); return; }
     root.replaceChildren(table(["name", "state", "heartbeat", "pid"], list.map((r) => el("tr", { data: { runner: r.name } }, [
       el("td", { text: r.name }),
-      el("td", {}, [el("span", { cls: r.alive ? "badge ok" : "badge bad", text: r.alive ? "up" : r.state + " (down)" })]),
+      el("td", {}, [el("span", { cls: r.alive ? "badge ok" : "badge bad", text: r.text })]),
       el("td", { text: r.heartbeat + (r.heartbeat_age_s === null ? "" : " (" + r.heartbeat_age_s + " s ago)") }),
       el("td", { cls: "num", text: r.pid === null ? "-" : String(r.pid) }),
     ]))));
@@ -330,6 +330,7 @@
     const ks = document.getElementById("kill-switch");
     ks.className = data.kill_switch ? "badge bad" : "badge ok";
     ks.textContent = data.kill_switch ? "KILL SWITCH ON" : "kill switch off";
+    ks.title = (data.kill_switches || []).map((k) => k.text).join("\n");
     ks.dataset.testid = "kill-switch";
     const root = document.getElementById("flags");
     if (!data.flags.length) { root.replaceChildren(empty("no active flags: entries allowed everywhere")); return; }
