@@ -101,7 +101,13 @@ def work(storage_url: str, study_name: str, *, idle_exit_s: float | None = None)
             continue
         params = {k: rng.suggest(trial, k) for k, rng in space.items()}
         start, end = windows[trial.user_attrs["fold"]]
-        score = evaluate(job, params, start, end)
+        try:
+            score = evaluate(job, params, start, end)
+        except Exception as e:  # a run that cannot be evaluated stops the search, with its reason (never a score)
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:500])
+            study.tell(trial, state=TrialState.FAIL)
+            done += 1
+            continue
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("trades", score.trades)
         trial.set_user_attr("pnl", score.pnl)
@@ -214,6 +220,9 @@ def search(spec: SearchSpec, progress: Callable[[int], None] = lambda n: None) -
                     batch.append((seq, t, params))
                     seq += 1
                 done = _wait_batch(shared, [s for s, _, _ in batch], procs, progress)
+                errors = [done[s].user_attrs["error"] for s, _, _ in batch if "error" in done[s].user_attrs]
+                if errors:
+                    raise SearchError(f"a trial of {fold.name} could not be evaluated: {errors[0]}")
                 for s, t, params in batch:  # the generator learns in sequence order: timing never matters
                     ft = done[s]
                     if ft.state is TrialState.COMPLETE:

@@ -114,3 +114,17 @@ def test_cli_refuses_a_window_without_funding(tmp_path):
                           "--data", f"BTCUSDT={bundled('BTCUSDT-15m.csv.gz')}", "--funding", f"BTCUSDT={empty}"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 2 and "funding is not known for the whole window" in out.stderr + out.stdout
+
+
+def test_a_trial_that_cannot_run_stops_the_search_with_its_reason(tmp_path):
+    """A worker that hits an error reports it on the trial; the coordinator stops naming it (no silent score)."""
+    from albra.optimize.study import SearchError
+
+    spec = _spec(tmp_path, "wf-err", seed=1)
+    bad = Job("TEMPLATE", {"BTCUSDT": [str(bundled("BTCUSDT-15m.csv.gz"))]}, {}, min_trades=3,
+              fixed={"cooldown_hours": 4}, position_mode="sideways")  # not a position mode: every run raises
+    spec.job = bad
+    spec.folds = spec.folds[:1]
+    spec.trials = 2
+    with pytest.raises(SearchError, match=r"fold1 could not be evaluated: ValueError: 'sideways'"):
+        search(spec)
