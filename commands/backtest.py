@@ -72,11 +72,12 @@ def _render(summary: dict[str, Any]) -> None:
     c.print("exits: " + ", ".join(f"{k} {v}" for k, v in tot["exit_reasons"].items()))
     months = tot["monthly_returns_pct"]
     if months:
-        m = Table(title="Monthly returns (%)", title_justify="left")
+        # no box and one space between columns: a year of months fits an 80-column terminal
+        m = Table(title="Monthly returns (%)", title_justify="left", box=None, padding=(0, 1, 0, 0))
         years = sorted({k[:4] for k in months})
-        m.add_column("year")
+        m.add_column("year", no_wrap=True)
         for mm in range(1, 13):
-            m.add_column(f"{mm:02d}", justify="right")
+            m.add_column(f"{mm:02d}", justify="right", no_wrap=True)
         for y in years:
             cells = []
             for mm in range(1, 13):
