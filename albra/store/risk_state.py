@@ -62,12 +62,14 @@ def put(store: Store, account: str, key: str, value: Any, strategy: str = "", ts
     sql = ("INSERT INTO risk_state(account, strategy, key, value, updated_ms) VALUES (?,?,?,?,?)"
            " ON CONFLICT(account, strategy, key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms")
     text = json.dumps(value, default=str, sort_keys=True)
+    m = _memo(store, conn)
+    if m is not None and m.get((account, strategy, key), _MISSING) == text:
+        return  # a backtest's memo store: the stored value is already this (only updated_ms would change)
     params = (account, strategy, key, text, _now_ms() if ts is None else ts)
     if conn is not None:
         conn.execute(sql, params)
     else:
         store.execute(sql, params)
-    m = _memo(store, conn)
     if m is not None:
         m[(account, strategy, key)] = text
 
