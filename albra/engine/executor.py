@@ -321,7 +321,7 @@ class Executor:
             # the answer itself says filled: the stop goes out now, sized to the answer — the trade rows (fees,
             # trade ids) reach history a moment later and are applied after it (the naked window is one round trip)
             crashpoint("after_entry_fill")
-            await self.protect(replace(pending, qty=res.filled_qty, state=L.LegState.OPEN))
+            await self.protect(replace(pending, qty=res.filled_qty, state=L.LegState.OPEN), entry=(intent, res))
         if res is not None:
             await self.om.apply_fills(intent, res)
         leg = self._refresh(leg_id)
@@ -360,10 +360,13 @@ class Executor:
         reduce_only = leg.position_side is PositionSide.BOTH
         return leg.direction.exit_side, leg.position_side, reduce_only
 
-    async def protect(self, leg: L.Leg) -> None:
+    async def protect(self, leg: L.Leg, entry: tuple[I.Intent, OrderResult] | None = None) -> None:
         """Place the leg's stop (and take-profit) sized to the leg — ``leg`` may be the in-memory leg of an entry
-        whose answer said filled (its trade rows follow). A stop the exchange refuses (or that cannot be built:
-        a qty below the exchange's minimum) closes the leg: no leg stays naked."""
+        whose answer said filled (its trade rows follow; ``entry`` is that intent and answer). A stop the exchange
+        refuses (or that cannot be built: a qty below the exchange's minimum) closes the leg: no leg stays naked.
+        Before such a close the entry's own fills are applied, so the leg is open in the ledger when its close
+        fills: a close fill for a still-pending leg would be unattributed, the ledger would keep the leg, and a
+        later exit of it would sell another leg's share (found by the 200-step fault soak)."""
         from albra.ledger.errors import LedgerError
 
         if leg.stop_price is None:
@@ -379,6 +382,11 @@ class Executor:
             self._alert("unprotected_leg", f"unprotected_leg:{leg.leg_id}",
                         f"stop for {leg.leg_id} could not be placed ({why}); closing the leg at market",
                         strategy=leg.strategy, symbol=leg.symbol)
+            if entry is not None and L.require_leg(self.store, leg.leg_id).state is L.LegState.PENDING:
+                await self.om.apply_fills(*entry)
+                stored = L.require_leg(self.store, leg.leg_id)
+                if stored.state is L.LegState.OPEN:
+                    leg = stored
             await self._emergency_close(leg, f"stop could not be placed: {why}")
             return
         if leg.take_profit is not None:

@@ -64,3 +64,21 @@ async def test_two_legs_older_than_the_id_range_exit_on_one_candle() -> None:
             assert L.require_leg(rig.store, g).state is L.LegState.CLOSED
         ids = [i.client_id for g in legs for i in I.intents_of_leg(rig.store, g) if i.purpose == "exit"]
         assert len(ids) == len(set(ids)) == 2
+
+
+async def test_a_lost_stop_on_the_entry_answer_closes_the_leg_in_the_ledger_too() -> None:
+    """Found by the 200-step fault soak: the stop placed on the entry's answer is lost (never reaches the book),
+    so the leg is closed at market — while its entry's trade rows had not reached the ledger yet. The close fill
+    was then unattributed ("exit-side fill for a pending leg"), the ledger kept the leg, and a later exit of it
+    sold another leg's share. Now the entry's fills are applied before the close. (Stream down: with it up, the
+    entry's fill event usually reaches the ledger during the stop's lookups and hides the window.)"""
+    async with live_rig(stream=False) as rig:
+        ex = rig.runner.executor
+        price = float(rig.core.last_price("BTCUSDT"))
+        await rig.sim.admin.fault("POST", "/fapi/v1/algoOrder", "drop", count=1)
+        [leg_id] = await ex.handle("TEMPLATE", "BTCUSDT", T0, [Enter(Direction.LONG, price * 0.97, None, "in")], price)
+        leg = L.require_leg(rig.store, leg_id)
+        assert leg.state is L.LegState.CLOSED and leg.close_reason == "close", leg
+        assert not journal.entries(rig.store, kinds=("fill_unattributed",))
+        assert not [p for p in rig.core.account("probe").positions.values() if p.amt != 0]
+        assert not [g for g in L.live_legs(rig.store, "probe")]
