@@ -160,6 +160,34 @@ def load_candles(path: str | Path, symbol: str | None = None, timeframe: str | N
         symbol = parts[0].upper()
     if timeframe is None and len(parts) > 1 and parts[1] in timeframe_by_ms().values():
         timeframe = parts[1]
+    fast = _fast_rows(p)
+    if fast is not None:
+        ts, cols = fast
+    else:
+        ts, cols = _checked_rows(p)
+    steps = np.diff(ts)
+    if (steps <= 0).any():
+        bad = int(np.argmax(steps <= 0))
+        raise CandleFileError(f"{p}: timestamps not strictly increasing at row {bad + 3} ({fmt_kst(int(ts[bad + 1]))})")
+    if timeframe is None:
+        timeframe = infer_timeframe(ts)
+    step = timeframe_ms(timeframe)
+    if (ts % step != 0).any():
+        bad = int(np.argmax(ts % step != 0))
+        raise CandleFileError(f"{p}: row {bad + 2} open time is not on a {timeframe} boundary")
+    if not allow_gaps and len(ts) > 1 and (steps != step).any():
+        bad = int(np.argmax(steps != step))
+        raise CandleFileError(
+            f"{p}: gap after {fmt_kst(int(ts[bad]))} (next candle {fmt_kst(int(ts[bad + 1]))}); "
+            f"candle files must be continuous at {timeframe}"
+        )
+    return CandleSeries(symbol, timeframe, ts, *cols)
+
+
+def _checked_rows(p: Path) -> tuple["np.ndarray", list["np.ndarray"]]:
+    """Row by row with a check per row: the reader that names the file, line and row of whatever is wrong."""
+    import numpy as np
+
     rows: list[tuple[int, float, float, float, float, float]] = []
     try:
         with _open_text(p) as fh:
@@ -188,24 +216,35 @@ def load_candles(path: str | Path, symbol: str | None = None, timeframe: str | N
         raise CandleFileError(f"{p}: no candles")
     arr = np.array(rows, dtype=np.float64)
     ts = np.array([r[0] for r in rows], dtype=np.int64)
-    steps = np.diff(ts)
-    if (steps <= 0).any():
-        bad = int(np.argmax(steps <= 0))
-        raise CandleFileError(f"{p}: timestamps not strictly increasing at row {bad + 3} ({fmt_kst(int(ts[bad + 1]))})")
-    if timeframe is None:
-        timeframe = infer_timeframe(ts)
-    step = timeframe_ms(timeframe)
-    if (ts % step != 0).any():
-        bad = int(np.argmax(ts % step != 0))
-        raise CandleFileError(f"{p}: row {bad + 2} open time is not on a {timeframe} boundary")
-    if not allow_gaps and len(ts) > 1 and (steps != step).any():
-        bad = int(np.argmax(steps != step))
-        raise CandleFileError(
-            f"{p}: gap after {fmt_kst(int(ts[bad]))} (next candle {fmt_kst(int(ts[bad + 1]))}); "
-            f"candle files must be continuous at {timeframe}"
-        )
-    return CandleSeries(symbol, timeframe, ts, arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy(),
-                        arr[:, 4].copy(), arr[:, 5].copy())
+    return ts, [arr[:, k].copy() for k in range(1, 6)]
+
+
+def _fast_rows(p: Path) -> tuple["np.ndarray", list["np.ndarray"]] | None:
+    """The rows of a well-formed candle file through pandas' C reader (0.05 s instead of 0.5 s for three years of
+    15m candles), or None for anything unusual — a bad header, a missing or non-numeric field, a non-finite
+    number, an impossible candle — so that :func:`_checked_rows` reads it again and names the row. Floats are parsed
+    with ``float_precision="round_trip"``: the same numbers Python's ``float()`` gives."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        with _open_text(p) as fh:
+            header = next(csv.reader(fh), None)
+        if header is None or [h.strip().lower() for h in header[:6]] != HEADER:
+            return None
+        df = pd.read_csv(p, header=0, usecols=range(6), float_precision="round_trip")
+    except (OSError, EOFError, ValueError, UnicodeDecodeError, gzip.BadGzipFile, pd.errors.ParserError):
+        return None
+    if len(df) == 0 or df.dtypes.iloc[0].kind not in "iu" or any(t.kind not in "iuf" for t in df.dtypes.iloc[1:]):
+        return None
+    ts = df.iloc[:, 0].to_numpy(dtype=np.int64)
+    o, h, lo, c, v = (df.iloc[:, k].to_numpy(dtype=np.float64) for k in range(1, 6))
+    with np.errstate(invalid="ignore"):
+        ok = (np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)
+              & (lo <= np.minimum(o, c)) & (np.maximum(o, c) <= h) & (lo > 0) & (v >= 0))
+    if not ok.all():
+        return None
+    return ts, [o, h, lo, c, v]
 
 
 def load_funding(path: str | Path) -> list[tuple[int, float]]:

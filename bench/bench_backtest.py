@@ -25,8 +25,10 @@ def data():
     if (p / "BTCUSDT-15m.csv.gz").is_file():
         s15 = load_candles(p / "BTCUSDT-15m.csv.gz")
         s1h = load_candles(p / "BTCUSDT-1h.csv.gz")
-        f = SHARED / "funding" / "BTCUSDT-funding.csv"
-        fund = load_funding(f) if f.is_file() else load_funding(bundled("BTCUSDT-funding.csv"))
+        f = SHARED / "funding" / "binance-futures" / "BTCUSDT-funding.csv"
+        if not f.is_file():  # the shared candles without their funding would mix 2023-2025 with 6 months
+            raise SystemExit(f"{f} is missing: the shared 2023-2025 candles need their funding file")
+        fund = load_funding(f)
         return s15, s1h, fund, "shared 2023-2025"
     s15 = load_candles(bundled("BTCUSDT-15m.csv.gz"))
     return s15, s15.resample("1h"), load_funding(bundled("BTCUSDT-funding.csv")), "bundled 2024-01..06"

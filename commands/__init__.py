@@ -36,6 +36,7 @@ _MODULES: list[str] = [
     "upgrade",
     # the rest of the toolkit
     "backtest",
+    "optimize",
     "data",
     "bot",
     "dashboard",

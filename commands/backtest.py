@@ -59,9 +59,32 @@ def _render(summary: dict[str, Any]) -> None:
     t.add_row("[bold]total[/]", str(tot["trades"]), f"{tot['win_rate'] * 100:.1f}%", tot["pnl"], tot["fees"],
               tot["funding"])
     c.print(t)
-    c.print(f"equity {tot['start_balance']} → {tot['end_equity']} USDT · max drawdown {tot['max_drawdown_pct']}% · "
-            f"exposure {tot['exposure_pct']}% of candles · {tot['candles']} candles · "
-            f"open legs at the end {tot['open_legs_at_end']}")
+
+    def num(v: Any, fmt: str = ".2f") -> str:
+        return "—" if v is None else format(v, fmt)
+
+    c.print(f"equity {tot['start_balance']} → {tot['end_equity']} USDT · CAGR {num(tot['cagr_pct'])}% · "
+            f"max drawdown {tot['max_drawdown_pct']}% (longest under water {tot['max_drawdown_duration_days']} days) · "
+            f"exposure {tot['exposure_pct']}% of the time")
+    c.print(f"profit factor {num(tot['profit_factor'])} · expectancy {num(tot['expectancy'])} USDT/trade · "
+            f"Sharpe {num(tot['sharpe'])} · Sortino {num(tot['sortino'])} · Calmar {num(tot['calmar'])} · "
+            f"{tot['candles']} candles · open legs at the end {tot['open_legs_at_end']}")
+    c.print("exits: " + ", ".join(f"{k} {v}" for k, v in tot["exit_reasons"].items()))
+    months = tot["monthly_returns_pct"]
+    if months:
+        # no box and one space between columns: a year of months fits an 80-column terminal
+        m = Table(title="Monthly returns (%)", title_justify="left", box=None, padding=(0, 1, 0, 0))
+        years = sorted({k[:4] for k in months})
+        m.add_column("year", no_wrap=True)
+        for mm in range(1, 13):
+            m.add_column(f"{mm:02d}", justify="right", no_wrap=True)
+        for y in years:
+            cells = []
+            for mm in range(1, 13):
+                v = months.get(f"{y}-{mm:02d}")
+                cells.append("" if v is None else f"[{'green' if v >= 0 else 'red'}]{v:.1f}[/]")
+            m.add_row(y, *cells)
+        c.print(m)
     for sym, f in summary.get("funding", {}).items():
         m = summary["markets"][sym]
         c.print(f"{sym}: funding {f['source']} ({f['rows']} rates) · filters {m['filters']} ({m['source']})")
@@ -85,7 +108,9 @@ def backtest(
     funding_rate: Optional[str] = typer.Option(None, "--funding-rate", help="Flat funding rate per 8 h (e.g. 0.0001) "
                                                "for funding times the history does not cover; without it such a "
                                                "window is refused."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="Strategy parameter KEY=VALUE or STRATEGY.KEY=VALUE (repeat); checked by the strategy's Params."),
     trades_csv: Optional[str] = typer.Option(None, "--trades-csv", help="Write the trades to this CSV file."),
+    html_out: Optional[str] = typer.Option(None, "--html", help="Write a self-contained HTML report (equity, drawdown, monthly returns, trades on the price chart)."),
     json_out: bool = JsonOption,
     config: Optional[str] = ConfigOption,
 ) -> None:
@@ -99,6 +124,18 @@ def backtest(
     from albra.timefmt import parse_time
     from albra.strategies.registry import RegistryError
 
+    from albra.strategy_params import ParamError, parse_params
+    from albra.strategies import registry
+
+    try:
+        classes = [registry.get(n) for n in strategy]
+        overrides = parse_params(list(param or []), classes)
+    except (RegistryError, ParamError) as e:
+        fail(str(e))
+    if html_out:  # checked before the replay, like --trades-csv: never the store, never a directory
+        check_output_path(html_out, "--html")
+        if not Path(html_out).resolve().parent.is_dir():
+            fail(f"--html {html_out}: folder {Path(html_out).resolve().parent} does not exist")
     if not 0 < size_pct <= 100:
         fail(f"--size-pct must be in (0, 100], got {size_pct}")
     if not balance > 0 or balance == float("inf"):  # also refuses nan and inf, which Decimal cannot size from
@@ -180,7 +217,7 @@ def backtest(
                 sources[s] = found.source
             else:
                 sources[s] = "none"
-        setup = BacktestSetup([StrategySpec(n, {}, size_pct, leverage) for n in strategy],
+        setup = BacktestSetup([StrategySpec(c.name, overrides[c.name], size_pct, leverage) for c in classes],
                               {s: series[s] for s in symbols}, start_ms, end_ms, Decimal(str(balance)), mode, fund,
                               risk, funding_rate=flat, funding_sources=sources, markets=markets,
                               markets_source=markets_source)
@@ -206,6 +243,18 @@ def backtest(
                 w.writerows(res.trades)
         except OSError as e:
             fail(f"cannot write --trades-csv {trades_csv}: {e}")
+    if html_out:
+        from albra.backtest_report import write_html
+
+        prices = {}
+        for s in symbols:
+            base = min(series[s], key=lambda x: x.interval_ms).slice(start_ms, end_ms)
+            prices[s] = ([int(t) + base.interval_ms for t in base.ts.tolist()], base.close.tolist())
+        try:
+            write_html(html_out, res.summary, res.trades, res.curve, prices,
+                       title=f"albra backtest: {', '.join(c.name for c in classes)} on {', '.join(symbols)}")
+        except OSError as e:
+            fail(f"cannot write --html {html_out}: {e}")
     if json_out:
         emit_json({"summary": res.summary, "trades": res.trades})
     else:

@@ -305,12 +305,15 @@ class Strategy(ABC):
       for seeded EMAs/Wilder averages to converge (their start-up effect decays geometrically).
     * ``higher_history`` -- bars kept per higher timeframe (default: the span of ``history``
       primary bars plus one).
+    * ``search_space`` -- optional ranges ``albra optimize`` searches, declared next to ``Params``
+      (``albra.optimize.space``: ``IntRange``, ``FloatRange``, ``Choice``), checked against ``Params``.
     """
 
     name: ClassVar[str]
     timeframes: ClassVar[tuple[str, ...]]
     history: ClassVar[int]
     higher_history: ClassVar[Mapping[str, int]] = {}
+    search_space: ClassVar[Mapping[str, Any]] = {}
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")

@@ -6,13 +6,21 @@ a ``name`` registers itself. A user drops ``strategies/mystrat.py`` and ``get("m
 it -- no list to edit (the original needed a factory entry). Names are case-insensitive and must be
 unique; a module that fails to import is an error naming the module, never a silently missing
 strategy.
+
+Strategies kept outside the package (a benchmark's port, an operator's private ones) are found through
+``ALBRA_STRATEGY_PATH``: directories (``os.pathsep``-separated) whose ``*.py`` files are imported by path under
+the same rules (``_private`` files skipped, a failed import is an error, names unique across both places).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import os
 import pkgutil
+import sys
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -26,20 +34,57 @@ class RegistryError(LookupError):
     """Unknown strategy name, duplicate name, or a strategy module that cannot be imported."""
 
 
+PATH_ENV = "ALBRA_STRATEGY_PATH"
+
+
+def _import_file(path: Path) -> ModuleType:
+    """Import one strategy file from outside the package (module name ``albra_ext_<stem>``)."""
+    modname = f"albra_ext_{path.stem}"
+    if modname in sys.modules and getattr(sys.modules[modname], "__file__", None) == str(path):
+        return sys.modules[modname]
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise RegistryError(f"strategy file {path} cannot be imported")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as e:  # a broken user file must be loud
+        del sys.modules[modname]
+        raise RegistryError(f"strategy file {path} failed to import: {type(e).__name__}: {e}") from e
+    return mod
+
+
+def _external_modules() -> list[ModuleType]:
+    mods = []
+    for d in filter(None, os.environ.get(PATH_ENV, "").split(os.pathsep)):
+        folder = Path(d)
+        if not folder.is_dir():
+            raise RegistryError(f"{PATH_ENV}: {d} is not a directory")
+        mods.extend(_import_file(f.resolve()) for f in sorted(folder.glob("*.py")) if not f.name.startswith("_"))
+    return mods
+
+
 def discover(package: str = "albra.strategies") -> dict[str, type["Strategy"]]:
-    """Import every module of ``package`` and map upper-cased names to strategy classes."""
+    """Import every module of ``package`` (and of ``ALBRA_STRATEGY_PATH``) and map upper-cased names to strategy
+    classes."""
     from albra.strategies.base import Strategy
 
     pkg = importlib.import_module(package)
-    found: dict[str, type[Strategy]] = {}
+    mods: list[ModuleType] = []
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if info.name in SKIP or info.name.startswith("_") or info.ispkg:
             continue
         modname = f"{package}.{info.name}"
         try:
-            mod: ModuleType = importlib.import_module(modname)
+            mods.append(importlib.import_module(modname))
         except Exception as e:  # a broken user file must be loud
             raise RegistryError(f"strategy module {modname} failed to import: {type(e).__name__}: {e}") from e
+    if package == "albra.strategies":
+        mods.extend(_external_modules())
+    found: dict[str, type[Strategy]] = {}
+    for mod in mods:
+        modname = mod.__name__
         for _, obj in inspect.getmembers(mod, inspect.isclass):
             if (obj.__module__ != mod.__name__ or not issubclass(obj, Strategy)
                     or inspect.isabstract(obj) or not isinstance(getattr(obj, "name", None), str)):

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from albra import indicators as ind
 from albra.candles import CandleSeries
 from albra.model import Direction
+from albra.optimize.space import FloatRange, IntRange
 from albra.timefmt import HOUR_MS
 from albra.strategies.base import (Decision, Enter, Exit, Features, LegView, Strategy, cooldown_over,
                              flat_after)
@@ -40,6 +41,13 @@ class MaCrossTemplate(Strategy):
         stop_loss_pct: float = Field(0.02, gt=0, lt=1, description="SL distance, fraction of price")
         take_profit_pct: float = Field(0.04, gt=0, description="TP distance, fraction of price")
         cooldown_hours: float = Field(4.0, ge=0)
+
+    # ranges `albra optimize` searches (checked against Params)
+    search_space = {
+        "stop_loss_pct": FloatRange(0.005, 0.05),
+        "take_profit_pct": FloatRange(0.01, 0.10),
+        "cooldown_hours": IntRange(0, 12),
+    }
 
     FAST, SLOW = 10, 20
 

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from albra import indicators as ind
 from albra.candles import CandleSeries
 from albra.model import Direction
+from albra.optimize.space import FloatRange, IntRange
 from albra.timefmt import HOUR_MS
 from albra.strategies.base import (Decision, Enter, Features, LegView, Strategy, align_higher,
                              cooldown_over, take_aligned)
@@ -66,6 +67,15 @@ class TFPE(Strategy):
         ema_distance_max: float = Field(0.015, gt=0)
         volume_ratio_min: float = Field(1.5, ge=0)
         rsi_extreme_width_max: float = Field(0.05, gt=0)
+
+    # ranges `albra optimize` searches (checked against Params)
+    search_space = {
+        "adx_min": FloatRange(15.0, 40.0, step=1.0),
+        "signal_threshold": IntRange(3, 6),
+        "stop_loss_atr": FloatRange(0.8, 3.0, step=0.1),
+        "take_profit_atr": FloatRange(2.0, 8.0, step=0.5),
+        "cooldown_hours": FloatRange(0.0, 12.0, step=1.0),
+    }
 
     WINDOW = 14
     DC = 20

@@ -30,3 +30,27 @@ def test_no_binance_interval_is_named(tmp_path: Path) -> None:
     assert infer_timeframe(np.array([0, 900_000, 1_800_000], dtype=np.int64)) == "15m"
     with pytest.raises(CandleFileError, match="7000 ms apart"):
         infer_timeframe(np.array([0, 7000, 14000], dtype=np.int64))
+
+
+def test_fast_reader_equals_the_checked_reader_bit_for_bit(tmp_path):
+    """The pandas fast path gives exactly the row-by-row reader's numbers, and any unusual file falls back to it
+    (so the error still names the row)."""
+    from albra import candles as C
+    from albra.candles import bundled
+
+    for name in ("BTCUSDT-15m.csv.gz", "ETHUSDT-15m.csv.gz"):
+        fast, slow = C._fast_rows(bundled(name)), C._checked_rows(bundled(name))
+        assert fast is not None
+        assert fast[0].tobytes() == slow[0].tobytes()
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(fast[1], slow[1]))
+    bad = tmp_path / "BTCUSDT-15m.csv"
+    bad.write_text("timestamp,open,high,low,close,volume\n0,1,2,0.5,1.5,3\n900000,1,2,0.5,x,3\n")
+    assert C._fast_rows(bad) is None
+    import pytest
+
+    with pytest.raises(C.CandleFileError, match=r"BTCUSDT-15m.csv:3: not a number"):
+        C.load_candles(bad)
+    odd = tmp_path / "ETHUSDT-15m.csv"
+    odd.write_text("timestamp,open,high,low,close,volume\n0,1,2,0.5,1.5,3\n900000,1,1.2,0.5,1.5,3\n")
+    with pytest.raises(C.CandleFileError, match=r"ETHUSDT-15m.csv:3: impossible candle"):
+        C.load_candles(odd)

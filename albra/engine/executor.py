@@ -129,6 +129,7 @@ class Executor:
         self._reported_closed: set[str] = set()
         self._legs: dict[tuple[str, str], list[L.Leg]] = {}
         self._views: dict[tuple[str, str], list[LegView]] = {}
+        self.legs_version = 0  # bumped whenever the cached live legs change (a backtest's equity curve keys on it)
         self.reload_legs()
 
     # ------------------------------------------------------------------ leg cache
@@ -136,6 +137,7 @@ class Executor:
         """Re-read every live leg of the account from the store (start-up, after a sync)."""
         self._legs.clear()
         self._views.clear()
+        self.legs_version += 1
         for leg in L.live_legs(self.store, self.account):
             if leg.state is L.LegState.PENDING:
                 continue
@@ -145,6 +147,7 @@ class Executor:
 
     def _refresh(self, leg_id: str) -> L.Leg:
         leg = L.require_leg(self.store, leg_id)
+        self.legs_version += 1
         key = (leg.strategy, leg.symbol)
         lst = [g for g in self._legs.get(key, []) if g.leg_id != leg_id]
         if leg.state in (L.LegState.OPEN, L.LegState.CLOSING) and leg.qty > 0:

@@ -24,9 +24,8 @@ def add(conn: sqlite3.Connection, account: str, strategy: str, ts_ms: int, amoun
     """Add ``amount`` to the strategy's realised PnL of the KST day containing ``ts_ms`` (inside a tx)."""
     if amount == 0:
         return
-    row = conn.execute("SELECT value FROM risk_state WHERE account=? AND strategy=? AND key=?",
-                       (account, strategy, DAILY_REALIZED)).fetchone()
-    days: dict[str, str] = json.loads(row[0]) if row else {}
+    text = risk_state.raw(conn, account, DAILY_REALIZED, strategy)
+    days: dict[str, str] = json.loads(text) if text else {}
     day = kst_date(ts_ms)
     days[day] = format(D(days.get(day, "0")) + amount, "f")
     keep = sorted(days)[-KEEP_DAYS:]

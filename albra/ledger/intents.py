@@ -37,7 +37,7 @@ from albra.exchange.types import OrderRequest, OrderResult
 from albra.ledger import legs as L
 from albra.ledger.errors import IllegalTransition, IntentConflict, LedgerError, UnknownLeg
 from albra.model import D, Direction, OrderStatus, OrderType, PositionMode, PositionSide, Side
-from albra.store.db import Store
+from albra.store.db import Store, cached_row, memo_of, remember
 
 #: purposes whose order closes the whole leg: recording one moves an open leg to ``closing``.
 CLOSING_PURPOSES = frozenset({"exit", "close", "emergency"})
@@ -142,13 +142,35 @@ class Resolution:
     leg_state: str | None
 
 
+def _memo(conn: Any) -> dict[str, Intent] | None:
+    """The store's intent cache when it has one (a backtest's single-writer store: :meth:`Store.enable_memo`).
+    This module is the only writer of ``order_intents``; every write below puts the row it wrote here, or drops
+    the cached copy before re-reading (a new writer of the table must do one of the two)."""
+    m = memo_of(conn)
+    return None if m is None else m.setdefault("intents", {})
+
+
+def _remember(conn: Any, intent: Intent) -> Intent:
+    m = _memo(conn)
+    if m is not None:
+        remember(m, intent.client_id, intent)
+    return intent
+
+
+def _forget(conn: Any, client_id: str) -> None:
+    """After a write whose row is re-read rather than built: drop the cached copy first."""
+    m = _memo(conn)
+    if m is not None:
+        m.pop(client_id, None)
+
+
 def fetch_intent(conn: sqlite3.Connection, client_id: str) -> Intent | None:
-    cur = conn.execute("SELECT * FROM order_intents WHERE client_id = ?", (client_id,))
-    row = cur.fetchone()
-    return None if row is None else Intent.from_row(dict(zip([d[0] for d in cur.description], row)))
+    return cached_row(conn, "intents", "order_intents", "client_id", client_id, Intent.from_row)
 
 
 def get_intent(store: Store, client_id: str) -> Intent | None:
+    if store.memo is not None and (hit := store.memo.get("intents", {}).get(client_id)) is not None:
+        return hit
     r = store.query_one("SELECT * FROM order_intents WHERE client_id = ?", (client_id,))
     return None if r is None else Intent.from_row(r)
 
@@ -230,11 +252,11 @@ def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: st
             leg_id is None or type(leg_id) is str):
         # exactly the row just inserted, parsed as Intent.from_row would parse it (no read-back needed)
         dec = lambda v: None if v is None else D(v)  # noqa: E731
-        return Intent(req.client_id, account, strategy, req.symbol, purpose, leg_id, Side(req.side.value),
+        return _remember(conn, Intent(req.client_id, account, strategy, req.symbol, purpose, leg_id, Side(req.side.value),
                       PositionSide(req.position_side.value), OrderType(req.order_type.value), dec(_s(req.qty)),
                       dec(_s(req.price)), dec(_s(req.trigger_price)), bool(int(req.reduce_only)),
                       bool(int(req.close_position)), bool(int(req.is_algo)), candle_ts, "pending", None, D("0"), None,
-                      None, now_ms, now_ms)
+                      None, now_ms, now_ms))
     got = fetch_intent(conn, req.client_id)
     assert got is not None
     return got
@@ -283,7 +305,8 @@ def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int
         vals[_INTENT_AT["updated_ms"]] = now_ms
         for k, v in cols.items():
             vals[_INTENT_AT[k]] = _AS_STORED[k](v)
-        return Intent(*vals)
+        return _remember(conn, Intent(*vals))
+    _forget(conn, intent.client_id)  # re-read what SQLite stored, then remember that
     out = fetch_intent(conn, intent.client_id)
     assert out is not None
     return out
@@ -381,6 +404,7 @@ def mark_filled_late(conn: sqlite3.Connection, intent: Intent, *, now_ms: int, o
     conn.execute("UPDATE order_intents SET state = 'filled', updated_ms = ?, exchange_order_id = COALESCE(?, "
                  "exchange_order_id), error = ? WHERE client_id = ?", (now_ms, order_id or None, note[:500],
                                                                       intent.client_id))
+    _forget(conn, intent.client_id)
     out = fetch_intent(conn, intent.client_id)
     assert out is not None
     return out

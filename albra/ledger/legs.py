@@ -30,11 +30,11 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from albra.ledger.errors import IllegalTransition, LedgerError, UnknownLeg
 from albra.model import D, Direction, PositionMode, PositionSide
-from albra.store.db import Store
+from albra.store.db import Store, cached_row
 
 UNATTRIBUTED = "UNATTRIBUTED"
 
@@ -172,15 +172,16 @@ def _s(v: Decimal | None) -> str | None:
 
 
 def fetch_leg(conn: sqlite3.Connection, leg_id: str) -> Leg | None:
-    """Read a leg through an open connection (inside a transaction)."""
-    cur = conn.execute("SELECT * FROM legs WHERE leg_id = ?", (leg_id,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return Leg.from_row(dict(zip([d[0] for d in cur.description], row)))
+    """Read a leg through an open connection (inside a transaction). On a backtest's memo store
+    (:meth:`Store.enable_memo`) a leg read since its last write is answered from memory: every write to ``legs``
+    drops the row's cached copy (the store's connection watches them), and a Leg is immutable."""
+    return cached_row(conn, "legs", "legs", "leg_id", leg_id, Leg.from_row)
 
 
 def get_leg(store: Store, leg_id: str) -> Leg | None:
+    if store.memo is not None:
+        with store._lock:
+            return fetch_leg(store._conn, leg_id)
     r = store.query_one("SELECT * FROM legs WHERE leg_id = ?", (leg_id,))
     return None if r is None else Leg.from_row(r)
 
@@ -202,8 +203,7 @@ def live_legs(store: Store, account: str, symbol: str | None = None) -> list[Leg
     return [Leg.from_row(r) for r in store.query(sql + " ORDER BY opened_ms, leg_id", tuple(params))]
 
 
-def legs_of(store: Store, account: str, strategy: str | None = None,
-            states: Iterable[LegState | str] | None = None) -> list[Leg]:
+def _legs_sql(account: str, strategy: str | None, states: Iterable[LegState | str] | None) -> tuple[str, tuple]:
     sql, params = "SELECT * FROM legs WHERE account = ?", [account]
     if strategy is not None:
         sql += " AND strategy = ?"
@@ -212,7 +212,19 @@ def legs_of(store: Store, account: str, strategy: str | None = None,
         st = [LegState(s).value for s in states]
         sql += f" AND state IN ({','.join('?' * len(st))})"
         params.extend(st)
-    return [Leg.from_row(r) for r in store.query(sql + " ORDER BY opened_ms, leg_id", tuple(params))]
+    return sql + " ORDER BY opened_ms, leg_id", tuple(params)
+
+
+def legs_of(store: Store, account: str, strategy: str | None = None,
+            states: Iterable[LegState | str] | None = None) -> list[Leg]:
+    return [Leg.from_row(r) for r in store.query(*_legs_sql(account, strategy, states))]
+
+
+def iter_legs(store: Store, account: str, strategy: str | None = None,
+              states: Iterable[LegState | str] | None = None) -> Iterator[Leg]:
+    """:func:`legs_of` one leg at a time (a long backtest's thousands of closed legs, without holding them all)."""
+    for r in store.stream(*_legs_sql(account, strategy, states)):
+        yield Leg.from_row(r)
 
 
 def insert_leg(conn: sqlite3.Connection, *, leg_id: str, account: str, symbol: str, strategy: str,

@@ -77,17 +77,23 @@ class Funding:
         return {"source": self.source, "rows": len(self.rows), "first": first, "last": last}
 
 
-def find_funding(symbol: str, data: DataDir, explicit: Path | None = None) -> Funding | None:
-    """The funding history of ``symbol``: an explicit file, the data directory's, the bundled one, or None."""
+def funding_file(symbol: str, data: DataDir, explicit: Path | None = None) -> tuple[Path, str] | None:
+    """Where ``symbol``'s funding history is read from and how to describe it: an explicit file, the data
+    directory's, the bundled one, or None."""
     if explicit is not None:
-        return Funding(symbol, load_funding(explicit), f"file {explicit}")
+        return explicit, f"file {explicit}"
     p = data.path(symbol, "funding")
     if p.is_file():
-        return Funding(symbol, load_funding(p), f"downloaded {p}")
+        return p, f"downloaded {p}"
     if symbol in BUNDLED_FUNDING and bundled(BUNDLED_FUNDING[symbol]).is_file():
-        return Funding(symbol, load_funding(bundled(BUNDLED_FUNDING[symbol])),
-                       f"bundled {BUNDLED_FUNDING[symbol]}")
+        return bundled(BUNDLED_FUNDING[symbol]), f"bundled {BUNDLED_FUNDING[symbol]}"
     return None
+
+
+def find_funding(symbol: str, data: DataDir, explicit: Path | None = None) -> Funding | None:
+    """The funding history of ``symbol``: an explicit file, the data directory's, the bundled one, or None."""
+    where = funding_file(symbol, data, explicit)
+    return None if where is None else Funding(symbol, load_funding(where[0]), where[1])
 
 
 def funding_gap(rows: list[tuple[int, float]], start_ms: int, end_ms: int) -> str | None:

@@ -80,8 +80,8 @@ class EquityUpdate:
 def _read(c, account: str, key: str):  # noqa: ANN001
     import json
 
-    r = c.execute("SELECT value FROM risk_state WHERE account=? AND strategy='' AND key=?", (account, key)).fetchone()
-    return None if r is None else json.loads(r[0])
+    text = risk_state.raw(c, account, key)
+    return None if text is None else json.loads(text)
 
 
 def update_equity(store: Store, account: str, balance: Balance, income_rows: Sequence[IncomeRow], now_ms: int,

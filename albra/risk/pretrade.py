@@ -161,7 +161,9 @@ def _check(store: Store, limits: RiskLimits, req: EntryRequest, equity: Decimal)
         raise _Refuse("mdd", f"drawdown {dd:.2f}% from peak {peak:.2f} is at or above the {limits.mdd_halt_pct}% "
                       "halt: no new entries", drawdown_pct=str(dd))
 
-    returns = kelly.trade_returns(store, req.account, req.strategy, limit=limits.kelly_window)
+    # Kelly disabled: its history is not read at all (a long backtest would re-read closed legs per entry)
+    returns = kelly.trade_returns(store, req.account, req.strategy, limit=limits.kelly_window) \
+        if limits.kelly_enabled else []
     sz = size_entry(equity, req.price, req.size_pct, returns, mdd_mult, req.filters, limits)
     mults = {"kelly": sz.kelly_multiplier, "mdd": mdd_mult, "size_pct": sz.size_pct,
              "kelly_trades": Decimal(sz.trades), "mdd_level": Decimal(level)}

@@ -14,14 +14,17 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
+import re
 import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
@@ -94,6 +97,105 @@ def recovery_hint(path: Path) -> str:
     )
 
 
+#: Write-through read caches of single-writer throwaway stores, by connection (see :meth:`Store.enable_memo`).
+_MEMOS: dict[int, dict[str, dict]] = {}
+
+
+def memo_of(conn: Any) -> dict[str, dict] | None:
+    """The read cache of the store ``conn`` belongs to, or None (the normal case: every read goes to SQLite)."""
+    return _MEMOS.get(id(conn)) if _MEMOS else None
+
+
+def cached_row(conn: Any, part: str, table: str, key_col: str, key: Any, parse: Callable[[dict], Any]) -> Any:
+    """The row of ``table`` whose ``key_col`` is ``key``, parsed (None when there is none). On a memo store the
+    parsed row is answered from, and remembered in, the memo's ``part`` (parsed rows must be immutable); the
+    connection's write watch keeps it current. ``table``/``key_col`` are the caller's constants, never input."""
+    m = memo_of(conn)
+    cache = None if m is None else m.setdefault(part, {})
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return hit
+    cur = conn.execute(f"SELECT * FROM {table} WHERE {key_col} = ?", (key,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    out = parse(dict(zip([d[0] for d in cur.description], row)))
+    if cache is not None:
+        remember(cache, key, out)
+    return out
+
+
+#: a memo part holds at most this many rows: the ledger re-reads what it wrote moments ago (an intent during its
+#: order's round trip, a leg while it is open), never a trade from months back, so a bounded cache loses nothing
+#: and a three-year backtest's memory stays flat
+MEMO_ROWS = 2048
+
+
+def remember(cache: dict, key: Any, value: Any) -> None:
+    """Put ``value`` in a memo part; a full part drops its oldest half (dicts keep insertion order)."""
+    cache.pop(key, None)
+    cache[key] = value
+    if len(cache) > MEMO_ROWS:
+        for k in list(itertools.islice(cache, len(cache) // 2)):
+            del cache[k]
+
+
+#: table -> (memo part, key column) of the caches a memo store keeps; see :class:`_WatchedConnection`
+_WATCHED = {"legs": ("legs", "leg_id"), "order_intents": ("intents", "client_id"), "risk_state": ("risk_state", "")}
+_KEYED_UPDATE = {t: re.compile(rf"\bWHERE\s+{k}\s*=\s*\?\s*$", re.I) for t, (_, k) in _WATCHED.items() if k}
+
+
+class _WatchedConnection(sqlite3.Connection):
+    """The connection of a memo store: every write to a cached table drops what it may have made stale, whoever
+    wrote it — ``UPDATE … WHERE <key> = ?`` that one row, any other UPDATE or DELETE (or INSERT OR REPLACE) the
+    whole table's cache. Plain INSERTs create rows nobody has cached (reads of missing rows are not cached);
+    risk state's upsert is kept in step by :func:`albra.store.risk_state.put` itself. So a module that writes
+    these tables with SQL of its own can never leave a stale cached row behind."""
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:  # type: ignore[override]
+        cur = super().execute(sql, params)
+        what = _write_target(sql)
+        if what is not None:
+            m = _MEMOS.get(id(self))
+            part = m.get(what[0]) if m else None
+            if part:
+                if what[1] and isinstance(params, (tuple, list)) and params:
+                    part.pop(params[-1], None)
+                else:
+                    part.clear()
+        return cur
+
+    def executemany(self, sql: str, seq: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        cur = super().executemany(sql, seq)
+        what = _write_target(sql)
+        m = _MEMOS.get(id(self))
+        if what is not None and m and m.get(what[0]):
+            m[what[0]].clear()
+        return cur
+
+
+@functools.lru_cache(maxsize=1024)
+def _write_target(sql: str) -> tuple[str, bool] | None:
+    """For a statement that may make cached rows stale: (memo part, whether its last parameter is the row's key);
+    None for reads, savepoints, plain INSERTs and tables nobody caches. Cached per statement text."""
+    words = sql.split(None, 5)
+    verb = words[0].upper() if words else ""
+    upper = [w.upper() for w in words]
+    if verb == "UPDATE" and len(words) > 1:
+        table = words[1]
+    elif verb == "DELETE" and len(words) > 2:
+        table = words[2]
+    elif (verb == "REPLACE" or (verb == "INSERT" and len(upper) > 1 and upper[1] == "OR")) and "INTO" in upper:
+        i = upper.index("INTO")
+        table = words[i + 1] if i + 1 < len(words) else ""
+    else:
+        return None
+    spec = _WATCHED.get(table.split("(")[0].strip().lower())
+    if spec is None:
+        return None
+    rx = _KEYED_UPDATE.get(table.lower())
+    return spec[0], bool(verb == "UPDATE" and rx is not None and rx.search(sql))
+
+
 class Store:
     """A process's handle on the shared SQLite store (one connection per thread)."""
 
@@ -102,15 +204,19 @@ class Store:
         self._conn = conn
         self._lock = threading.RLock()
         self._batch: _Batch | None = None
+        self.memo: dict[str, dict] | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = True, migrate: bool = True,
-             any_version: bool = False) -> "Store":
+             any_version: bool = False, memo: bool = False) -> "Store":
         """Open (and if needed create and migrate) the store at ``path``.
 
         ``any_version`` (``albra upgrade``, which runs beside a store of another albra version): open whatever schema
         version the file has, migrate nothing, and only read tables every version has (``runners``).
+
+        ``memo=True`` (a backtest's throwaway file, written by this handle only) watches writes so that
+        :meth:`enable_memo` caches can never go stale; see there.
 
         Raises :class:`CorruptStoreError` for a damaged or foreign file and :class:`NewerSchemaError` for a
         database from a newer albra. ``create=False`` refuses to create a missing file (read-only commands).
@@ -126,7 +232,8 @@ class Store:
             with contextlib.suppress(OSError):
                 os.chmod(p.parent, 0o700)
         try:
-            conn = sqlite3.connect(p, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(p, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False,
+                                   factory=_WatchedConnection if memo else sqlite3.Connection)
         except sqlite3.Error as e:
             raise CorruptStoreError(f"{p}: cannot open store: {e}. {recovery_hint(p)}") from None
         if not exists:
@@ -216,6 +323,24 @@ class Store:
     def schema_version(self) -> int:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
+    def enable_memo(self) -> dict[str, dict]:
+        """Let the ledger keep what it writes in memory and answer its own re-reads from there (intents by client
+        id, risk state by key): for a store only this handle writes — a backtest's throwaway file — where every
+        re-read of a row just written is wasted work. Never for the shared live store: another process (a command,
+        the bot, emergency-shutdown) may write it, and a cache would not see that. Each cache is filled only by
+        the module that owns the table's writes; a failed transaction empties every cache (its writes were rolled
+        back), so the cache is never ahead of the database."""
+        if not isinstance(self._conn, _WatchedConnection):
+            raise StoreError("enable_memo needs a store opened with Store.open(..., memo=True)")
+        with self._lock:
+            self.memo = _MEMOS[id(self._conn)] = {}
+            return self.memo
+
+    def _forget_memo(self) -> None:
+        if self.memo is not None:
+            for part in self.memo.values():
+                part.clear()
+
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): all or nothing, serialised across processes.
@@ -235,6 +360,7 @@ class Store:
                 except BaseException:
                     c.execute(f"ROLLBACK TO {name}")
                     c.execute(f"RELEASE {name}")
+                    self._forget_memo()
                     raise
                 else:
                     c.execute(f"RELEASE {name}")
@@ -253,6 +379,7 @@ class Store:
                 yield c
             except BaseException:
                 c.execute("ROLLBACK")
+                self._forget_memo()
                 raise
             else:
                 c.execute("COMMIT")
@@ -286,6 +413,7 @@ class Store:
             except BaseException:
                 self._batch = None
                 c.execute("ROLLBACK")
+                self._forget_memo()
                 raise
             else:
                 self._batch = None
@@ -298,6 +426,15 @@ class Store:
             cur = self._conn.execute(sql, params)
             cols = [d[0] for d in cur.description or ()]
             return [_Row(cols, r) for r in cur.fetchall()]
+
+    def stream(self, sql: str, params: tuple | dict = ()) -> Iterator["_Row"]:
+        """Rows one at a time, for reading a long table without holding all of it (the handle stays locked until
+        the iteration ends; write nothing to the tables being read meanwhile)."""
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            cols = [d[0] for d in cur.description or ()]
+            for r in cur:
+                yield _Row(cols, r)
 
     def query_values(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
         """Read rows as plain tuples, columns by position (hot paths reading a few columns many times)."""
@@ -335,6 +472,8 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            _MEMOS.pop(id(self._conn), None)
+            self.memo = None
             self._conn.close()
 
     def __enter__(self) -> "Store":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from albra.store.db import Store
+from albra.store.db import Store, memo_of
 from albra.timefmt import now_ms as _now_ms
 
 MDD_PEAK = "mdd_peak_equity"          # {"equity": "12345.6", "ts": ms}
@@ -18,9 +18,42 @@ LAST_ENTRY = "last_entry"             # strategy level: {"<SYMBOL>": ms of the s
 INCOME_CURSOR = "income_cursor"       # {"ts": ms of the last income row read}
 
 
+_MISSING = object()
+
+
+def _memo(store: Store | None, conn: Any) -> dict | None:
+    """The store's risk-state cache (only a backtest's single-writer store has one: :meth:`Store.enable_memo`):
+    JSON text by (account, strategy, key), filled by :func:`put` and by reads; values are decoded per read so a
+    caller can never change the cached one."""
+    m = memo_of(conn) if conn is not None else (store.memo if store is not None else None)
+    return None if m is None else m.setdefault("risk_state", {})
+
+
+def raw(conn: Any, account: str, key: str, strategy: str = "") -> str | None:
+    """The stored JSON text of a key, read on ``conn`` (inside a transaction), or None."""
+    m = _memo(None, conn)
+    if m is not None:
+        hit = m.get((account, strategy, key), _MISSING)
+        if hit is not _MISSING:
+            return hit
+    r = conn.execute("SELECT value FROM risk_state WHERE account=? AND strategy=? AND key=?",
+                     (account, strategy, key)).fetchone()
+    text = None if r is None else r[0]
+    if m is not None:
+        m[(account, strategy, key)] = text
+    return text
+
+
 def get(store: Store, account: str, key: str, strategy: str = "", default: Any = None) -> Any:
+    m = _memo(store, None)
+    if m is not None:
+        hit = m.get((account, strategy, key), _MISSING)
+        if hit is not _MISSING:
+            return default if hit is None else json.loads(hit)
     r = store.query_one("SELECT value FROM risk_state WHERE account=? AND strategy=? AND key=?",
                         (account, strategy, key))
+    if m is not None:
+        m[(account, strategy, key)] = None if r is None else r["value"]
     return default if r is None else json.loads(r["value"])
 
 
@@ -28,11 +61,17 @@ def put(store: Store, account: str, key: str, value: Any, strategy: str = "", ts
         conn: Any = None) -> None:
     sql = ("INSERT INTO risk_state(account, strategy, key, value, updated_ms) VALUES (?,?,?,?,?)"
            " ON CONFLICT(account, strategy, key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms")
-    params = (account, strategy, key, json.dumps(value, default=str, sort_keys=True), _now_ms() if ts is None else ts)
+    text = json.dumps(value, default=str, sort_keys=True)
+    m = _memo(store, conn)
+    if m is not None and m.get((account, strategy, key), _MISSING) == text:
+        return  # a backtest's memo store: the stored value is already this (only updated_ms would change)
+    params = (account, strategy, key, text, _now_ms() if ts is None else ts)
     if conn is not None:
         conn.execute(sql, params)
     else:
         store.execute(sql, params)
+    if m is not None:
+        m[(account, strategy, key)] = text
 
 
 def all_for(store: Store, account: str) -> dict[tuple[str, str], Any]:

@@ -1,0 +1,95 @@
+"""A backtest store's write-through cache (Store.enable_memo): every intent and risk-state value it answers is
+what a second, uncached handle reads from the file, and a failed transaction leaves nothing cached."""
+
+from __future__ import annotations
+
+from dataclasses import astuple
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from albra.exchange.types import OrderResult
+from albra.ledger import intents as I
+from albra.model import OrderStatus
+from albra.store import Store, risk_state
+
+from tests.ledger.conftest import T0, entry_intent
+
+
+def _fresh(path: Path, client_id: str) -> I.Intent | None:
+    with Store.open(path, create=False) as other:  # no memo: straight from the file
+        return I.get_intent(other, client_id)
+
+
+def test_cached_intents_and_risk_state_equal_the_file_and_rollback_forgets(tmp_path: Path) -> None:
+    path = tmp_path / "bt.db"
+    store = Store.open(path, memo=True)
+    store.enable_memo()
+    try:
+        intent, _ = entry_intent(store)
+        sent = I.mark_sent(store, intent.client_id, now_ms=T0 + 1)
+        res = OrderResult(intent.client_id, "91", intent.symbol, intent.side, intent.order_type, OrderStatus.FILLED,
+                          intent.position_side, intent.qty or Decimal(0), Decimal("0.010"), Decimal("65000.10"), None,
+                          None, False, False, False, T0 + 2)
+        done = I.mark_outcome(store, res, now_ms=T0 + 2)
+        for got in (sent, done):
+            assert got is not None
+        cached = I.get_intent(store, intent.client_id)
+        assert cached is done  # answered from memory
+        assert [str(v) for v in astuple(cached)] == [str(v) for v in astuple(_fresh(path, intent.client_id))]
+
+        risk_state.put(store, "main", risk_state.MDD_PEAK, {"equity": "100.50", "ts": T0}, ts=T0)
+        assert risk_state.get(store, "main", risk_state.MDD_PEAK) == {"equity": "100.50", "ts": T0}
+        with Store.open(path, create=False) as other:
+            assert risk_state.get(other, "main", risk_state.MDD_PEAK) == {"equity": "100.50", "ts": T0}
+
+        # a transaction that fails after writing: the file keeps the old values and so does every later read
+        with pytest.raises(RuntimeError):
+            with store.tx() as c:
+                risk_state.put(store, "main", risk_state.MDD_PEAK, {"equity": "1", "ts": T0}, conn=c)
+                assert risk_state.raw(c, "main", risk_state.MDD_PEAK) == '{"equity": "1", "ts": 1718000000000}'
+                raise RuntimeError("boom")
+        assert store.memo is not None and not store.memo["risk_state"] and not store.memo["intents"]  # emptied
+        assert risk_state.get(store, "main", risk_state.MDD_PEAK) == {"equity": "100.50", "ts": T0}
+        assert I.get_intent(store, intent.client_id) == _fresh(path, intent.client_id)
+    finally:
+        store.close()
+    assert store.memo is None
+
+
+def test_any_write_to_legs_drops_the_cached_leg(tmp_path: Path) -> None:
+    from albra.ledger import legs as L
+    from albra.store.db import StoreError
+
+    with Store.open(tmp_path / "plain.db") as plain, pytest.raises(StoreError, match="memo=True"):
+        plain.enable_memo()
+    store = Store.open(tmp_path / "bt.db", memo=True)
+    store.enable_memo()
+    try:
+        _, leg = entry_intent(store)
+        first = L.require_leg(store, leg.leg_id)
+        assert L.require_leg(store, leg.leg_id) is first  # cached
+        # a writer with SQL of its own (as the executor writes strategy state): the next read sees it
+        store.execute("UPDATE legs SET strategy_state=?, updated_ms=? WHERE leg_id=?", ('{"k": 1}', T0 + 5, leg.leg_id))
+        assert L.require_leg(store, leg.leg_id).strategy_state == {"k": 1}
+        store.execute("UPDATE legs SET updated_ms = updated_ms + 1")  # not keyed: the whole cache goes
+        assert store.memo is not None and not store.memo["legs"]
+        assert L.require_leg(store, leg.leg_id).updated_ms == T0 + 6
+    finally:
+        store.close()
+
+
+def test_ledger_writers_return_what_is_stored_on_a_memo_store(tmp_path: Path) -> None:
+    """The returned-equals-stored checks, again with every re-read answered by the memo."""
+    from tests.ledger import test_returned_equals_stored as R
+
+    for i, fn in enumerate((R.test_entry_and_its_leg_as_returned_are_as_stored,
+                            R.test_state_changes_with_errors_and_non_string_ids_are_as_stored,
+                            R.test_protective_and_exit_intents_and_leg_transitions_are_as_stored)):
+        store = Store.open(tmp_path / f"m{i}.db", memo=True)
+        store.enable_memo()
+        try:
+            fn(store)
+        finally:
+            store.close()
