@@ -406,7 +406,8 @@ class Runner:
         return self._last_entry[key]
 
     # ------------------------------------------------------------------ candles
-    async def _decisions(self, due: Due, cache: dict, catching_up: bool = False) -> tuple[list, float] | str | None:
+    async def _decisions(self, due: Due, cache: dict, catching_up: bool = False,
+                         span_ms: int = 0) -> tuple[list, float] | str | None:
         """The strategy's decisions on the closed candle ``due``; None: the exchange does not have it yet (retry);
         ``"beyond_history"``: older than the history one klines request gives with the strategy's warm-up (the
         catch-up re-seeds from the candles it can evaluate, :mod:`albra.engine.catch_up`)."""
@@ -429,8 +430,13 @@ class Runner:
         for tf in strat.timeframes:
             key = (due.track.symbol, tf)
             if key not in cache:
-                # a catch-up needs the strategy's warm-up before the oldest missed candle: one full request
-                limit = MAX_FETCH if catching_up else min(MAX_FETCH, hist[tf] + 50)
+                # a catch-up needs the strategy's warm-up before the oldest missed candle (``span_ms`` back from
+                # now): the usual history plus the missed span, at most one full request — not a full request for
+                # every candle that is one bar late (that made every turn of a stepped clock fetch 1500 candles)
+                from albra.timefmt import timeframe_ms
+
+                extra = span_ms // timeframe_ms(tf) + 2 if catching_up else 0
+                limit = min(MAX_FETCH, hist[tf] + 50 + extra)
                 rows = await self._timed(self.gw.fetch_candles(due.track.symbol, tf, limit=limit))
                 rows = [c for c in rows if c.closed]
                 cache[key] = CandleSeries(due.track.symbol, tf, np.array([c.ts for c in rows], dtype=np.int64),
@@ -469,6 +475,7 @@ class Runner:
             await self._timed(self.executor.sync_protective())
         max_age = self.settings.runner.max_signal_age_bars
         catching_up = any(not C.is_fresh(d, now, max_age) for d in dues)
+        span_ms = max((now - d.ts for d in dues), default=0)  # back to the oldest missed candle
         cache: dict = {}
         n = 0
         blocked: set[tuple[str, str]] = set()
@@ -478,14 +485,14 @@ class Runner:
             key = (due.track.strategy, due.track.symbol)
             if key in blocked:
                 continue
-            got = await self._decisions(due, cache, catching_up)
+            got = await self._decisions(due, cache, catching_up, span_ms)
             if got is None:  # not available yet: retry next turn, never skip
                 blocked.add(key)
                 continue
             fresh = C.is_fresh(due, now, max_age)
             if fresh and key in pending.keys():  # the strategy sees the stop it trailed to while we were down
                 await self._apply_moves(due, pending.take(key), report, now)
-                got = await self._decisions(due, cache, catching_up)
+                got = await self._decisions(due, cache, catching_up, span_ms)
                 if not isinstance(got, tuple):
                     blocked.add(key)
                     continue

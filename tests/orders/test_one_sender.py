@@ -15,6 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SENDING = {"place_order", "cancel_order", "cancel_all", "create_order", "cancel_all_orders", "edit_order"}
 IMPLEMENTERS = ("albra/orders/", "albra/exchange/", "albra/sim/")
+#: not albra trading but a person's hands: ``albra drill`` stages the incident a human causes on the drill's own
+#: local server (a stop cancelled by hand, a manual market order with a non-albra client id) — the very orders the
+#: runbook must then find and repair. Anything else listed here needs the same kind of reason.
+HUMAN_HANDS = {"albra/drill/run.py": {"cancel_order", "place_order"}}
 
 
 def _calls(path: Path) -> list[tuple[int, str]]:
@@ -35,7 +39,8 @@ def test_only_the_order_manager_sends_orders() -> None:
             scanned += 1
             if rel.startswith(IMPLEMENTERS):
                 continue
-            offenders += [f"{rel}:{line} calls .{name}()" for line, name in _calls(path)]
+            offenders += [f"{rel}:{line} calls .{name}()" for line, name in _calls(path)
+                          if name not in HUMAN_HANDS.get(rel, set())]
     assert scanned > 100, "the walk found too few files: the layout moved and this test no longer looks anywhere"
     assert offenders == [], "only albra/orders may send or cancel orders:\n" + "\n".join(offenders)
 
