@@ -215,6 +215,10 @@ def sim_process(*args: str, accounts: dict[str, tuple[str, str]] | None = None,
         if not line.startswith("http://"):
             err = proc.stderr.read() if proc.poll() is not None else ""
             raise RuntimeError(f"albra sim serve did not print its URL first: {line!r} {err}")
+        # from here on both pipes are drained into short tails (``proc.output_tail``): an undrained pipe fills up
+        # (every runner killed mid-request makes the server log an error) and the server then blocks on a write —
+        # a long crash soak saw the exchange go silent after ~70 kills
+        proc.output_tail = _drain(proc)  # type: ignore[attr-defined]
         yield line.strip(), proc
     finally:
         if proc.poll() is None:
@@ -224,6 +228,23 @@ def sim_process(*args: str, accounts: dict[str, tuple[str, str]] | None = None,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _drain(proc: subprocess.Popen, keep: int = 200) -> "collections.deque[str]":
+    """Read the process's stdout and stderr until they close, keeping the last ``keep`` lines."""
+    import collections
+    import threading
+
+    tail: collections.deque[str] = collections.deque(maxlen=keep)
+
+    def pump(stream) -> None:
+        for ln in stream:
+            tail.append(ln)
+
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            threading.Thread(target=pump, args=(stream,), daemon=True).start()
+    return tail
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str:
