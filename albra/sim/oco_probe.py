@@ -98,6 +98,7 @@ async def live_rig(*, stream: bool = True, latency_ms: int = 0) -> AsyncIterator
     from albra.engine.runner import Runner
     from albra.sim.testing import run_sim_server
     from albra.store import Store
+    from albra.systemd import Notifier
 
     os.environ["PROBE_KEY"], os.environ["PROBE_SECRET"] = KEY, SECRET
     os.environ.setdefault("ALBRA_EXCHANGE_TEST_MODE", "1")
@@ -107,12 +108,8 @@ async def live_rig(*, stream: bool = True, latency_ms: int = 0) -> AsyncIterator
         settings = load_settings(str(_config(tmp, sim.url)))
         store = Store.open(settings.db_path)
 
-        class Quiet:
-            def ready(self, *_a): return False
-            def watchdog(self): return False
-            def stopping(self, *_a): return False
-
-        runner = Runner(settings, "probe", store=store, notifier=Quiet())
+        # a notifier without a socket sends nothing (a probe run under systemd must not notify the unit)
+        runner = Runner(settings, "probe", store=store, notifier=Notifier(env={}))
         await runner.start()
         try:
             if not stream:  # the stream goes down for the whole run: REST polling is all the runner has

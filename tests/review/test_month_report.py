@@ -20,6 +20,7 @@ from albra.engine.runner import Runner, build_paper
 from albra.review.month import Window, build
 from albra.review.render import html, markdown
 from albra.store import Store, flags, incidents
+from albra.systemd import Notifier
 from albra.store.operations import CallRecorder
 from tests.dashboard.conftest import browser_ctx  # noqa: F401  (the dashboard tests' headless Chromium)
 
@@ -52,12 +53,6 @@ size_pct = 24.0
 """
 
 
-class _Quiet:
-    def ready(self, *_a): return False
-    def watchdog(self): return False
-    def stopping(self, *_a): return False
-
-
 @dataclass
 class Month:
     cfg: Path
@@ -76,7 +71,7 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> Month:
     store = Store.open(settings.db_path)
 
     async def replay() -> tuple:
-        first = await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=_Quiet(),
+        first = await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=Notifier(env={}),
                              max_candles=1400).run()
         t = ctx.ex.now
         # an operator pauses TFPE for six hours while the runner is down, and an incident opens and closes
@@ -85,7 +80,7 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> Month:
         inc = incidents.open_incident(store, "breaker_open", "demo: exchange circuit open", account="demo",
                                       severity="HIGH", ts=t + 1000)
         incidents.close_incident(store, inc.incident_id, ts=t + 1000 + 90 * 60_000)
-        second = await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=_Quiet()).run()
+        second = await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=Notifier(env={})).run()
         return first, second
 
     first, second = asyncio.run(replay())
