@@ -186,34 +186,16 @@ class OrderManager:
 
     # ------------------------------------------------------------------ fills
     async def apply_fills(self, intent: I.Intent, res: OrderResult) -> int:
-        """Apply the trades of ``res`` to the ledger. Binance's trade rows name the order id, not our client id;
-        a fired conditional order's trades carry its child order's id (``actual_order_id``), tagged here with
-        the algo's client id so the ledger attributes them exactly (not by guessing from price and side)."""
-        child = res.actual_order_id if res.is_algo else None
-        if res.filled_qty <= 0 and not child:
-            return 0
-
-        def mine(t: Fill) -> bool:
-            if child:
-                return t.order_id == child
-            return t.client_id == intent.client_id or bool(res.exchange_id and t.order_id == res.exchange_id)
-
-        # the fills reach trade history a little after the answer: read until they are all there (bounded)
-        # (a fired conditional's child: longer, since finding nothing means "its child executed nothing")
-        trades = await await_fills(self.gw, intent.symbol, max(0, intent.created_ms - 60_000), self.now_ms, mine,
-                                   res.filled_qty if res.filled_qty > 0 else None, spacing_s=self.fill_spacing_s,
-                                   attempts=7 if child else 5)
-        n = 0
+        """Apply the trades of ``res`` to the ledger (:func:`order_fills`). Returns how many rows it found."""
+        trades = await order_fills(self.gw, intent, res, self.now_ms, lookback_ms=60_000,
+                                   spacing_s=self.fill_spacing_s, attempts=7 if res.actual_order_id else 5)
         for t in trades:
-            if child:
-                t = replace(t, extra={**(t.extra or {}), "algo_client_id": intent.client_id})
             apply_fill(self.store, self.account, t, now_ms=self.now_ms())
-            n += 1
-        if n == 0 and not res.is_algo:
+        if not trades and not res.is_algo and res.filled_qty > 0:
             self._journal("fills_missing", f"{intent.client_id} reports {res.filled_qty} filled but no trade row "
                           f"matched yet; the next sync applies it", level="WARNING", strategy=intent.strategy,
                           symbol=intent.symbol)
-        return n
+        return len(trades)
 
     async def record_fired(self, intent: I.Intent, res: OrderResult) -> bool:
         """A protective order the exchange reports FINISHED (or filled): apply its child's fills, then record it.
@@ -335,3 +317,29 @@ class OrderManager:
         db("mark outcome", lambda s: I.mark_outcome(s, res, now_ms=self.now_ms()))
         return GuardedSend(res.status.value, res, error)
 
+
+async def order_fills(gateway: Gateway, intent: I.Intent, res: OrderResult, now_ms: Callable[[], int], *,
+                      lookback_ms: int, spacing_s: float = 0.1, attempts: int = 5) -> list[Fill]:
+    """The trade rows of one order, read until they are all there (bounded), ready for the ledger.
+
+    Binance's trade rows name the order id, not our client id: a regular order's rows are matched by its client id
+    or exchange order id; a fired conditional order's rows carry its child order's id (``actual_order_id``) and are
+    tagged here with the algo's client id, so the ledger attributes them exactly (never by guessing from price and
+    side). The rows reach trade history a little after the answer (REST query delay); a fired conditional's child
+    is waited for longer by its callers, since finding nothing means "its child executed nothing". Nothing to read
+    (no fill, or a conditional order without a child): an empty list, no request."""
+    child = res.actual_order_id if res.is_algo else None
+    if not child and (res.is_algo or res.filled_qty <= 0):
+        return []  # nothing executed, or a conditional order without a child: no rows of its own exist
+
+    def mine(t: Fill) -> bool:
+        if child:
+            return t.order_id == child
+        return t.client_id == intent.client_id or bool(res.exchange_id and t.order_id == res.exchange_id)
+
+    trades = await await_fills(gateway, intent.symbol, max(0, intent.created_ms - lookback_ms), now_ms, mine,
+                               res.filled_qty if res.filled_qty > 0 else None, spacing_s=spacing_s,
+                               attempts=attempts)
+    if child:
+        trades = [replace(t, extra={**(t.extra or {}), "algo_client_id": intent.client_id}) for t in trades]
+    return trades

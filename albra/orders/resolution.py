@@ -17,6 +17,7 @@ from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.ledger.fills import LATE_ENTRY, apply_fill
 from albra.ledger.protection import link_protection
+from albra.orders.manager import order_fills
 from albra.model import OrderStatus
 from albra.store import journal
 from albra.store.db import Store
@@ -57,20 +58,9 @@ async def resolve_unresolved(store: Store, gateway: Gateway, account: str, *, no
             after = intent  # TRIGGERING / TRIGGERED: fired, child not done — not final; a later sync resolves it
         else:
             after = I.mark_outcome(store, found, now_ms=now_ms)
-            child = found.actual_order_id if found.is_algo else None  # a fired conditional's child order
-            if (found.filled_qty > 0 and not found.is_algo) or child:
-                def mine(t, child=child, found=found, intent=intent) -> bool:
-                    if child:
-                        return t.order_id == child
-                    return t.client_id == intent.client_id or t.order_id == found.exchange_id
-                trades = await await_fills(gateway, intent.symbol, max(0, intent.created_ms - trade_lookback_ms),
-                                           lambda: now_ms, mine,
-                                           found.filled_qty if found.filled_qty > 0 else None)
-                for t in trades:
-                    if child:
-                        t = replace(t, extra={**(t.extra or {}), "algo_client_id": intent.client_id})
-                    if apply_fill(store, account, t, now_ms=now_ms).applied:
-                        applied += 1
+            # the order's own trade rows (a fired conditional's: its child's), never guessed
+            trades = await order_fills(gateway, intent, found, lambda: now_ms, lookback_ms=trade_lookback_ms)
+            applied = sum(1 for t in trades if apply_fill(store, account, t, now_ms=now_ms).applied)
         if intent.leg_id and intent.purpose in I.PROTECTIVE_PURPOSES and after.state == "open":
             # a replacement interrupted between its placement and its ledger update: the leg names an older
             # generation. Point it at the newest open one (older live ones are the engine's to cancel).
