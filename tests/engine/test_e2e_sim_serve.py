@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from engine_helpers import QuietNotifier
+
 from albra.exchange import binance_parse as P
 from albra.exchange.client_ids import parse_client_id
 from albra.ledger import legs as L
@@ -240,14 +242,8 @@ async def test_one_way_opposite_entry_is_refused_with_reason(tmp_path: Path) -> 
     settings = load_settings(str(cfg))
     gw, ctx = build_paper(settings, "e2e")
     store = Store.open(settings.db_path)
-
-    class _Quiet:
-        def ready(self, *_a): return False
-        def watchdog(self): return False
-        def stopping(self, *_a): return False
-
     try:
-        await Runner(settings, "e2e", gateway=gw, replay=ctx, store=store, notifier=_Quiet()).run()
+        await Runner(settings, "e2e", gateway=gw, replay=ctx, store=store, notifier=QuietNotifier()).run()
         refused = [j for j in journal.entries(store, kinds=("risk_refused",)) if j.data["rule"] == "opposite_leg"]
         assert refused, "no opposite entry happened in the window"
         assert "one-way mode" in refused[0].message and "would net" in refused[0].data["reason"]

@@ -14,15 +14,10 @@ from albra.engine.runner import Runner, build_paper
 from albra.ledger import legs as L
 from albra.store import Store, journal, risk_state
 
-from engine_helpers import write_config
+from engine_helpers import QuietNotifier, write_config
 
 pytestmark = pytest.mark.anyio
 
-
-class _Quiet:
-    def ready(self, *_a): return False
-    def watchdog(self): return False
-    def stopping(self, *_a): return False
 
 
 async def test_funding_paid_across_funding_times_lands_on_the_legs(tmp_path):
@@ -31,8 +26,8 @@ async def test_funding_paid_across_funding_times_lands_on_the_legs(tmp_path):
     gw, ctx = build_paper(settings, "demo")
     store = Store.open(settings.db_path)
     try:
-        await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=_Quiet(), max_candles=700).run()
-        await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=_Quiet()).run()  # restart
+        await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=QuietNotifier(), max_candles=700).run()
+        await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=QuietNotifier()).run()  # restart
         paid = [r for r in ctx.ex.account("demo").income if r["incomeType"] == "FUNDING_FEE"]
         assert len(paid) >= 3, "the window must hold legs across several funding times"
         total = sum((Decimal(str(r["income"])) for r in paid), Decimal(0))

@@ -12,15 +12,10 @@ from albra.ledger import intents as I
 from albra.ledger import legs as L
 from albra.store import Store, journal
 
-from engine_helpers import write_config
+from engine_helpers import QuietNotifier, write_config
 
 pytestmark = pytest.mark.anyio
 
-
-class _Quiet:
-    def ready(self, *_a): return False
-    def watchdog(self): return False
-    def stopping(self, *_a): return False
 
 
 async def _runner_with_open_leg(tmp_path):
@@ -29,7 +24,7 @@ async def _runner_with_open_leg(tmp_path):
     gw, ctx = build_paper(settings, "demo")
     store = Store.open(settings.db_path)
     for _ in range(60):  # 50 candles at a time until a leg is open at the end of a run
-        await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=_Quiet(), max_candles=50).run()
+        await Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=QuietNotifier(), max_candles=50).run()
         if L.live_legs(store, "demo"):
             return settings, gw, ctx, store
     pytest.fail("no leg open at the end of any 50-candle run")
@@ -66,7 +61,7 @@ async def test_restart_reprotects_a_stop_cancelled_behind_its_back(tmp_path, for
         leg = L.live_legs(store, "demo")[0]
         assert I.get_intent(store, leg.sl_client_id).state == "open"
         _behind_the_back(ctx, leg.sl_client_id, forget)
-        r = Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=_Quiet(), max_candles=1)
+        r = Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=QuietNotifier(), max_candles=1)
         await r.start()  # start-up: sync_protective sees it first
         _assert_reprotected(ctx, store, leg)
         if forget:
@@ -81,7 +76,7 @@ async def test_restart_reprotects_a_stop_cancelled_behind_its_back(tmp_path, for
 async def test_reconciliation_round_reprotects_a_vanished_stop(tmp_path):
     settings, gw, ctx, store = await _runner_with_open_leg(tmp_path)
     try:
-        r = Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=_Quiet(), max_candles=1)
+        r = Runner(settings, "demo", gateway=gw, replay=ctx, store=store, notifier=QuietNotifier(), max_candles=1)
         await r.start()
         leg = L.live_legs(store, "demo")[0]
         _behind_the_back(ctx, leg.sl_client_id, forget=True)
