@@ -19,7 +19,6 @@ from engine_helpers import QuietNotifier, write_config
 pytestmark = pytest.mark.anyio
 
 
-
 async def test_funding_paid_across_funding_times_lands_on_the_legs(tmp_path):
     cfg = write_config(tmp_path, position_mode="hedge", replay_start="2024-02-01", replay_end="2024-02-20")
     settings = load_settings(str(cfg))

@@ -17,7 +17,6 @@ from engine_helpers import QuietNotifier, write_config
 pytestmark = pytest.mark.anyio
 
 
-
 async def _runner_with_open_leg(tmp_path):
     cfg = write_config(tmp_path, position_mode="hedge", replay_start="2024-02-01", replay_end="2024-03-01")
     settings = load_settings(str(cfg))
