@@ -774,11 +774,6 @@ class Executor:
             await self._resize_protection(leg)
         return True
 
-    async def record_fired(self, it: I.Intent, res: OrderResult) -> bool:
-        """A protective order the exchange reports FINISHED: :meth:`albra.orders.manager.OrderManager.record_fired`
-        (kept here because the reconciler and the stream handler settle fired orders through the executor)."""
-        return await self.om.record_fired(it, res)
-
     async def cancel_pending_entries(self) -> int:
         """Shutdown step: cancel entry orders still working (protective orders stay)."""
         return await self.om.cancel_entries()

@@ -175,7 +175,7 @@ class Reconciler:
                         await self._reprotect(leg.leg_id, it.client_id, purpose,
                                               f"the exchange says {res.status.value}", rep)
                         continue
-                    if not await self.executor.record_fired(it, res):
+                    if not await self.executor.om.record_fired(it, res):
                         await self._reprotect(leg.leg_id, it.client_id, purpose,
                                               "it fired but its child order executed nothing", rep)
                         continue
