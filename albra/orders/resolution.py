@@ -129,10 +129,7 @@ async def recheck_given_up_entries(store: Store, gateway: Gateway, account: str,
         found = await gateway.fetch_order(intent.symbol, intent.client_id, False)
         if found is None or found.filled_qty <= 0:
             continue
-        oid = str(found.exchange_id)
-        trades = await await_fills(gateway, intent.symbol, max(0, intent.created_ms - 60_000), lambda: now_ms,
-                                   lambda t: str(t.order_id) == oid or t.client_id == intent.client_id,
-                                   found.filled_qty)
+        trades = await order_fills(gateway, intent, found, lambda: now_ms, lookback_ms=60_000)
         # trade rows carry the order id, not our client id, and the given-up intent never learned the order id:
         # the lookup by client id just tied the two, so the rows are tagged with the client id they belong to
         results = [apply_fill(store, account, replace(t, client_id=t.client_id or intent.client_id), now_ms=now_ms)
