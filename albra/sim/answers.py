@@ -46,14 +46,13 @@ def order(o: Order) -> OrderResult:
 
 def algo(a: AlgoOrder) -> OrderResult:
     """``parse_algo(payloads.algo(a))`` (an algo answer carries no executed quantity and no limit price)."""
-    child = str(a.actual_order_id or "")
     return OrderResult(
         client_id=a.client_algo_id, exchange_id=str(a.algo_id), symbol=a.symbol, side=SIDES[a.side.value],
         order_type=ORDER_TYPES[a.order_type.value], status=ALGO_STATUS[a.status],
         position_side=POSITION_SIDES[a.position_side.value], qty=wire(a.qty),
         filled_qty=Decimal(0), avg_price=_price(a.actual_price), price=None, trigger_price=wire(a.trigger_price),
         reduce_only=a.reduce_only is True, close_position=a.close_position is True, is_algo=True,
-        ts=int(a.update_time), actual_order_id=child if child not in ("", "0") else None,
+        ts=int(a.update_time), actual_order_id=str(a.actual_order_id) if a.actual_order_id else None,
     )
 
 
