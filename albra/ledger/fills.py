@@ -172,9 +172,8 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
         if increasing:
             new_qty = leg.qty + fill.qty
             avg = ((leg.entry_price or Decimal(0)) * leg.qty + fill.price * fill.qty) / new_qty
-            c.execute("UPDATE legs SET qty=?, qty_initial=?, entry_price=?, fees=?, updated_ms=? WHERE leg_id=?",
-                      (_s(new_qty), _s(leg.qty_initial + fill.qty), _s(avg), _s(leg.fees + fee), now,
-                       leg.leg_id))
+            leg = L.update_leg(c, leg, qty=_s(new_qty), qty_initial=_s(leg.qty_initial + fill.qty),
+                               entry_price=_s(avg), fees=_s(leg.fees + fee), updated_ms=now)
             if leg.state is L.LegState.PENDING:
                 state_after = L.transition_in(c, leg.leg_id, L.LegState.OPEN, now_ms=now).state
         else:
@@ -186,15 +185,16 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
             exit_px = ((leg.exit_price or Decimal(0)) * exited_before + fill.price * close_qty) / (
                 exited_before + close_qty) if close_qty > 0 else leg.exit_price
             new_qty = leg.qty - close_qty
-            c.execute("UPDATE legs SET qty=?, realized_pnl=?, fees=?, exit_price=?, updated_ms=? WHERE leg_id=?",
-                      (_s(new_qty), _s(leg.realized_pnl + realized), _s(leg.fees + fee),
-                       None if exit_px is None else _s(exit_px), now, leg.leg_id))
+            held = leg.qty
+            leg = L.update_leg(c, leg, qty=_s(new_qty), realized_pnl=_s(leg.realized_pnl + realized),
+                               fees=_s(leg.fees + fee), exit_price=None if exit_px is None else _s(exit_px),
+                               updated_ms=now)
             if new_qty == 0:
                 state_after = L.transition_in(c, leg.leg_id, L.LegState.CLOSED, now_ms=now,
                                               close_reason=intent.purpose).state
             if excess > 0:
                 journal.append(store, "fill_over_close", f"fill {fill.trade_id} exits {fill.qty} but leg "
-                               f"{leg.leg_id} held {leg.qty}: {excess} is not this leg's", level="ERROR",
+                               f"{leg.leg_id} held {held}: {excess} is not this leg's", level="ERROR",
                                account=account, strategy=leg.strategy, symbol=fill.symbol,
                                data={"trade_id": fill.trade_id, "excess": str(excess)}, ts=fill.ts, conn=c)
         daily_pnl.add(c, account, leg.strategy, fill.ts, realized - fee, now)

@@ -220,14 +220,17 @@ def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: st
         with store.tx() as c:
             return record_intent(store, req, account=account, strategy=strategy, purpose=purpose,
                                  candle_ts=candle_ts, now_ms=now_ms, leg_id=leg_id, conn=c)
-    existing = fetch_intent(conn, req.client_id)
-    if existing is not None:
+    def same_or_conflict(existing: Intent) -> Intent:
         mine = (account, strategy, req.symbol, purpose, leg_id, req.side, req.order_type)
         theirs = (existing.account, existing.strategy, existing.symbol, existing.purpose, existing.leg_id,
                   existing.side, existing.order_type)
         if mine != theirs:
             raise IntentConflict(f"client id {req.client_id} is already recorded for {theirs}; refusing {mine}")
         return existing
+
+    m = _memo(conn)
+    if m is not None and (known := m.get(req.client_id)) is not None:
+        return same_or_conflict(known)
     leg = None
     if leg_id is not None:
         leg = L.fetch_leg(conn, leg_id)
@@ -237,14 +240,21 @@ def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: st
             raise LedgerError(f"intent {req.client_id} for {account}/{req.symbol} names leg {leg_id} of "
                               f"{leg.account}/{leg.symbol}")
         _check_exit_shape(req, leg, purpose)
-    conn.execute(
+    # the client id is the idempotency key: a second recording of it inserts nothing and returns what is stored
+    # (one statement on the normal path, where the id is new: no read first)
+    cur = conn.execute(
         "INSERT INTO order_intents(client_id, account, strategy, symbol, purpose, leg_id, side, position_side,"
         " order_type, qty, price, trigger_price, reduce_only, close_position, is_algo, candle_ts, state,"
-        " created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
+        " created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'pending',?,?)"
+        " ON CONFLICT(client_id) DO NOTHING",
         (req.client_id, account, strategy, req.symbol, purpose, leg_id, req.side.value, req.position_side.value,
          req.order_type.value, _s(req.qty), _s(req.price), _s(req.trigger_price), int(req.reduce_only),
          int(req.close_position), int(req.is_algo), candle_ts, now_ms, now_ms),
     )
+    if cur.rowcount == 0:
+        stored = fetch_intent(conn, req.client_id)
+        assert stored is not None  # the conflict was on this key
+        return same_or_conflict(stored)
     if leg is not None and purpose in CLOSING_PURPOSES and leg.state is L.LegState.OPEN:
         L.transition_in(conn, leg.leg_id, L.LegState.CLOSING, now_ms=now_ms)
     if type(now_ms) is int and (candle_ts is None or type(candle_ts) is int) and all(
