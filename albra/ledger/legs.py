@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator
 
 from albra.ledger.errors import IllegalTransition, LedgerError, UnknownLeg
 from albra.model import D, Direction, PositionMode, PositionSide
-from albra.store.db import Store, cached_row, memo_of, remember
+from albra.store.db import LEG_INTENTS, Store, cached_row, memo_of, remember
 
 UNATTRIBUTED = "UNATTRIBUTED"
 
@@ -287,7 +287,10 @@ def insert_leg(conn: sqlite3.Connection, *, leg_id: str, account: str, symbol: s
         (leg_id, account, symbol, strategy, direction.value, position_side.value, state.value, _s(qty), _s(qty),
          _s(entry_price), entry_ts, _s(stop_price), _s(take_profit), entry_reason, now_ms, now_ms),
     )
-    if cur.rowcount == 0:
+    if cur.rowcount == 1:
+        if (m := memo_of(conn)) is not None:  # a new leg has no intents yet: its memo list starts empty
+            remember(m.setdefault(LEG_INTENTS, {}), leg_id, [])
+    else:
         existing = fetch_leg(conn, leg_id)
         assert existing is not None  # the conflict was on this key
         same = (existing.account, existing.symbol, existing.strategy, existing.direction, existing.position_side)

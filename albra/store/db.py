@@ -142,6 +142,8 @@ def remember(cache: dict, key: Any, value: Any) -> None:
 #: table -> (memo part, key column) of the caches a memo store keeps; see :class:`_WatchedConnection`
 _WATCHED = {"legs": ("legs", "leg_id"), "order_intents": ("intents", "client_id"), "risk_state": ("risk_state", ""),
             "control_flags": ("flags", "")}
+#: the memo part listing each leg's intent client ids in order (kept by the ledger's intent and leg writers)
+LEG_INTENTS = "leg_intents"
 #: tables whose cache holds a query over the whole table (not rows by key): any INSERT, too, makes it stale
 _INSERT_CLEARS = frozenset({"control_flags"})
 _KEYED_UPDATE = {t: re.compile(rf"\bWHERE\s+{k}\s*=\s*\?\s*$", re.I) for t, (_, k) in _WATCHED.items() if k}

@@ -153,3 +153,40 @@ def test_cached_flags_follow_every_write(tmp_path: Path) -> None:
         assert flags.entry_block(store, "main", "OTHER") is not None
     finally:
         store.close()
+
+
+def test_intents_of_a_leg_from_memory_equal_the_file(tmp_path: Path) -> None:
+    """A memo store lists a leg's intents (and counts a purpose's generations) from memory; after every step the
+    list is exactly what an uncached handle reads, and a write the memo cannot follow makes it read the file."""
+    from albra.ledger import legs as L
+
+    from tests.ledger.conftest import exit_intent, fill_for
+    from albra.ledger.fills import apply_fill
+
+    path = tmp_path / "bt.db"
+    store = Store.open(path, memo=True)
+    store.enable_memo()
+
+    def check(leg_id: str) -> None:
+        with Store.open(path, create=False) as other:
+            for purpose in (None, "entry", "stop_loss", "exit"):
+                mine = I.intents_of_leg(store, leg_id, purpose)
+                theirs = I.intents_of_leg(other, leg_id, purpose)
+                assert [astuple(i) for i in mine] == [astuple(i) for i in theirs]
+                if purpose:
+                    assert I.next_generation(store, leg_id, purpose) == I.next_generation(other, leg_id, purpose)
+
+    try:
+        intent, leg = entry_intent(store)
+        assert store.memo is not None and store.memo["leg_intents"][leg.leg_id] == [intent.client_id]
+        check(leg.leg_id)
+        apply_fill(store, "main", fill_for(intent, "0.010", "65000"))
+        I.mark_sent(store, intent.client_id, now_ms=T0 + 1)
+        check(leg.leg_id)
+        ex = exit_intent(store, L.require_leg(store, leg.leg_id), "0.004")
+        check(leg.leg_id)
+        assert store.memo["leg_intents"][leg.leg_id] == [intent.client_id, ex.client_id]  # appended, not re-read
+        store.execute("UPDATE order_intents SET error = 'x' WHERE leg_id = ?", (leg.leg_id,))  # not keyed
+        check(leg.leg_id)  # the intents it lists left the memo: read from the file again
+    finally:
+        store.close()
