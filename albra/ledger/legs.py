@@ -342,16 +342,23 @@ def transition_in(conn: sqlite3.Connection, leg_id: str, to: LegState | str, *, 
     leg = fetch_leg(conn, leg_id)
     if leg is None:
         raise UnknownLeg(f"no leg {leg_id!r} in the ledger")
+    return update_leg(conn, leg, **transition_cols(leg, to, leg.qty, now_ms=now_ms, close_reason=close_reason))
+
+
+def transition_cols(leg: Leg, to: LegState | str, qty: Decimal, *, now_ms: int,
+                    close_reason: str | None = None) -> dict[str, Any]:
+    """The columns that move ``leg`` (holding ``qty`` by then) to ``to``, checked against the state machine (raises
+    :class:`IllegalTransition`). For a writer that changes the leg's quantities and state in one UPDATE (a fill)."""
     to = LegState(to)
     check_transition(leg.state, to)
-    if to is LegState.CLOSED and leg.qty != 0:
-        raise IllegalTransition(f"leg {leg_id} cannot close with qty {leg.qty} still open")
+    if to is LegState.CLOSED and qty != 0:
+        raise IllegalTransition(f"leg {leg.leg_id} cannot close with qty {qty} still open")
     cols: dict[str, Any] = {"state": to.value, "updated_ms": int(now_ms)}
     if to.is_terminal:
         cols["closed_ms"] = int(now_ms)
     if close_reason is not None:
         cols["close_reason"] = str(close_reason)
-    return update_leg(conn, leg, **cols)
+    return cols
 
 
 def transition(store: Store, leg_id: str, to: LegState | str, *, now_ms: int,
