@@ -171,6 +171,9 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     store = Store.open(Path(tmp.name) / "backtest.db", memo=True)
     with store._lock:  # a throwaway file: durability buys nothing here, commits are the ledger's main cost
         store._conn.execute("PRAGMA synchronous = OFF")
+        # one writer, one file nobody else opens: the rollback journal kept in memory instead of the WAL the shared
+        # live store needs for its readers (every ledger tx is still a savepoint that rolls back all or nothing)
+        store._conn.execute("PRAGMA journal_mode = MEMORY").fetchone()
     store.enable_memo()  # only this run writes the file: the ledger answers re-reads of what it wrote from memory
     try:
         with store.batch():  # one commit for the whole run; every ledger tx() stays all-or-nothing (a savepoint)
