@@ -218,7 +218,7 @@ def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
     gw = PaperGateway(ACCOUNT, ex)
     filters = run_sync(gw.load_markets())
     execu = Executor(store, gw, ACCOUNT, setup.position_mode, filters, slots, lambda _s: limits, lambda: ex.now,
-                     alerts=False, journal_decisions=False)
+                     alerts=False, journal_decisions=False, journal_min_level="WARNING")
     fired = [False]
 
     def listen(kind: str, obj: object) -> None:
