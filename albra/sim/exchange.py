@@ -552,13 +552,21 @@ class SimExchange:
             for o in acct.open_orders.values():
                 if o.client_id == client_id and o.symbol == symbol:
                     return o
-            return self._latest_order(acct.name, symbol, client_id)
+            o = self._latest_order(acct.name, symbol, client_id)
+            if o is None or acct.orders.get(o.order_id) is o:
+                return o
+            for o in reversed(list(acct.orders.values())):  # history removed by hand (a purge staged): scan
+                if o.client_id == client_id and o.symbol == symbol:
+                    return o
+            return None
         raise SimError(-1102, "Either orderId or origClientOrderId must be sent.")
 
     def _latest_order(self, account: str, symbol: str, client_id: str) -> Order | None:
         """The most recently placed order of ``account`` on ``symbol`` with ``client_id`` — what a scan of the
         account's orders from the newest finds first. Why an index: a backtest looks up its finished orders by
-        client id after every trade, and a scan made each lookup cost O(all orders so far)."""
+        client id after every trade, and a scan made each lookup cost O(all orders so far). Orders only enter an
+        account through ``all_orders``; one removed from the account's history afterwards (tests stage a purge so)
+        is caught by the caller, which then scans as before."""
         seen = self._cid_seen[0]
         if seen < len(self.all_orders):
             index = self._order_by_cid
@@ -702,7 +710,13 @@ class SimExchange:
             for a in acct.open_algos.values():
                 if a.client_algo_id == client_algo_id:
                     return a
-            return self._latest_algo(acct.name, client_algo_id)
+            a = self._latest_algo(acct.name, client_algo_id)
+            if a is None or acct.algos.get(a.algo_id) is a:
+                return a
+            for a in reversed(list(acct.algos.values())):  # history removed by hand (a purge staged): scan
+                if a.client_algo_id == client_algo_id:
+                    return a
+            return None
         raise SimError(-1102, "Either algoId or clientAlgoId must be sent.")
 
     def get_algo(self, account: str, algo_id: int | None = None, client_algo_id: str | None = None) -> AlgoOrder:

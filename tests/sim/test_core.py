@@ -312,6 +312,10 @@ def test_lookup_by_client_id_finds_the_open_one_else_the_latest_per_account_and_
     with pytest.raises(SimError) as e:
         ex.get_algo("b", client_algo_id="s")
     assert code(e) == -2013
+    del ex.account("a").algos[algos[-1].algo_id]  # the latest purged from history: the one before it is found
+    assert ex.get_algo("a", client_algo_id="s") is algos[-2]
+    del ex.account("a").orders[second.order_id]
+    assert ex.get_order("a", "BTCUSDT", client_id="x") is first
 
 
 def test_isolated_liquidation_price_matches_hand_calculation_and_executes():
