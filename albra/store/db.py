@@ -99,6 +99,32 @@ def recovery_hint(path: Path) -> str:
 
 #: Write-through read caches of single-writer throwaway stores, by connection (see :meth:`Store.enable_memo`).
 _MEMOS: dict[int, dict[str, dict]] = {}
+#: per memo connection, one list of undo actions per open transaction (innermost last): see :func:`on_rollback`
+_UNDO: dict[int, list[list[Callable[[], None]]]] = {}
+#: memo parts that hold values not yet written to the file (not read caches): a failed transaction undoes its own
+#: changes to them (:func:`on_rollback`) instead of emptying them
+DURABLE_PARTS = frozenset({"risk_state_unwritten"})
+#: run with (connection, memo) before a memo store's batch commits: modules that keep values in memory during a run
+#: write them here (risk state: :mod:`albra.store.risk_state`)
+BEFORE_COMMIT: list[Callable[[Any, dict], None]] = []
+
+
+#: connections of memo stores with an open :meth:`Store.batch` (values may wait in memory until it commits)
+_BATCHED: set[int] = set()
+
+
+def batched(conn: Any) -> bool:
+    """Whether ``conn`` is a memo store's inside an open batch: the only place a value may be kept in memory and
+    written when the batch commits (:data:`BEFORE_COMMIT`)."""
+    return id(conn) in _BATCHED and id(conn) in _MEMOS
+
+
+def on_rollback(conn: Any, undo: Callable[[], None]) -> None:
+    """On a memo store, run ``undo`` if the innermost open transaction fails (and, once it succeeded, if an
+    enclosing one fails). Outside a transaction, or on a live store, nothing is registered: the change stands."""
+    stack = _UNDO.get(id(conn))
+    if stack:
+        stack[-1].append(undo)
 
 
 def memo_of(conn: Any) -> dict[str, dict] | None:
@@ -342,12 +368,21 @@ class Store:
             raise StoreError("enable_memo needs a store opened with Store.open(..., memo=True)")
         with self._lock:
             self.memo = _MEMOS[id(self._conn)] = {}
+            _UNDO[id(self._conn)] = []
             return self.memo
 
-    def _forget_memo(self) -> None:
+    def _forget_memo(self, everything: bool = False) -> None:
+        """Empty the read caches after a rollback (their rows may be gone). Parts holding values not yet written
+        (:data:`DURABLE_PARTS`) were put back by their undo actions; only a whole batch's rollback empties them."""
         if self.memo is not None:
-            for part in self.memo.values():
-                part.clear()
+            for name, part in self.memo.items():
+                if everything or name not in DURABLE_PARTS:
+                    part.clear()
+
+    def _before_commit(self) -> None:
+        if self.memo is not None:
+            for hook in BEFORE_COMMIT:
+                hook(self._conn, self.memo)
 
     def tx(self) -> "_Tx":
         """A write transaction (``BEGIN IMMEDIATE``): all or nothing, serialised across processes.
@@ -381,15 +416,21 @@ class Store:
             c = self._conn
             c.execute("BEGIN IMMEDIATE")
             b = self._batch = _Batch(commit_every)
+            _BATCHED.add(id(c))
             try:
                 yield b
             except BaseException:
                 self._batch = None
+                _BATCHED.discard(id(c))
                 c.execute("ROLLBACK")
-                self._forget_memo()
+                self._forget_memo(everything=True)
                 raise
             else:
                 self._batch = None
+                try:
+                    self._before_commit()
+                finally:
+                    _BATCHED.discard(id(c))
                 c.execute("COMMIT")
                 b.commits += 1
 
@@ -446,6 +487,7 @@ class Store:
     def close(self) -> None:
         with self._lock:
             _MEMOS.pop(id(self._conn), None)
+            _UNDO.pop(id(self._conn), None)
             self.memo = None
             self._conn.close()
 
@@ -488,6 +530,8 @@ class _Tx:
                 self.name = name
             else:
                 c.execute("BEGIN IMMEDIATE")
+            if (stack := _UNDO.get(id(c))) is not None:
+                stack.append([])
             return c
         except BaseException:
             s._lock.release()
@@ -496,6 +540,13 @@ class _Tx:
     def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
         s = self.store
         c = s._conn
+        if (stack := _UNDO.get(id(c))) is not None and stack:
+            frame = stack.pop()
+            if et is not None:
+                for undo in reversed(frame):
+                    undo()
+            elif stack:
+                stack[-1].extend(frame)  # an enclosing transaction that fails undoes this one's changes too
         try:
             name = self.name
             if name is not None:
@@ -513,6 +564,7 @@ class _Tx:
                 if b.depth == 0:
                     b.done += 1
                     if b.commit_every and b.done >= b.commit_every:
+                        s._before_commit()
                         c.execute("COMMIT")
                         c.execute("BEGIN IMMEDIATE")
                         b.done = 0

@@ -221,3 +221,37 @@ def test_fill_found_by_exchange_order_id_from_memory_and_from_the_file(tmp_path:
         assert nobody.applied and nobody.leg_id is None  # "91" is no intent's id any more: recorded unattributed
     finally:
         store.close()
+
+
+def test_risk_state_waits_in_memory_during_a_batch_and_a_failed_tx_puts_it_back(tmp_path: Path) -> None:
+    """Inside a backtest's batch risk state is kept in memory (no upsert per change) and written when the batch
+    commits; a failed transaction restores the value it changed, nested ones included, and reads see the truth."""
+    from albra.ledger import daily_pnl
+
+    path = tmp_path / "bt.db"
+    store = Store.open(path, memo=True)
+    store.enable_memo()
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    try:
+        with store.batch():
+            risk_state.put(store, "main", risk_state.MDD_PEAK, {"equity": "100", "ts": T0}, ts=T0)
+            with store.tx() as c:
+                daily_pnl.add(c, "main", "TFPE", T0, Decimal("2.5"), T0)
+            assert not [q for q in seen if "INTO risk_state" in q]  # nothing written yet
+            with pytest.raises(RuntimeError):
+                with store.tx() as c:
+                    risk_state.put(store, "main", risk_state.MDD_PEAK, {"equity": "1", "ts": T0}, conn=c)
+                    with store.tx() as c2:
+                        daily_pnl.add(c2, "main", "TFPE", T0, Decimal("1"), T0)
+                    assert daily_pnl.realized_on(store, "main", "TFPE", "2024-06-10") == Decimal("3.5")
+                    raise RuntimeError("boom")
+            assert risk_state.get(store, "main", risk_state.MDD_PEAK) == {"equity": "100", "ts": T0}
+            assert daily_pnl.realized_on(store, "main", "TFPE", "2024-06-10") == Decimal("2.5")
+            assert risk_state.all_for(store, "main")[("", risk_state.MDD_PEAK)] == {"equity": "100", "ts": T0}
+        assert len([q for q in seen if "INTO risk_state" in q]) == 2  # written at the commit, once per key
+        with Store.open(path, create=False) as other:
+            assert risk_state.get(other, "main", risk_state.MDD_PEAK) == {"equity": "100", "ts": T0}
+            assert daily_pnl.realized_on(other, "main", "TFPE", "2024-06-10") == Decimal("2.5")
+    finally:
+        store.close()
