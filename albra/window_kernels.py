@@ -23,13 +23,13 @@ __all__ = ["ewm_mean", "rolling_mean"]
 _NAN = math.nan
 
 
-def _prep(x: np.ndarray) -> list[float]:
+def _prep(x: np.ndarray) -> np.ndarray:
     """The input as pandas hands it to its loops: float64, with +-inf replaced by NaN."""
     a = np.asarray(x, dtype=np.float64)
     inf = np.isinf(a)
     if inf.any():
         a = np.where(inf, np.nan, a)
-    return a.tolist()
+    return a
 
 
 def ewm_mean(x: np.ndarray, com: float, min_periods: int = 0) -> np.ndarray:
@@ -38,14 +38,19 @@ def ewm_mean(x: np.ndarray, com: float, min_periods: int = 0) -> np.ndarray:
     Callers pass ``com`` as pandas derives it: ``(span - 1) / 2`` for a span, ``(1 - alpha) / alpha`` for
     an alpha (``1 / (1 + com)`` is then recomputed here exactly as pandas does, so it may differ from the
     alpha given in the last bit -- as in pandas)."""
-    vals = _prep(x)
-    n = len(vals)
+    arr = _prep(x)
+    n = len(arr)
     if n == 0:
         return np.empty(0, dtype=np.float64)
     minp = max(int(min_periods), 1)
     alpha = 1.0 / (1.0 + com)
     old_wt_factor = 1.0 - alpha
     new_wt = alpha
+    missing = np.isnan(arr)
+    first = int(np.argmin(missing))
+    vals = arr.tolist()
+    if not missing[first:].any():  # no gap after the first value (the usual case): the loop below, simplified
+        return _ewm_dense(vals, first, minp, old_wt_factor, new_wt)
     out = [_NAN] * n
     weighted = vals[0]
     nobs = 1 if weighted == weighted else 0
@@ -72,12 +77,30 @@ def ewm_mean(x: np.ndarray, com: float, min_periods: int = 0) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
+def _ewm_dense(vals: list[float], first: int, minp: int, old_wt_factor: float, new_wt: float) -> np.ndarray:
+    """:func:`ewm_mean` when ``vals[first:]`` has no NaN: then pandas' ``old_wt`` is ``old_wt_factor`` at every
+    step (1.0 × factor, reset to 1.0 after each observation), so the update is one expression with a constant
+    denominator -- the same operations in the same order, half the time of the general loop."""
+    f, a = old_wt_factor, new_wt
+    d = f + a  # pandas' (old_wt + new_wt), the same value at every step
+    out = [_NAN] * (first + 1)
+    w = out[first] = vals[first]
+    append = out.append
+    for cur in vals[first + 1:]:
+        if w != cur:  # pandas' shortcut: a constant series stays exactly constant
+            w = (f * w + a * cur) / d
+        append(w)
+    valid_from = first + minp - 1  # the row where the minp-th observation arrives
+    out[first:min(valid_from, len(out))] = [_NAN] * max(0, min(valid_from, len(out)) - first)
+    return np.array(out, dtype=np.float64)
+
+
 def rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
     """``pd.Series(x).rolling(n, min_periods=n).mean()``: a running sum with Kahan compensation (separate
     compensations for values entering and leaving the window), corrected to exactly 0 when the window's
     signs say the mean cannot have the sign rounding gave it, and to the value itself for a run of equal
     values."""
-    vals = _prep(x)
+    vals = _prep(x).tolist()
     size = len(vals)
     if n == 1:  # pandas starts every one-row window afresh: the mean is the value itself (NaN stays NaN)
         return np.array(vals, dtype=np.float64)
