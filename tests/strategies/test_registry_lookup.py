@@ -10,27 +10,7 @@ from pathlib import Path
 import pytest
 
 from albra.strategies import registry
-
-STRAT = '''
-from pydantic import BaseModel, ConfigDict
-from albra.strategies.base import Features, Strategy
-
-
-class Outside(Strategy):
-    name = {name}
-    timeframes = ("1h",)
-    history = 10
-
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-    def prepare(self, frames):
-        s = frames["1h"]
-        return Features.build(s, {{"close": s.close}})
-
-    def decide(self, features, i, legs, last_entry_ts=None):
-        return []
-'''
+from tests.strategies.test_strategies import USER_STRAT
 
 
 def _modules_after_get(name: str, env_path: str = "") -> list[str]:
@@ -58,13 +38,13 @@ def ext(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_get_still_reports_broken_and_clashing_strategy_path_files(ext: Path) -> None:
-    (ext / "outside.py").write_text(textwrap.dedent(STRAT.format(name='"OUTSIDE_LOOKUP_ONLY"')))
+    (ext / "outside.py").write_text(textwrap.dedent(USER_STRAT.format(name="OUTSIDE_LOOKUP_ONLY")))
     assert registry.get("outside_lookup_only").name == "OUTSIDE_LOOKUP_ONLY"
     (ext / "broken.py").write_text("import nope_not_a_module\n")
     registry.refresh()
     with pytest.raises(registry.RegistryError, match=r"broken.py failed to import: ModuleNotFoundError"):
         registry.get("outside_lookup_only")
-    (ext / "broken.py").write_text(textwrap.dedent(STRAT.format(name='"TFPE"')))  # clashes with a shipped one
+    (ext / "broken.py").write_text(textwrap.dedent(USER_STRAT.format(name="TFPE")))  # clashes with a shipped one
     registry.refresh()
     with pytest.raises(registry.RegistryError, match="duplicate strategy name 'TFPE'"):
         registry.get("outside_lookup_only")  # the clash is found even when another name is asked
@@ -74,7 +54,7 @@ def test_get_still_reports_broken_and_clashing_strategy_path_files(ext: Path) ->
 
 
 def test_a_name_that_is_not_a_literal_is_still_found(ext: Path) -> None:
-    (ext / "computed.py").write_text(textwrap.dedent(STRAT.format(name='"COMPUTED_" + "LOOKUP"')))
+    (ext / "computed.py").write_text(textwrap.dedent(USER_STRAT.format(name='COMPUTED_" + "LOOKUP')))
     assert registry.get("computed_lookup").name == "COMPUTED_LOOKUP"
     with pytest.raises(registry.RegistryError, match="unknown strategy 'nope'; known: .*COMPUTED_LOOKUP"):
         registry.get("nope")
