@@ -237,11 +237,11 @@ def _fast_rows(p: Path) -> tuple["np.ndarray", list["np.ndarray"]] | None:
         fh = io.StringIO(raw.decode("utf-8"), newline=None)  # newline=None: CRLF files read as the checked reader does
         del raw
         header = next(csv.reader([fh.readline()]), None)
-        if header is None or [h.strip().lower() for h in header] != HEADER:
-            return None  # an unusual header (extra columns, other names): the checked reader decides
+        if header is None or [h.strip().lower() for h in header[:6]] != HEADER:
+            return None
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # "input contained no data" and the like: not a plain file
-            rows = np.loadtxt(fh, dtype=_row_dtype(), delimiter=",", comments=None, ndmin=1)
+            rows = np.loadtxt(fh, dtype=_row_dtype(), delimiter=",", comments=None, ndmin=1, usecols=range(6))
     except (OSError, EOFError, ValueError, OverflowError, UnicodeDecodeError, gzip.BadGzipFile, Warning):
         return None
     if len(rows) == 0:
