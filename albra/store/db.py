@@ -349,48 +349,13 @@ class Store:
             for part in self.memo.values():
                 part.clear()
 
-    @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> "_Tx":
         """A write transaction (``BEGIN IMMEDIATE``): all or nothing, serialised across processes.
 
         Inside :meth:`batch` it is a SAVEPOINT instead: a failure rolls back only this transaction's writes (and
         the exception still propagates); its writes become durable when the batch commits.
         """
-        with self._lock:
-            c = self._conn
-            b = self._batch
-            if b is not None:
-                b.depth += 1
-                name = f"albra_tx_{b.depth}"
-                c.execute(f"SAVEPOINT {name}")
-                try:
-                    yield c
-                except BaseException:
-                    c.execute(f"ROLLBACK TO {name}")
-                    c.execute(f"RELEASE {name}")
-                    self._forget_memo()
-                    raise
-                else:
-                    c.execute(f"RELEASE {name}")
-                finally:
-                    b.depth -= 1
-                if b.depth == 0:
-                    b.done += 1
-                    if b.commit_every and b.done >= b.commit_every:
-                        c.execute("COMMIT")
-                        c.execute("BEGIN IMMEDIATE")
-                        b.done = 0
-                        b.commits += 1
-                return
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                yield c
-            except BaseException:
-                c.execute("ROLLBACK")
-                self._forget_memo()
-                raise
-            else:
-                c.execute("COMMIT")
+        return _Tx(self)
 
     @contextlib.contextmanager
     def batch(self, commit_every: int | None = None) -> Iterator["_Batch"]:
@@ -489,6 +454,78 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: savepoint names by nesting depth (made once: a backtest opens ~14 transactions per trade)
+_SAVEPOINTS = tuple(f"albra_tx_{d}" for d in range(64))
+_raw_execute = sqlite3.Connection.execute  # savepoints are not writes: the memo's write watch has nothing to see
+
+
+class _Tx:
+    """The context manager :meth:`Store.tx` returns (a class, not a generator: it runs for every ledger write).
+    Holds the store's lock from enter to exit; see :meth:`Store.tx` for the meaning."""
+
+    __slots__ = ("store", "name")
+
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+        self.name: str | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        s = self.store
+        s._lock.acquire()
+        try:
+            c = s._conn
+            b = s._batch
+            if b is not None:
+                b.depth += 1
+                name = _SAVEPOINTS[b.depth] if b.depth < len(_SAVEPOINTS) else f"albra_tx_{b.depth}"
+                try:
+                    _raw_execute(c, "SAVEPOINT " + name)
+                except BaseException:
+                    b.depth -= 1
+                    raise
+                self.name = name
+            else:
+                c.execute("BEGIN IMMEDIATE")
+            return c
+        except BaseException:
+            s._lock.release()
+            raise
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
+        s = self.store
+        c = s._conn
+        try:
+            name = self.name
+            if name is not None:
+                b = s._batch
+                assert b is not None
+                try:
+                    if et is not None:
+                        _raw_execute(c, "ROLLBACK TO " + name)
+                        _raw_execute(c, "RELEASE " + name)
+                        s._forget_memo()
+                        return False
+                    _raw_execute(c, "RELEASE " + name)
+                finally:
+                    b.depth -= 1
+                if b.depth == 0:
+                    b.done += 1
+                    if b.commit_every and b.done >= b.commit_every:
+                        c.execute("COMMIT")
+                        c.execute("BEGIN IMMEDIATE")
+                        b.done = 0
+                        b.commits += 1
+                return False
+            if et is not None:
+                c.execute("ROLLBACK")
+                s._forget_memo()
+                return False
+            c.execute("COMMIT")
+            return False
+        finally:
+            s._lock.release()
 
 
 @dataclass
