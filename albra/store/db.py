@@ -540,14 +540,14 @@ class _Tx:
     def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
         s = self.store
         c = s._conn
-        if (stack := _UNDO.get(id(c))) is not None and stack:
-            frame = stack.pop()
-            if et is not None:
-                for undo in reversed(frame):
-                    undo()
-            elif stack:
-                stack[-1].extend(frame)  # an enclosing transaction that fails undoes this one's changes too
         try:
+            if (stack := _UNDO.get(id(c))) is not None and stack:
+                frame = stack.pop()
+                if et is not None:
+                    for undo in reversed(frame):
+                        undo()
+                elif stack:
+                    stack[-1].extend(frame)  # an enclosing transaction that fails undoes this one's changes too
             name = self.name
             if name is not None:
                 b = s._batch
