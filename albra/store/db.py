@@ -103,7 +103,8 @@ _MEMOS: dict[int, dict[str, dict]] = {}
 _UNDO: dict[int, list[list[Callable[[], None]]]] = {}
 #: memo parts that hold values not yet written to the file (not read caches): a failed transaction undoes its own
 #: changes to them (:func:`on_rollback`) instead of emptying them
-DURABLE_PARTS = frozenset({"risk_state_unwritten"})
+RISK_STATE_UNWRITTEN = "risk_state_unwritten"
+DURABLE_PARTS = frozenset({RISK_STATE_UNWRITTEN})
 #: run with (connection, memo) before a memo store's batch commits: modules that keep values in memory during a run
 #: write them here (risk state: :mod:`albra.store.risk_state`)
 BEFORE_COMMIT: list[Callable[[Any, dict], None]] = []
