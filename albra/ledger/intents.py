@@ -37,7 +37,7 @@ from albra.exchange.types import OrderRequest, OrderResult
 from albra.ledger import legs as L
 from albra.ledger.errors import IllegalTransition, IntentConflict, LedgerError, UnknownLeg
 from albra.model import D, Direction, OrderStatus, OrderType, PositionMode, PositionSide, Side
-from albra.store.db import LEG_INTENTS, Store, cached_row, memo_of, remember
+from albra.store.db import LEG_INTENTS, Store, cached_row, defer_write, drop_deferred, memo_of, remember
 
 #: purposes whose order closes the whole leg: recording one moves an open leg to ``closing``.
 CLOSING_PURPOSES = frozenset({"exit", "close", "emergency"})
@@ -365,17 +365,26 @@ def record_entry(store: Store, req: OrderRequest, *, account: str, strategy: str
     return intent, leg
 
 
-def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int, **cols: Any) -> Intent:
+def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int, keep_back: bool = False,
+               **cols: Any) -> Intent:
+    """Move an intent to ``state`` (checked against the state machine) writing ``cols`` too. ``keep_back``: on a
+    backtest's memo store inside its batch the UPDATE may be kept back (:func:`albra.store.db.defer_write`) — the
+    ``sent`` mark, which the order's answer overwrites a moment later; every reader of the table still sees it."""
     if intent.state in TERMINAL:
         if state != intent.state:
             raise IllegalTransition(f"intent {intent.client_id} is {intent.state} (final); cannot become {state}")
     elif state not in _NEXT[intent.state]:
         raise IllegalTransition(f"intent {intent.client_id}: {intent.state} → {state} is not allowed")
     sets = ["state = ?", "updated_ms = ?"] + [f"{k} = ?" for k in cols]
-    cur = conn.execute(f"UPDATE order_intents SET {', '.join(sets)} WHERE client_id = ?",
-                       (state, now_ms, *cols.values(), intent.client_id))
-    if cur.rowcount == 1 and type(now_ms) is int and all(k in _AS_STORED and (v is None or type(v) is str)
-                                                         for k, v in cols.items()):
+    sql = f"UPDATE order_intents SET {', '.join(sets)} WHERE client_id = ?"
+    params = (state, now_ms, *cols.values(), intent.client_id)
+    built = type(now_ms) is int and all(k in _AS_STORED and (v is None or type(v) is str) for k, v in cols.items())
+    drop_deferred(conn, "order_intents", intent.client_id)  # this UPDATE sets all a kept one set (state, updated_ms)
+    if keep_back and built and not cols and defer_write(conn, "order_intents", intent.client_id, sql, params):
+        written = True  # the row exists (``intent`` was read from it): the kept UPDATE matches exactly one row
+    else:
+        written = conn.execute(sql, params).rowcount == 1
+    if written and built:
         # the row is exactly the intent with these columns replaced: build it instead of reading it back (the
         # values are str/None into TEXT columns and an int into an INTEGER one, so SQLite stores them unchanged)
         out = _INTENT_FIELDS(intent)  # the fields in order; replaced by position (dataclasses.replace is slow)
@@ -410,7 +419,7 @@ def _require(conn: sqlite3.Connection, client_id: str) -> Intent:
 def mark_sent(store: Store, client_id: str, *, now_ms: int) -> Intent:
     """The order is about to go on the wire (call right before sending)."""
     with store.tx() as c:
-        return _set_state(c, _require(c, client_id), "sent", now_ms)
+        return _set_state(c, _require(c, client_id), "sent", now_ms, keep_back=True)
 
 
 def mark_unknown(store: Store, client_id: str, error: str, *, now_ms: int) -> Intent:

@@ -27,7 +27,7 @@ from albra.exchange.types import Balance, IncomeRow
 from albra.model import D
 from albra.risk.limits import RiskLimits
 from albra.store import incidents, journal, risk_state
-from albra.store.db import Store
+from albra.store.db import Store, defer_write
 from albra.timefmt import fmt_kst, kst_date
 
 TRANSFER_TYPES = frozenset({"TRANSFER", "INTERNAL_TRANSFER", "STRATEGY_UMFUTURES_TRANSFER"})
@@ -135,10 +135,12 @@ def update_equity(store: Store, account: str, balance: Balance, income_rows: Seq
                        conn=c)
         if newest is not None:
             risk_state.put(store, account, risk_state.INCOME_CURSOR, {"ts": newest}, ts=now_ms, conn=c)
-        c.execute("INSERT OR REPLACE INTO equity_snapshots(account, ts, wallet, unrealized, equity, available)"
-                  " VALUES (?,?,?,?,?,?)", (account, now_ms, format(balance.wallet, "f"),
-                                            format(balance.unrealized, "f"), format(equity, "f"),
-                                            format(balance.available, "f")))
+        snap = ("INSERT OR REPLACE INTO equity_snapshots(account, ts, wallet, unrealized, equity, available)"
+                " VALUES (?,?,?,?,?,?)", (account, now_ms, format(balance.wallet, "f"),
+                                          format(balance.unrealized, "f"), format(equity, "f"),
+                                          format(balance.available, "f")))
+        if not defer_write(c, "equity_snapshots", (account, now_ms), *snap):  # a backtest writes it at its commit
+            c.execute(*snap)
     incident_id = None
     newly_halted = halted and old < limits.halt_level
     if newly_halted:

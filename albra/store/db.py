@@ -105,6 +105,8 @@ _UNDO: dict[int, list[list[Callable[[], None]]]] = {}
 #: changes to them (:func:`on_rollback`) instead of emptying them
 RISK_STATE_UNWRITTEN = "risk_state_unwritten"
 DURABLE_PARTS = frozenset({RISK_STATE_UNWRITTEN})
+#: per memo connection inside a batch: writes kept back, table → {row key: (sql, params)} (see :func:`defer_write`)
+_DEFERRED: dict[int, dict[str, dict[Any, tuple[str, tuple]]]] = {}
 #: run with (connection, memo) before a memo store's batch commits: modules that keep values in memory during a run
 #: write them here (risk state: :mod:`albra.store.risk_state`)
 BEFORE_COMMIT: list[Callable[[Any, dict], None]] = []
@@ -118,6 +120,53 @@ def batched(conn: Any) -> bool:
     """Whether ``conn`` is a memo store's inside an open batch: the only place a value may be kept in memory and
     written when the batch commits (:data:`BEFORE_COMMIT`)."""
     return id(conn) in _BATCHED and id(conn) in _MEMOS
+
+
+def defer_write(conn: Any, table: str, key: Any, sql: str, params: tuple) -> bool:
+    """Keep one row's write back on a memo store inside a batch; False elsewhere (the caller executes it now).
+
+    Why: a backtest writes some rows only to overwrite them a moment later (an order's ``sent`` state before its
+    answer, the equity snapshot of each entry). A kept write runs before any later statement that names
+    ``table`` (so every reader and writer of the table sees the file as if it had run), when the batch commits, or
+    never if the module that kept it supersedes it first (:func:`drop_deferred`). A later write kept for the same
+    (table, key) replaces it; a transaction that fails puts back what it changed (:func:`on_rollback`)."""
+    if not batched(conn):
+        return False
+    rows = _DEFERRED.setdefault(id(conn), {}).setdefault(table, {})
+    before = rows.pop(key, None)
+    rows[key] = (sql, params)
+    on_rollback(conn, lambda: _restore(rows, key, before))
+    return True
+
+
+def drop_deferred(conn: Any, table: str, key: Any) -> None:
+    """The caller's next statement rewrites every column the kept write of (table, key) sets: forget it."""
+    rows = _DEFERRED.get(id(conn), {}).get(table)
+    if rows and key in rows:
+        before = rows.pop(key)
+        on_rollback(conn, lambda: _restore(rows, key, before))
+
+
+def _restore(rows: dict, key: Any, value: Any) -> None:
+    rows.pop(key, None)
+    if value is not None:
+        rows[key] = value
+
+
+def _run_deferred(conn: sqlite3.Connection, sql: str | None = None) -> None:
+    """Run the kept writes of every table ``sql`` names (all of them when ``sql`` is None), oldest first."""
+    tables = _DEFERRED.get(id(conn))
+    if not tables:
+        return
+    for table, rows in tables.items():
+        if rows and (sql is None or table in sql):
+            ran = dict(rows)
+            for q, params in ran.values():
+                _raw_execute(conn, q, params)
+            rows.clear()
+            # they ran inside the open transaction: if it fails its rollback takes them back out of the file, so
+            # they are kept back again (unless a newer write of the same row is kept by then)
+            on_rollback(conn, lambda rows=rows, ran=ran: [rows.setdefault(k, v) for k, v in ran.items()])
 
 
 def on_rollback(conn: Any, undo: Callable[[], None]) -> None:
@@ -184,6 +233,8 @@ class _WatchedConnection(sqlite3.Connection):
     these tables with SQL of its own can never leave a stale cached row behind."""
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:  # type: ignore[override]
+        if _DEFERRED:
+            _run_deferred(self, sql)
         cur = super().execute(sql, params)
         what = _write_target(sql)
         if what is not None:
@@ -197,6 +248,8 @@ class _WatchedConnection(sqlite3.Connection):
         return cur
 
     def executemany(self, sql: str, seq: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        if _DEFERRED:
+            _run_deferred(self, sql)
         cur = super().executemany(sql, seq)
         what = _write_target(sql)
         m = _MEMOS.get(id(self))
@@ -382,6 +435,7 @@ class Store:
 
     def _before_commit(self) -> None:
         if self.memo is not None:
+            _run_deferred(self._conn)
             for hook in BEFORE_COMMIT:
                 hook(self._conn, self.memo)
 
@@ -423,6 +477,7 @@ class Store:
             except BaseException:
                 self._batch = None
                 _BATCHED.discard(id(c))
+                _DEFERRED.pop(id(c), None)
                 c.execute("ROLLBACK")
                 self._forget_memo(everything=True)
                 raise
@@ -432,6 +487,7 @@ class Store:
                     self._before_commit()
                 finally:
                     _BATCHED.discard(id(c))
+                    _DEFERRED.pop(id(c), None)
                 c.execute("COMMIT")
                 b.commits += 1
 
@@ -489,6 +545,7 @@ class Store:
         with self._lock:
             _MEMOS.pop(id(self._conn), None)
             _UNDO.pop(id(self._conn), None)
+            _DEFERRED.pop(id(self._conn), None)
             self.memo = None
             self._conn.close()
 

@@ -279,3 +279,59 @@ def test_decoded_risk_state_is_what_its_text_decodes_to_and_the_caller_owns_it(t
             assert risk_state.get(store, "main", "d") == {"amount": "1.50"}
     finally:
         store.close()
+
+
+def test_kept_back_writes_are_seen_by_every_reader_and_follow_rollbacks(tmp_path: Path) -> None:
+    """Inside a backtest's batch an order's ``sent`` mark and the equity snapshot are kept back: any statement that
+    names their table runs them first, the order's answer supersedes the mark, a failed transaction puts back what
+    it changed (a kept write that ran inside it included), and the batch's commit writes what is left."""
+    from albra.store.db import defer_write
+
+    path = tmp_path / "bt.db"
+    store = Store.open(path, memo=True)
+    store.enable_memo()
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    snap = ("INSERT OR REPLACE INTO equity_snapshots(account, ts, wallet, unrealized, equity, available)"
+            " VALUES (?,?,?,?,?,?)")
+    try:
+        with store.batch():
+            intent, _ = entry_intent(store)
+            seen.clear()
+            I.mark_sent(store, intent.client_id, now_ms=T0 + 1)
+            assert not [q for q in seen if q.startswith("UPDATE order_intents")]  # kept back
+            assert [i.client_id for i in I.unresolved(store, "main")] == [intent.client_id]
+            assert store.query_one("SELECT state FROM order_intents WHERE client_id=?",
+                                   (intent.client_id,))["state"] == "sent"  # the reader made it run first
+
+            other, _ = entry_intent(store, candle_ts=T0 + 900_000)
+            I.mark_sent(store, other.client_id, now_ms=T0 + 2)
+            res = OrderResult(other.client_id, "93", other.symbol, other.side, other.order_type, OrderStatus.FILLED,
+                              other.position_side, Decimal("0.010"), Decimal("0.010"), Decimal("65000"), None, None,
+                              False, False, False, T0 + 3)
+            seen.clear()
+            I.mark_outcome(store, res, now_ms=T0 + 3)
+            assert len([q for q in seen if q.startswith("UPDATE order_intents")]) == 1  # the answer superseded it
+
+            with store.tx() as c:
+                assert defer_write(c, "equity_snapshots", ("main", 1), snap, ("main", 1, "1", "0", "1", "1"))
+            with pytest.raises(RuntimeError):
+                with store.tx() as c:
+                    assert defer_write(c, "equity_snapshots", ("main", 1), snap, ("main", 1, "9", "0", "9", "9"))
+                    assert store.query_one("SELECT equity FROM equity_snapshots WHERE ts=1")["equity"] == "9"
+                    raise RuntimeError("boom")
+            assert store.query_one("SELECT equity FROM equity_snapshots WHERE ts=1")["equity"] == "1"
+            with store.tx() as c:
+                assert defer_write(c, "equity_snapshots", ("main", 2), snap, ("main", 2, "2", "0", "2", "2"))
+            with pytest.raises(RuntimeError):
+                with store.tx() as c:  # it runs inside a transaction that fails: kept back again, not lost
+                    assert c.execute("SELECT COUNT(*) FROM equity_snapshots").fetchone()[0] == 2
+                    raise RuntimeError("boom")
+            assert store.query_one("SELECT COUNT(*) AS n FROM equity_snapshots")["n"] == 2
+        with Store.open(path, create=False) as plain:
+            assert plain.query_one("SELECT equity FROM equity_snapshots WHERE ts=1")["equity"] == "1"
+            assert plain.query_one("SELECT equity FROM equity_snapshots WHERE ts=2")["equity"] == "2"
+            assert I.get_intent(plain, intent.client_id).state == "sent"  # type: ignore[union-attr]
+            assert I.get_intent(plain, other.client_id).state == "filled"  # type: ignore[union-attr]
+    finally:
+        store.close()
