@@ -115,3 +115,86 @@ def test_liquidation_inside_a_quiet_looking_range_is_not_skipped():
         assert lp is not None and lp > 39000
         ex.on_candle("BTCUSDT", 900_000, 40000.0, 40010.0, float(lp) - 1, 39990.0)
         assert acct.income and any(t["clientOrderId"].startswith("autoclose-") for t in acct.trades), cls
+
+
+H8 = 8 * 3_600_000
+M15 = 900_000
+
+
+def _liq_price(ex: SimExchange, symbol: str = "BTCUSDT") -> Dec:
+    acct = ex.account("a")
+    (pos,) = acct.live_positions(symbol)
+    lp = ex.liquidation_price(acct, pos)
+    assert lp is not None
+    return lp
+
+
+def _liquidated(ex: SimExchange) -> bool:
+    return any(t["clientOrderId"].startswith("autoclose-") for t in ex.account("a").trades)
+
+
+def _long_at_100x(cls: type[SimExchange], wallet: str) -> SimExchange:
+    """0.1 BTC long at 40,000 with 100x cross leverage, then three quiet candles (the cache is filled)."""
+    ex = cls(funding={"BTCUSDT": [(H8, 0.013)]}, latency_clock="exchange")
+    ex.add_account("a", Dec(wallet))
+    ex.set_leverage("a", "BTCUSDT", 100)
+    ex.on_candle("BTCUSDT", 0, 40000.0, 40000.0, 40000.0, 40000.0)
+    ex.place_order("a", "BTCUSDT", "BUY", "MARKET", Dec("0.1"))
+    lp = float(_liq_price(ex))
+    slow = ex._slow_candles
+    for k in (1, 2, 3):
+        ex.on_candle("BTCUSDT", k * M15, 40000.0, 40100.0, lp + 300, 40000.0)
+    assert ex._slow_candles == slow or cls is WalkEveryCandle  # quiet: the cached liquidation price was used
+    return ex
+
+
+@pytest.mark.parametrize("change", ["funding", "withdrawal", "isolated position", "cross position", "wallet set"])
+def test_a_quiet_candle_sees_the_liquidation_price_after_the_account_changed(change):
+    """The quiet check keeps each account's liquidation price while nothing it depends on changed. Each change
+    here raises the long's liquidation price above the next candle's low (but not above the cached one's): the
+    candle must liquidate, exactly as the full walk does. Funding settles on a candle of its own whose range
+    stays clear of both prices."""
+    out = []
+    for cls in (SimExchange, WalkEveryCandle):
+        ex = _long_at_100x(cls, "100")
+        acct = ex.account("a")
+        before = _liq_price(ex)
+        ts = 4 * M15
+        if change == "funding":  # 0.1 × 40,000 × 1.3 % = 52 USDT paid at 08:00
+            ex.on_candle("BTCUSDT", H8, 40000.0, 40100.0, float(before) + 700, 40000.0)
+            assert acct.income[-1]["incomeType"] == "FUNDING_FEE"
+            ts = H8 + M15
+        elif change == "withdrawal":
+            ex.transfer("a", Dec("-20"))
+        elif change == "wallet set":  # as a test or an admin would, behind the exchange's back
+            acct.wallet -= Dec("20")
+        else:  # a second position takes margin (isolated) or loses money (cross) and pulls the BTC price up
+            iso = change == "isolated position"
+            if iso:
+                ex.set_margin_mode("a", "ETHUSDT", "ISOLATED")
+            ex.set_leverage("a", "ETHUSDT", 100)
+            ex.on_candle("ETHUSDT", 0, 2000.0, 2000.0, 2000.0, 2000.0)
+            ex.place_order("a", "ETHUSDT", "BUY", "MARKET", Dec("1" if iso else "0.5"))
+            if not iso:
+                ex.on_candle("ETHUSDT", 3 * M15, 2000.0, 2000.0, 1975.0, 1975.0)
+        after = _liq_price(ex)
+        assert after > before + 100, (change, before, after)
+        low = float(before + after) / 2
+        assert not _liquidated(ex)
+        ex.on_candle("BTCUSDT", ts, 40000.0, 40050.0, low, 40000.0)
+        assert _liquidated(ex), (cls.__name__, change)
+        out.append(_snapshot(ex))
+    assert out[0] == out[1]
+
+
+def test_a_deposit_that_lowers_the_liquidation_price_keeps_the_position():
+    """The other way round: after a deposit the next candle dips below the liquidation price cached before it but
+    stays above the new one; nothing may happen."""
+    for cls in (SimExchange, WalkEveryCandle):
+        ex = _long_at_100x(cls, "100")
+        before = _liq_price(ex)
+        ex.transfer("a", Dec("50"))
+        after = _liq_price(ex)
+        assert after < before - 100
+        ex.on_candle("BTCUSDT", 4 * M15, 40000.0, 40050.0, float(before + after) / 2, 40000.0)
+        assert not _liquidated(ex) and ex.account("a").live_positions("BTCUSDT")
