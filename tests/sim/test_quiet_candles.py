@@ -198,3 +198,22 @@ def test_a_deposit_that_lowers_the_liquidation_price_keeps_the_position():
         assert after < before - 100
         ex.on_candle("BTCUSDT", 4 * M15, 40000.0, 40050.0, float(before + after) / 2, 40000.0)
         assert not _liquidated(ex) and ex.account("a").live_positions("BTCUSDT")
+
+
+@pytest.mark.parametrize("order", ["stop", "take profit", "limit"])
+def test_an_order_placed_after_quiet_candles_fires_on_the_next_one(order):
+    """The resting orders' levels are kept between candles too: an order placed with no fill in between (a moved
+    stop, a new limit) must be seen by the very next candle."""
+    out = []
+    for cls in (SimExchange, WalkEveryCandle):
+        ex = _long_at_100x(cls, "1000")
+        if order == "limit":
+            placed = ex.place_order("a", "BTCUSDT", "BUY", "LIMIT", Dec("0.01"), price=Dec("39900"))
+        else:
+            stop = order == "stop"
+            placed = ex.place_algo("a", "BTCUSDT", "SELL", "STOP_MARKET" if stop else "TAKE_PROFIT_MARKET",
+                                   Dec("39900" if stop else "40080"), close_position=True)
+        ex.on_candle("BTCUSDT", 4 * M15, 40000.0, 40090.0, 39890.0, 40000.0)
+        assert placed.status in ("FILLED", "FINISHED"), (cls.__name__, order, placed.status)
+        out.append(_snapshot(ex))
+    assert out[0] == out[1]
