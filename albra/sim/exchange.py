@@ -73,7 +73,68 @@ class _Sym:
         #: (epoch, highest level that fires on a fall, lowest that fires on a rise) of the resting orders, as floats
         self.levels: tuple[int, float, float] | None = None
         #: (epoch, bounds per account holding a position here, or None when they cannot be cached)
-        self.liq: tuple[int, list[tuple[Account, Decimal, float, float]] | None] | None = None
+        self.liq: tuple[int, list[_LiqBounds] | None] | None = None
+
+
+class _CrossLiq:
+    """The liquidation price of a cross position beside other cross positions, in floats: it moves with their
+    marks (their unrealized PnL and maintenance margin count in its wallet balance), so it cannot be kept; this
+    recomputes it per candle from floats kept with the account's state and says whether it is clear of the
+    range with a margin no rounding can cross.
+
+    Margin: the Decimal liquidation price (28 digits) and this float one (53 bits) are the same formula over the
+    same inputs; each differs from the exact rational value by a few roundings of its terms, far less than
+    1e-12 × (the sum of the terms' magnitudes) / |denominator| for any realistic number of positions. The
+    test asks for 1e-9 of that plus 1e-9 of the price, so where it says clear the Decimal test says clear."""
+
+    __slots__ = ("long", "base", "mag", "denom", "others")
+
+    def __init__(self, long: bool, base: float, mag: float, denom: float,
+                 others: list[tuple[_Sym, float, float, float, float, float, float, float]]) -> None:
+        self.long = long
+        self.base = base    # wallet - isolated wallets + bracket cum - s·n·entry
+        self.mag = mag      # the sum of those terms' magnitudes
+        self.denom = denom  # n·mmr - s·n
+        #: per other cross position: its symbol's state, amt, |amt|, entry, mmr, cum of its bracket, and the
+        #: notional range (shrunk by 1e-9) in which that bracket is the one :meth:`MarketSpec.bracket_for` gives
+        self.others = others
+
+    def clear(self, lo: float, hi: float) -> bool:
+        num = self.base
+        mag = self.mag
+        for st, amt, n, e, mmr, cum, nlo, nhi in self.others:
+            m = st.mark_override if st.mark_override is not None else st.raw
+            if m is None:
+                return False
+            m = float(m)
+            notional = n * m
+            if not nlo < notional < nhi:
+                return False  # another bracket: the cache is rebuilt
+            num += amt * (m - e) - (notional * mmr - cum)
+            mag += n * (m + e) + notional * mmr + cum
+        lp = num / self.denom
+        tol = 1e-9 * (mag / abs(self.denom) + hi)
+        return lp + tol < lo if self.long else lp - tol > hi
+
+
+#: per account holding a position on a symbol: (account, the wallet object the bounds were computed from, the
+#: price the candle's range must stay above, the one it must stay below, and the moving part when other cross
+#: positions move the liquidation price)
+_LiqBounds = tuple[Account, Decimal, float, float, "_CrossLiq | None"]
+
+
+def _band(brackets: tuple[Bracket, ...] | list[Bracket], b: Bracket, n: Decimal) -> tuple[float, float]:
+    """The open price range, shrunk by a relative 1e-9, in which ``bracket_for(n × price)`` is ``b``: above the
+    highest cap before it, below its own cap (the last bracket also holds every notional above its cap)."""
+    k = next(i for i, x in enumerate(brackets) if x is b)
+    lo, hi = -_INF, _INF
+    if k:
+        p = float(max(x.cap for x in brackets[:k]) / n)
+        lo = p + abs(p) * 1e-9
+    if k < len(brackets) - 1:
+        p = float(b.cap / n)
+        hi = p - abs(p) * 1e-9
+    return lo, hi
 
 
 def _dec(x: float | Decimal) -> Decimal:
@@ -287,9 +348,10 @@ class SimExchange:
                 lq = st.liq = (ep, self._liq_bounds(st, lo_f))
             accounts = lq[1]
             if accounts is not None:
-                for acct, wallet, down, up in accounts:
-                    if acct.wallet is not wallet or not (down < lo_f and hi_f < up):
-                        st.liq = None  # another bracket, or a wallet set from outside: recompute next time
+                for acct, wallet, down, up, cross in accounts:
+                    if (acct.wallet is not wallet or not (down < lo_f and hi_f < up)
+                            or (cross is not None and not cross.clear(lo_f, hi_f))):
+                        st.liq = None  # another bracket, a wallet set from outside, or near: recompute next time
                         break
                 else:
                     return True
@@ -311,14 +373,14 @@ class SimExchange:
                 up = min(up, float(a.trigger_price))
         return (self._epoch, down, up)
 
-    def _liq_bounds(self, st: _Sym, lo_f: float) -> list[tuple[Account, Decimal, float, float]] | None:
-        """Per account holding a position on the symbol: (account, its wallet object, the price the candle's
-        range must stay above, the one it must stay below) for its liquidation price to be clear and constant
-        (the maintenance bracket at ``lo_f``'s notional, with its range shrunk by a 1e-9 margin). None when a
-        liquidation price cannot be cached: two positions on the symbol (hedge), or a cross position beside
-        another cross position (its unrealized PnL moves with its own mark)."""
+    def _liq_bounds(self, st: _Sym, lo_f: float) -> list[_LiqBounds] | None:
+        """Per account holding a position on the symbol, what keeps its liquidation price clear of a candle
+        (:data:`_LiqBounds`), for the maintenance bracket at ``lo_f``'s notional: the range must stay inside that
+        bracket's band and beyond the liquidation price (a constant, or :class:`_CrossLiq` when other cross
+        positions move it). None when there are two positions on the symbol (hedge mode's sides both move with
+        this mark): the Decimal test decides."""
         sym = st.symbol
-        out = []
+        out: list[_LiqBounds] = []
         for acct in self.accounts.values():
             live = acct.live_positions(sym)
             if not live:
@@ -326,31 +388,46 @@ class SimExchange:
             if len(live) > 1:
                 return None
             pos = live[0]
-            if acct.mm(sym) is not MarginMode.ISOLATED and any(
-                    q is not pos and q.amt != 0 and acct.mm(q.symbol) is not MarginMode.ISOLATED
-                    for q in acct.positions.values()):
-                return None
             n = abs(pos.amt)
             spec = self.spec(sym)
             b = spec.bracket_for(n * _dec(lo_f))
-            k = next(i for i, x in enumerate(spec.brackets) if x is b)
-            below = [x.cap for x in spec.brackets[:k]]  # bracket_for gives b from the highest of these caps
-            down = -_INF
-            if below:
-                p = float(max(below) / n)
-                down = p + abs(p) * 1e-9
-            up = _INF
-            if k < len(spec.brackets) - 1:  # the last bracket also holds every notional above its cap
-                p = float(b.cap / n)
-                up = p - abs(p) * 1e-9
-            lp = self._liq(acct, pos, b)
-            if lp is not None:
-                if pos.amt > 0:
-                    down = max(down, float(lp))
-                else:
-                    up = min(up, float(lp))
-            out.append((acct, acct.wallet, down, up))
+            down, up = _band(spec.brackets, b, n)
+            cross = None
+            if acct.mm(sym) is not MarginMode.ISOLATED and any(
+                    q is not pos and q.amt != 0 and acct.mm(q.symbol) is not MarginMode.ISOLATED
+                    for q in acct.positions.values()):
+                cross = self._cross_liq(acct, pos, b)
+            else:
+                lp = self._liq(acct, pos, b)
+                if lp is not None:
+                    if pos.amt > 0:
+                        down = max(down, float(lp))
+                    else:
+                        up = min(up, float(lp))
+            out.append((acct, acct.wallet, down, up, cross))
         return out
+
+    def _cross_liq(self, acct: Account, pos: Position, b: Bracket) -> _CrossLiq:
+        """:meth:`_liq`'s formula for a cross position beside other cross positions, as a :class:`_CrossLiq`."""
+        n = abs(pos.amt)
+        s = _sgn(pos.amt)
+        wallet, cum, entry = float(acct.wallet), float(b.cum), float(pos.entry)
+        base, mag = wallet + cum - s * float(n) * entry, abs(wallet) + cum + float(n) * entry
+        others = []
+        for q in acct.positions.values():
+            if q.amt == 0 or q is pos:
+                continue
+            if acct.mm(q.symbol) is MarginMode.ISOLATED:
+                iso = float(q.isolated_margin)
+                base -= iso
+                mag += abs(iso)
+                continue
+            qn = abs(q.amt)
+            qst = self._syms[q.symbol]
+            qb = self.spec(q.symbol).bracket_for(qn * self.mark_price(q.symbol))
+            nlo, nhi = _band(self.spec(q.symbol).brackets, qb, Decimal(1))
+            others.append((qst, float(q.amt), float(qn), float(q.entry), float(qb.mmr), float(qb.cum), nlo, nhi))
+        return _CrossLiq(s > 0, base, mag, float(n * b.mmr - s * n), others)
 
     def _quiet_exact(self, st: _Sym, lo_raw: float, hi_raw: float) -> bool:
         """:meth:`_quiet`'s test in the walk's own Decimals (``lo_raw``/``hi_raw``: the candle's extremes)."""

@@ -217,3 +217,86 @@ def test_an_order_placed_after_quiet_candles_fires_on_the_next_one(order):
         assert placed.status in ("FILLED", "FINISHED"), (cls.__name__, order, placed.status)
         out.append(_snapshot(ex))
     assert out[0] == out[1]
+
+
+def _rows_of(symbol: str, n: int) -> list[tuple[int, float, float, float, float]]:
+    s = load_candles(bundled(f"{symbol}-15m.csv.gz"))
+    return list(zip(s.ts.tolist(), s.open.tolist(), s.high.tolist(), s.low.tolist(), s.close.tolist()))[:n]
+
+
+@pytest.mark.parametrize("mode,leverage,seed", [(PositionMode.ONE_WAY, 50, 5), (PositionMode.HEDGE, 75, 6)])
+def test_two_symbols_in_cross_margin_match_the_full_walk(mode, leverage, seed):
+    """BTC and ETH positions side by side in cross margin: each one's liquidation price moves with the other's
+    mark, which the quiet check recomputes in floats with a margin. Random entries and stops at high leverage on
+    real candles (liquidations included) give exactly what walking every candle gives."""
+    rows = {s: _rows_of(s, 1500) for s in ("BTCUSDT", "ETHUSDT")}
+    funding = {s: load_funding(bundled(f"{s}-funding.csv")) for s in rows}
+    size = {"BTCUSDT": Dec("0.02"), "ETHUSDT": Dec("0.5")}
+    exs = (SimExchange(funding=funding, latency_clock="exchange"),
+           WalkEveryCandle(funding=funding, latency_clock="exchange"))
+    moving = 0
+    for ex in exs:
+        rnd = random.Random(seed)
+        ex.add_account("a", Dec("150"), mode)
+        for s in rows:
+            ex.set_leverage("a", s, leverage)
+        n = 0
+        for i in range(len(rows["BTCUSDT"])):
+            for s, rs in rows.items():
+                ts, o, h, l, c = rs[i]
+                ex.set_time(ts)
+                ex.on_candle(s, ts, o, h, l, c)
+                st = ex._syms[s]
+                if ex is exs[0] and st.liq and st.liq[1] and any(e[4] is not None for e in st.liq[1]):
+                    moving += 1
+            ex.set_time(rows["BTCUSDT"][i][0] + M15)
+            for s in rows:
+                if rnd.random() > 0.05:
+                    continue
+                n += 1
+                long = rnd.random() < 0.5
+                pside = ("LONG" if long else "SHORT") if mode is PositionMode.HEDGE else None
+                last = ex.last_price(s)
+                try:
+                    ex.place_order("a", s, "BUY" if long else "SELL", "MARKET", size[s], position_side=pside,
+                                   client_id=f"e{n}")
+                    stop = (last * Dec("0.97") if long else last * Dec("1.03")).quantize(Dec("0.1"))
+                    kw = {"position_side": pside, "quantity": size[s]} if pside else {"close_position": True}
+                    ex.place_algo("a", s, "SELL" if long else "BUY", "STOP_MARKET", stop, client_algo_id=f"s{n}", **kw)
+                except SimError:
+                    pass
+    assert {k: v for k, v in _snapshot(exs[0]).items() if k != "last"} == \
+        {k: v for k, v in _snapshot(exs[1]).items() if k != "last"}
+    assert moving > 100  # the floats of the moving liquidation price were really used
+    assert exs[0]._slow_candles < exs[1]._slow_candles
+
+
+@pytest.mark.parametrize("long", [True, False])
+def test_the_moving_liquidation_price_is_the_decimal_one(long):
+    """A cross BTC position beside a cross ETH position (near its 50,000 bracket cap, whose maintenance margin
+    counts) and an isolated SOL one (whose wallet does not): with ETH's mark moving — across the cap too — a BTC
+    range a hair (1e-7) beyond the Decimal liquidation price is quiet, one a hair inside it is not."""
+    ex = SimExchange(latency_clock="exchange")
+    ex.add_account("a", Dec("13000"))
+    for s, lev in (("BTCUSDT", 100), ("ETHUSDT", 100), ("SOLUSDT", 10)):
+        ex.set_leverage("a", s, lev)
+    ex.set_margin_mode("a", "SOLUSDT", "ISOLATED")
+    for s, p in (("BTCUSDT", 40000.0), ("ETHUSDT", 2000.0), ("SOLUSDT", 100.0)):
+        ex.on_candle(s, 0, p, p, p, p)
+    ex.place_order("a", "BTCUSDT", "BUY" if long else "SELL", "MARKET", Dec("10"))
+    ex.place_order("a", "ETHUSDT", "SELL", "MARKET", Dec("26"))
+    ex.place_order("a", "SOLUSDT", "BUY", "MARKET", Dec("10"))
+    st = ex._syms["BTCUSDT"]
+    for k, eth in enumerate((2000.0, 1990.0, 1900.0, 1930.0, 2010.0), start=1):
+        ex.on_candle("ETHUSDT", k * M15, eth, eth, eth, eth)
+        lp = float(_liq_price(ex))
+        assert abs(lp - 40000) < 1500, lp  # near enough for every margin term to matter
+        for beyond, quiet in ((-1e-7, False), (1e-7, True)):  # the first one answers from the last ETH mark's cache
+            edge = lp * (1 + beyond) if long else lp * (1 - beyond)
+            st.raw = edge  # the previous price too (no candle fed: it would liquidate)
+            assert ex._quiet(st, k * M15, edge, edge, edge, edge) is quiet, (eth, beyond)
+            if quiet:  # the floats of the moving liquidation price answered
+                assert st.liq is not None and st.liq[1] and st.liq[1][0][4] is not None
+            assert ex._quiet_exact(st, edge, edge) is quiet
+        st.raw = 40000.0  # back where it was: the ETH candles must not see BTC at its liquidation price
+    assert not _liquidated(ex)
