@@ -6,6 +6,7 @@ reports, Telegram and the CLI: ``YYYY-MM-DD HH:MM:SS KST``.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Protocol
@@ -89,8 +90,19 @@ def kst_day_start_ms(ms: int) -> int:
 
 
 def kst_date(ms: int) -> str:
-    """``YYYY-MM-DD`` of the KST day containing ``ms``."""
-    return datetime.fromtimestamp(ms / 1000, tz=KST).strftime("%Y-%m-%d")
+    """``YYYY-MM-DD`` of the KST day containing ``ms``. KST is a fixed UTC+9 (no daylight saving), so the day is
+    an integer division; the text of each day is made once (the ledger asks for every fill and every entry)."""
+    return _day_text((int(ms) + _KST_MS) // _DAY_MS)
+
+
+_KST_MS = 9 * 3_600_000
+_DAY_MS = 86_400_000
+_EPOCH = datetime(1970, 1, 1)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_text(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
 
 
 def parse_time(value: str) -> int:

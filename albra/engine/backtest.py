@@ -171,6 +171,9 @@ def run_backtest(setup: BacktestSetup, progress: Callable[[int, int], None] | No
     store = Store.open(Path(tmp.name) / "backtest.db", memo=True)
     with store._lock:  # a throwaway file: durability buys nothing here, commits are the ledger's main cost
         store._conn.execute("PRAGMA synchronous = OFF")
+        # one writer, one file nobody else opens: the rollback journal kept in memory instead of the WAL the shared
+        # live store needs for its readers (every ledger tx is still a savepoint that rolls back all or nothing)
+        store._conn.execute("PRAGMA journal_mode = MEMORY").fetchone()
     store.enable_memo()  # only this run writes the file: the ledger answers re-reads of what it wrote from memory
     try:
         with store.batch():  # one commit for the whole run; every ledger tx() stays all-or-nothing (a savepoint)
@@ -215,7 +218,7 @@ def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
     gw = PaperGateway(ACCOUNT, ex)
     filters = run_sync(gw.load_markets())
     execu = Executor(store, gw, ACCOUNT, setup.position_mode, filters, slots, lambda _s: limits, lambda: ex.now,
-                     alerts=False, journal_decisions=False)
+                     alerts=False, journal_decisions=False, journal_min_level="WARNING")
     fired = [False]
 
     def listen(kind: str, obj: object) -> None:

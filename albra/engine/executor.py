@@ -105,9 +105,13 @@ class Executor:
     def __init__(self, store: Store, gateway: Gateway, account: str, position_mode: PositionMode,
                  filters: dict[str, MarketFilters], slots: Iterable[StrategySlot],
                  limits_for: Callable[[str], RiskLimits], now_ms: Callable[[], int], alerts: bool = True,
-                 journal_decisions: bool = True) -> None:
+                 journal_decisions: bool = True, journal_min_level: str = "DEBUG") -> None:
         """``limits_for(strategy)`` gives the strategy's effective :class:`albra.risk.RiskLimits` on this account
-        (the account's own limits for ``""``); see :func:`albra.engine.risk_limits.risk_limits`."""
+        (the account's own limits for ``""``); see :func:`albra.engine.risk_limits.risk_limits`.
+
+        ``journal_min_level``: the executor's journal rows below it are not written. A backtest passes WARNING: its
+        store is deleted when the run ends, so routine INFO rows (a leg closed, an order resolved) are read by
+        nobody, while the ledger itself (intents, legs, fills, risk state) is written exactly as live."""
         self.store = store
         self.gw = gateway
         self.account = account
@@ -121,6 +125,9 @@ class Executor:
         # its alerts are not swallowed as duplicates of the previous session's (docs/adr/0006-paper-sessions.md).
         self.event_scope = ""
         self.journal_decisions = journal_decisions
+        if journal_min_level not in journal.LEVELS:
+            raise ValueError(f"journal_min_level must be one of {journal.LEVELS}, got {journal_min_level!r}")
+        self._journal_from = journal.LEVELS.index(journal_min_level)
         self.entries_blocked = False  # set at shutdown: no new entries, exits/stops keep working
         self.stats = ExecStats()
         # every order of the account goes through the order manager (the one sender), journaled and alerted here
@@ -173,6 +180,8 @@ class Executor:
     # ------------------------------------------------------------------ journal / alerts
     def _journal(self, kind: str, message: str, *, level: str = "INFO", strategy: str = "", symbol: str = "",
                  data: dict | None = None) -> None:
+        if journal.LEVELS.index(level) < self._journal_from:
+            return
         if armed("mid_journal_write"):  # the crash suite's point: inside the append's transaction, before commit
             with self.store.tx() as c:
                 journal.append(self.store, kind, message, level=level, account=self.account, strategy=strategy,

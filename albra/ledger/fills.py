@@ -168,15 +168,15 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                                  f"{leg.state}", "ERROR", intent.client_id)
         _insert_fill(c, account, fill, leg.leg_id)
         realized = Decimal(0)
-        state_after = leg.state  # only transition_in below changes it (no read-back: nothing else writes the leg)
+        # one UPDATE per fill: the quantities and, when the fill moves it, the leg's state (checked as transition_in
+        # checks it)
         if increasing:
             new_qty = leg.qty + fill.qty
             avg = ((leg.entry_price or Decimal(0)) * leg.qty + fill.price * fill.qty) / new_qty
-            c.execute("UPDATE legs SET qty=?, qty_initial=?, entry_price=?, fees=?, updated_ms=? WHERE leg_id=?",
-                      (_s(new_qty), _s(leg.qty_initial + fill.qty), _s(avg), _s(leg.fees + fee), now,
-                       leg.leg_id))
-            if leg.state is L.LegState.PENDING:
-                state_after = L.transition_in(c, leg.leg_id, L.LegState.OPEN, now_ms=now).state
+            moved = (L.transition_cols(leg, L.LegState.OPEN, new_qty, now_ms=now)
+                     if leg.state is L.LegState.PENDING else {})
+            leg = L.update_leg(c, leg, qty=_s(new_qty), qty_initial=_s(leg.qty_initial + fill.qty),
+                               entry_price=_s(avg), fees=_s(leg.fees + fee), **{"updated_ms": now, **moved})
         else:
             close_qty = min(fill.qty, leg.qty)
             excess = fill.qty - close_qty
@@ -186,19 +186,19 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
             exit_px = ((leg.exit_price or Decimal(0)) * exited_before + fill.price * close_qty) / (
                 exited_before + close_qty) if close_qty > 0 else leg.exit_price
             new_qty = leg.qty - close_qty
-            c.execute("UPDATE legs SET qty=?, realized_pnl=?, fees=?, exit_price=?, updated_ms=? WHERE leg_id=?",
-                      (_s(new_qty), _s(leg.realized_pnl + realized), _s(leg.fees + fee),
-                       None if exit_px is None else _s(exit_px), now, leg.leg_id))
-            if new_qty == 0:
-                state_after = L.transition_in(c, leg.leg_id, L.LegState.CLOSED, now_ms=now,
-                                              close_reason=intent.purpose).state
+            held = leg.qty
+            moved = (L.transition_cols(leg, L.LegState.CLOSED, new_qty, now_ms=now, close_reason=intent.purpose)
+                     if new_qty == 0 else {})
+            leg = L.update_leg(c, leg, qty=_s(new_qty), realized_pnl=_s(leg.realized_pnl + realized),
+                               fees=_s(leg.fees + fee), exit_price=None if exit_px is None else _s(exit_px),
+                               **{"updated_ms": now, **moved})
             if excess > 0:
                 journal.append(store, "fill_over_close", f"fill {fill.trade_id} exits {fill.qty} but leg "
-                               f"{leg.leg_id} held {leg.qty}: {excess} is not this leg's", level="ERROR",
+                               f"{leg.leg_id} held {held}: {excess} is not this leg's", level="ERROR",
                                account=account, strategy=leg.strategy, symbol=fill.symbol,
                                data={"trade_id": fill.trade_id, "excess": str(excess)}, ts=fill.ts, conn=c)
         daily_pnl.add(c, account, leg.strategy, fill.ts, realized - fee, now)
-        return FillResult(True, leg.leg_id, intent.client_id, realized, state_after.value,
+        return FillResult(True, leg.leg_id, intent.client_id, realized, leg.state.value,
                           note=LATE_ENTRY if recovered else "")
 
 

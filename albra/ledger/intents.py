@@ -37,7 +37,7 @@ from albra.exchange.types import OrderRequest, OrderResult
 from albra.ledger import legs as L
 from albra.ledger.errors import IllegalTransition, IntentConflict, LedgerError, UnknownLeg
 from albra.model import D, Direction, OrderStatus, OrderType, PositionMode, PositionSide, Side
-from albra.store.db import Store, cached_row, memo_of, remember
+from albra.store.db import LEG_INTENTS, Store, cached_row, memo_of, remember
 
 #: purposes whose order closes the whole leg: recording one moves an open leg to ``closing``.
 CLOSING_PURPOSES = frozenset({"exit", "close", "emergency"})
@@ -175,7 +175,50 @@ def get_intent(store: Store, client_id: str) -> Intent | None:
     return None if r is None else Intent.from_row(r)
 
 
+def _leg_index(conn: Any) -> dict[str, list[str]] | None:
+    """A memo store's list of each leg's intent client ids in (created_ms, client_id) order — complete for every leg
+    it holds: filled by a full read of the leg's intents, or started empty by the leg's own insert (:func:`albra.ledger.legs.insert_leg`), and appended to
+    by :func:`record_intent` (this module is the only writer that inserts intents)."""
+    m = memo_of(conn)
+    return None if m is None else m.setdefault(LEG_INTENTS, {})
+
+
+def _indexed(conn: Any, intent: Intent) -> None:
+    """Add a just-inserted intent to its leg's list when the memo holds that list (in order, else forget the list)."""
+    idx = _leg_index(conn)
+    if idx is None or intent.leg_id is None or (ids := idx.get(intent.leg_id)) is None:
+        return
+    last = _memo(conn).get(ids[-1]) if ids else None  # type: ignore[union-attr]
+    if ids and (last is None or (last.created_ms, last.client_id) > (intent.created_ms, intent.client_id)):
+        idx.pop(intent.leg_id, None)  # out of order (or unknown): the next read rebuilds it from the file
+        return
+    ids.append(intent.client_id)
+
+
+def _cached_of_leg(conn: Any, leg_id: str) -> list[Intent] | None:
+    """The leg's intents from the memo, or None when it cannot answer for all of them."""
+    idx, cache = _leg_index(conn), _memo(conn)
+    ids = None if idx is None else idx.get(leg_id)
+    if ids is None or cache is None:
+        return None
+    out = [cache.get(cid) for cid in ids]
+    return None if None in out else out  # type: ignore[return-value]
+
+
 def intents_of_leg(store: Store, leg_id: str, purpose: str | None = None) -> list[Intent]:
+    """The leg's intents (of one ``purpose``), oldest first. A backtest's memo store answers from memory (it re-read
+    them after every order of a trade)."""
+    if store.memo is not None:
+        with store._lock:
+            c = store._conn
+            got = _cached_of_leg(c, leg_id)
+            if got is None:
+                got = [Intent.from_row(r) for r in store.query(
+                    "SELECT * FROM order_intents WHERE leg_id = ? ORDER BY created_ms, client_id", (leg_id,))]
+                for it in got:
+                    _remember(c, it)
+                remember(_leg_index(c), leg_id, [it.client_id for it in got])  # type: ignore[arg-type]
+        return got if purpose is None else [it for it in got if it.purpose == purpose]
     sql, params = "SELECT * FROM order_intents WHERE leg_id = ?", [leg_id]
     if purpose is not None:
         sql += " AND purpose = ?"
@@ -220,14 +263,17 @@ def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: st
         with store.tx() as c:
             return record_intent(store, req, account=account, strategy=strategy, purpose=purpose,
                                  candle_ts=candle_ts, now_ms=now_ms, leg_id=leg_id, conn=c)
-    existing = fetch_intent(conn, req.client_id)
-    if existing is not None:
+    def same_or_conflict(existing: Intent) -> Intent:
         mine = (account, strategy, req.symbol, purpose, leg_id, req.side, req.order_type)
         theirs = (existing.account, existing.strategy, existing.symbol, existing.purpose, existing.leg_id,
                   existing.side, existing.order_type)
         if mine != theirs:
             raise IntentConflict(f"client id {req.client_id} is already recorded for {theirs}; refusing {mine}")
         return existing
+
+    m = _memo(conn)
+    if m is not None and (known := m.get(req.client_id)) is not None:
+        return same_or_conflict(known)
     leg = None
     if leg_id is not None:
         leg = L.fetch_leg(conn, leg_id)
@@ -237,14 +283,21 @@ def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: st
             raise LedgerError(f"intent {req.client_id} for {account}/{req.symbol} names leg {leg_id} of "
                               f"{leg.account}/{leg.symbol}")
         _check_exit_shape(req, leg, purpose)
-    conn.execute(
+    # the client id is the idempotency key: a second recording of it inserts nothing and returns what is stored
+    # (one statement on the normal path, where the id is new: no read first)
+    cur = conn.execute(
         "INSERT INTO order_intents(client_id, account, strategy, symbol, purpose, leg_id, side, position_side,"
         " order_type, qty, price, trigger_price, reduce_only, close_position, is_algo, candle_ts, state,"
-        " created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
+        " created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'pending',?,?)"
+        " ON CONFLICT(client_id) DO NOTHING",
         (req.client_id, account, strategy, req.symbol, purpose, leg_id, req.side.value, req.position_side.value,
          req.order_type.value, _s(req.qty), _s(req.price), _s(req.trigger_price), int(req.reduce_only),
          int(req.close_position), int(req.is_algo), candle_ts, now_ms, now_ms),
     )
+    if cur.rowcount == 0:
+        stored = fetch_intent(conn, req.client_id)
+        assert stored is not None  # the conflict was on this key
+        return same_or_conflict(stored)
     if leg is not None and purpose in CLOSING_PURPOSES and leg.state is L.LegState.OPEN:
         L.transition_in(conn, leg.leg_id, L.LegState.CLOSING, now_ms=now_ms)
     if type(now_ms) is int and (candle_ts is None or type(candle_ts) is int) and all(
@@ -252,14 +305,22 @@ def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: st
             leg_id is None or type(leg_id) is str):
         # exactly the row just inserted, parsed as Intent.from_row would parse it (no read-back needed)
         dec = lambda v: None if v is None else D(v)  # noqa: E731
-        return _remember(conn, Intent(req.client_id, account, strategy, req.symbol, purpose, leg_id, Side(req.side.value),
+        return _recorded(conn, Intent(req.client_id, account, strategy, req.symbol, purpose, leg_id, Side(req.side.value),
                       PositionSide(req.position_side.value), OrderType(req.order_type.value), dec(_s(req.qty)),
                       dec(_s(req.price)), dec(_s(req.trigger_price)), bool(int(req.reduce_only)),
                       bool(int(req.close_position)), bool(int(req.is_algo)), candle_ts, "pending", None, D("0"), None,
                       None, now_ms, now_ms))
     got = fetch_intent(conn, req.client_id)
     assert got is not None
+    _indexed(conn, got)
     return got
+
+
+def _recorded(conn: Any, intent: Intent) -> Intent:
+    """A just-inserted intent, built as stored: into the memo and its leg's list."""
+    _remember(conn, intent)
+    _indexed(conn, intent)
+    return intent
 
 
 def record_entry(store: Store, req: OrderRequest, *, account: str, strategy: str, direction: Direction,
@@ -430,6 +491,8 @@ def mark_gone(store: Store, client_id: str, *, now_ms: int, note: str) -> Intent
 def next_generation(store: Store, leg_id: str, purpose: str) -> int:
     """The generation for the next intent of ``purpose`` on a leg (0 for the first): one more than every
     generation already recorded, so a replacement never reuses an id."""
+    if store.memo is not None:
+        return len(intents_of_leg(store, leg_id, purpose))
     r = store.query_one("SELECT COUNT(*) AS n FROM order_intents WHERE leg_id = ? AND purpose = ?", (leg_id, purpose))
     return int(r["n"]) if r else 0
 

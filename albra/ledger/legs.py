@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator
 
 from albra.ledger.errors import IllegalTransition, LedgerError, UnknownLeg
 from albra.model import D, Direction, PositionMode, PositionSide
-from albra.store.db import Store, cached_row
+from albra.store.db import LEG_INTENTS, Store, cached_row, memo_of, remember
 
 UNATTRIBUTED = "UNATTRIBUTED"
 
@@ -178,6 +178,45 @@ def fetch_leg(conn: sqlite3.Connection, leg_id: str) -> Leg | None:
     return cached_row(conn, "legs", "legs", "leg_id", leg_id, Leg.from_row)
 
 
+#: how each column a leg write sets reads back into a :class:`Leg` field (exactly as :meth:`Leg.from_row` parses it)
+_AS_STORED: dict[str, Any] = {
+    **{c: _dec for c in ("qty", "qty_initial", "entry_price", "exit_price", "realized_pnl", "fees", "funding",
+                         "stop_price", "take_profit")},
+    **{c: (lambda v: v) for c in ("sl_client_id", "tp_client_id", "entry_reason", "close_reason", "entry_ts",
+                                  "opened_ms", "closed_ms", "updated_ms")},
+    "state": lambda v: _member(LegState, v),
+    "partial_exits": lambda v: _json(v, "[]", list),
+    "strategy_state": lambda v: _json(v, "{}", dict),
+}
+
+
+def _remember_leg(conn: Any, leg: Leg) -> Leg:
+    """Put ``leg`` (exactly the row as stored) in a backtest memo store's leg cache; no-op on a live store."""
+    m = memo_of(conn)
+    if m is not None:
+        remember(m.setdefault("legs", {}), leg.leg_id, leg)
+    return leg
+
+
+def update_leg(conn: sqlite3.Connection, leg: Leg, **cols: Any) -> Leg:
+    """Write ``cols`` (values as stored: text for decimals and JSON, ints for times) to the leg just read as ``leg``,
+    inside an open transaction, and return the leg as it now stands.
+
+    Why it builds the result instead of reading it back: every ledger step re-read the leg it had just written
+    (~8 reads per backtest trade). The new leg is ``leg`` with exactly these columns replaced, each parsed as
+    :meth:`Leg.from_row` parses it — the same value a read would give — and a backtest's memo store keeps it, so
+    the next step's read is answered from memory. The one writer per account (the write lease) is what makes
+    ``leg`` still current inside the transaction."""
+    cur = conn.execute(f"UPDATE legs SET {', '.join(f'{k} = ?' for k in cols)} WHERE leg_id = ?",
+                       (*cols.values(), leg.leg_id))
+    if cur.rowcount != 1:
+        raise UnknownLeg(f"no leg {leg.leg_id!r} in the ledger")
+    vals = list(_LEG_FIELDS(leg))  # by position: dataclasses.replace is slow
+    for k, v in cols.items():
+        vals[_LEG_AT[k]] = _AS_STORED[k](v)
+    return _remember_leg(conn, Leg(*vals))
+
+
 def get_leg(store: Store, leg_id: str) -> Leg | None:
     if store.memo is not None:
         with store._lock:
@@ -240,27 +279,32 @@ def insert_leg(conn: sqlite3.Connection, *, leg_id: str, account: str, symbol: s
         raise LedgerError(f"leg {leg_id}: a {direction} leg cannot live on the {position_side} position side")
     if qty < 0:
         raise LedgerError(f"leg {leg_id}: negative qty {qty}")
-    existing = fetch_leg(conn, leg_id)
-    if existing is not None:
+    # the leg id is the idempotency key: inserting an existing leg inserts nothing (no read first on the normal path)
+    cur = conn.execute(
+        "INSERT INTO legs(leg_id, account, symbol, strategy, direction, position_side, state, qty, qty_initial,"
+        " entry_price, entry_ts, stop_price, take_profit, entry_reason, opened_ms, updated_ms)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(leg_id) DO NOTHING",
+        (leg_id, account, symbol, strategy, direction.value, position_side.value, state.value, _s(qty), _s(qty),
+         _s(entry_price), entry_ts, _s(stop_price), _s(take_profit), entry_reason, now_ms, now_ms),
+    )
+    if cur.rowcount == 1:
+        if (m := memo_of(conn)) is not None:  # a new leg has no intents yet: its memo list starts empty
+            remember(m.setdefault(LEG_INTENTS, {}), leg_id, [])
+    else:
+        existing = fetch_leg(conn, leg_id)
+        assert existing is not None  # the conflict was on this key
         same = (existing.account, existing.symbol, existing.strategy, existing.direction, existing.position_side)
         if same != (account, symbol, strategy, direction, position_side):
             raise LedgerError(f"leg {leg_id} already exists for {same}, not for "
                               f"{(account, symbol, strategy, direction, position_side)}")
         return existing
-    conn.execute(
-        "INSERT INTO legs(leg_id, account, symbol, strategy, direction, position_side, state, qty, qty_initial,"
-        " entry_price, entry_ts, stop_price, take_profit, entry_reason, opened_ms, updated_ms)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (leg_id, account, symbol, strategy, direction.value, position_side.value, state.value, _s(qty), _s(qty),
-         _s(entry_price), entry_ts, _s(stop_price), _s(take_profit), entry_reason, now_ms, now_ms),
-    )
     if type(now_ms) is int and (entry_ts is None or type(entry_ts) is int) and all(
             type(v) is str for v in (leg_id, account, symbol, strategy, entry_reason)):
         # exactly the row just inserted, parsed as Leg.from_row would parse it (no read-back needed)
         q = D(_s(qty))
-        return Leg(leg_id, account, symbol, strategy, direction, position_side, state, q, D(_s(qty)),
+        return _remember_leg(conn, Leg(leg_id, account, symbol, strategy, direction, position_side, state, q, D(_s(qty)),
                    _dec(_s(entry_price)), entry_ts, None, D("0"), D("0"), D("0"), _dec(_s(stop_price)),
-                   _dec(_s(take_profit)), None, None, [], {}, entry_reason, None, now_ms, None, now_ms)
+                   _dec(_s(take_profit)), None, None, [], {}, entry_reason, None, now_ms, None, now_ms))
     leg = fetch_leg(conn, leg_id)
     assert leg is not None
     return leg
@@ -298,29 +342,23 @@ def transition_in(conn: sqlite3.Connection, leg_id: str, to: LegState | str, *, 
     leg = fetch_leg(conn, leg_id)
     if leg is None:
         raise UnknownLeg(f"no leg {leg_id!r} in the ledger")
+    return update_leg(conn, leg, **transition_cols(leg, to, leg.qty, now_ms=now_ms, close_reason=close_reason))
+
+
+def transition_cols(leg: Leg, to: LegState | str, qty: Decimal, *, now_ms: int,
+                    close_reason: str | None = None) -> dict[str, Any]:
+    """The columns that move ``leg`` (holding ``qty`` by then) to ``to``, checked against the state machine (raises
+    :class:`IllegalTransition`). For a writer that changes the leg's quantities and state in one UPDATE (a fill)."""
     to = LegState(to)
     check_transition(leg.state, to)
-    if to is LegState.CLOSED and leg.qty != 0:
-        raise IllegalTransition(f"leg {leg_id} cannot close with qty {leg.qty} still open")
-    terminal = to.is_terminal
-    cur = conn.execute(
-        "UPDATE legs SET state = ?, updated_ms = ?, closed_ms = CASE WHEN ? THEN ? ELSE closed_ms END,"
-        " close_reason = COALESCE(?, close_reason) WHERE leg_id = ?",
-        (to.value, now_ms, int(terminal), now_ms, close_reason, leg_id),
-    )
-    if cur.rowcount == 1 and type(now_ms) is int and (close_reason is None or type(close_reason) is str):
-        # the UPDATE above applied to the leg just read (no read-back needed)
-        vals = list(_LEG_FIELDS(leg))  # by position: dataclasses.replace is slow
-        vals[_LEG_AT["state"]] = to
-        vals[_LEG_AT["updated_ms"]] = now_ms
-        if terminal:
-            vals[_LEG_AT["closed_ms"]] = now_ms
-        if close_reason is not None:
-            vals[_LEG_AT["close_reason"]] = close_reason
-        return Leg(*vals)
-    out = fetch_leg(conn, leg_id)
-    assert out is not None
-    return out
+    if to is LegState.CLOSED and qty != 0:
+        raise IllegalTransition(f"leg {leg.leg_id} cannot close with qty {qty} still open")
+    cols: dict[str, Any] = {"state": to.value, "updated_ms": int(now_ms)}
+    if to.is_terminal:
+        cols["closed_ms"] = int(now_ms)
+    if close_reason is not None:
+        cols["close_reason"] = str(close_reason)
+    return cols
 
 
 def transition(store: Store, leg_id: str, to: LegState | str, *, now_ms: int,
@@ -334,23 +372,26 @@ def set_close_reason(store: Store, leg_id: str, reason: str) -> Leg:
     """Name why a closed leg closed (the strategy's exit tag rather than the order's purpose): what backtests,
     reports and the journal show as its exit reason."""
     with store.tx() as c:
-        c.execute("UPDATE legs SET close_reason = ? WHERE leg_id = ? AND state = ?",
-                  (reason[:200], leg_id, LegState.CLOSED.value))
         leg = fetch_leg(c, leg_id)
-    if leg is None:
-        raise UnknownLeg(f"no leg {leg_id!r} in the ledger")
-    return leg
+        if leg is None:
+            raise UnknownLeg(f"no leg {leg_id!r} in the ledger")
+        if leg.state is not LegState.CLOSED:
+            return leg
+        return update_leg(c, leg, close_reason=reason[:200])
 
 
 def set_protection(store: Store, leg_id: str, *, now_ms: int, stop_price: Decimal | None = None,
                    sl_client_id: str | None = None, take_profit: Decimal | None = None,
                    tp_client_id: str | None = None, conn: sqlite3.Connection | None = None) -> None:
     """Record which protective orders (client ids and prices) currently guard a leg. ``None`` leaves a field."""
-    sql = ("UPDATE legs SET stop_price = COALESCE(?, stop_price), sl_client_id = COALESCE(?, sl_client_id),"
-           " take_profit = COALESCE(?, take_profit), tp_client_id = COALESCE(?, tp_client_id), updated_ms = ?"
-           " WHERE leg_id = ?")
-    params = (_s(stop_price), sl_client_id, _s(take_profit), tp_client_id, now_ms, leg_id)
-    if conn is not None:
-        conn.execute(sql, params)
-    else:
-        store.execute(sql, params)
+    if conn is None:
+        with store.tx() as c:
+            set_protection(store, leg_id, now_ms=now_ms, stop_price=stop_price, sl_client_id=sl_client_id,
+                           take_profit=take_profit, tp_client_id=tp_client_id, conn=c)
+        return
+    leg = fetch_leg(conn, leg_id)
+    if leg is None:
+        raise UnknownLeg(f"no leg {leg_id!r} in the ledger")
+    given = {"stop_price": _s(stop_price), "sl_client_id": sl_client_id, "take_profit": _s(take_profit),
+             "tp_client_id": tp_client_id}
+    update_leg(conn, leg, **{k: v for k, v in given.items() if v is not None}, updated_ms=int(now_ms))

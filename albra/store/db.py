@@ -140,7 +140,12 @@ def remember(cache: dict, key: Any, value: Any) -> None:
 
 
 #: table -> (memo part, key column) of the caches a memo store keeps; see :class:`_WatchedConnection`
-_WATCHED = {"legs": ("legs", "leg_id"), "order_intents": ("intents", "client_id"), "risk_state": ("risk_state", "")}
+_WATCHED = {"legs": ("legs", "leg_id"), "order_intents": ("intents", "client_id"), "risk_state": ("risk_state", ""),
+            "control_flags": ("flags", "")}
+#: the memo part listing each leg's intent client ids in order (kept by the ledger's intent and leg writers)
+LEG_INTENTS = "leg_intents"
+#: tables whose cache holds a query over the whole table (not rows by key): any INSERT, too, makes it stale
+_INSERT_CLEARS = frozenset({"control_flags"})
 _KEYED_UPDATE = {t: re.compile(rf"\bWHERE\s+{k}\s*=\s*\?\s*$", re.I) for t, (_, k) in _WATCHED.items() if k}
 
 
@@ -184,9 +189,12 @@ def _write_target(sql: str) -> tuple[str, bool] | None:
         table = words[1]
     elif verb == "DELETE" and len(words) > 2:
         table = words[2]
-    elif (verb == "REPLACE" or (verb == "INSERT" and len(upper) > 1 and upper[1] == "OR")) and "INTO" in upper:
+    elif verb in ("REPLACE", "INSERT") and "INTO" in upper:
         i = upper.index("INTO")
         table = words[i + 1] if i + 1 < len(words) else ""
+        plain = verb == "INSERT" and upper[1] != "OR"
+        if plain and table.split("(")[0].strip().lower() not in _INSERT_CLEARS:
+            return None
     else:
         return None
     spec = _WATCHED.get(table.split("(")[0].strip().lower())

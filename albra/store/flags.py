@@ -124,10 +124,18 @@ def clear_kill_switches(store: Store, accounts: list[str] | None, reason: str, a
 
 
 def active_flags(store: Store) -> list[Flag]:
+    """Every active flag. A backtest's memo store (:meth:`Store.enable_memo`) answers from memory until a write to
+    the table (its connection drops the cached list on any write); a live store always reads."""
+    part = None if store.memo is None else store.memo.setdefault("flags", {})
+    if part is not None and (hit := part.get("active")) is not None:
+        return list(hit)
     rows = store.query(
         "SELECT * FROM control_flags WHERE active = 1 ORDER BY kind, scope_account, scope_strategy")
-    return [Flag(r["kind"], r["scope_account"], r["scope_strategy"], True, r["reason"], r["actor"], r["updated_ms"])
-            for r in rows]
+    out = [Flag(r["kind"], r["scope_account"], r["scope_strategy"], True, r["reason"], r["actor"], r["updated_ms"])
+           for r in rows]
+    if part is not None:
+        part["active"] = tuple(out)
+    return out
 
 
 def entry_block(store: Store, account: str, strategy: str) -> Flag | None:

@@ -281,3 +281,19 @@ def test_partial_exit_rounding_to_zero_is_recorded_once_not_reissued(store):
     assert "tp_tiny" in e.views("TFPE", "BTCUSDT")[0].partial_exits_done  # the strategy sees it done
     assert len(journal.entries(store, kinds=("exit_too_small",))) == 1
     assert not [i for i in store.query("SELECT purpose FROM order_intents") if i["purpose"] in ("reduce", "exit")]
+
+
+def test_journal_min_level_skips_routine_rows_and_keeps_the_ledger(store):
+    """A backtest's executor (journal_min_level WARNING) writes no INFO row for a closed leg, but the same ledger."""
+    ex, gw = make_sim(PositionMode.ONE_WAY)
+    lim = risk_limits(RiskLimits())
+    e = Executor(store, gw, "acct", PositionMode.ONE_WAY, run_sync(gw.load_markets()), [StrategySlot("TFPE", 24.0, 10)],
+                 lambda _s: lim, lambda: ex.now, alerts=False, journal_min_level="WARNING")
+    leg_id = run_sync(e.handle("TFPE", "BTCUSDT", C0, [Enter(Direction.LONG, 58000.0, None, "test")], 60000.0))[0]
+    run_sync(e.handle("TFPE", "BTCUSDT", C0 + 900_000, [Exit(leg_id, 1.0, "done", "test exit")], 60000.0))
+    assert L.require_leg(store, leg_id).state is L.LegState.CLOSED
+    assert journal.entries(store, kinds=("leg_closed",)) == []
+    e._journal("probe", "a warning still lands", level="WARNING")
+    assert [j.kind for j in journal.entries(store, kinds=("probe",))] == ["probe"]
+    with pytest.raises(ValueError, match="journal_min_level"):
+        Executor(store, gw, "acct", PositionMode.ONE_WAY, {}, [], lambda _s: lim, lambda: ex.now, journal_min_level="LOUD")

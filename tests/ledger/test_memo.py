@@ -93,3 +93,100 @@ def test_ledger_writers_return_what_is_stored_on_a_memo_store(tmp_path: Path) ->
             fn(store)
         finally:
             store.close()
+
+
+def test_cached_legs_after_every_ledger_step_equal_the_file(tmp_path: Path) -> None:
+    """Leg writers put the leg they wrote in the memo (no read-back): after each step — entry, entry fill,
+    protection, close-reason, exit fill — the cached leg is what an uncached handle reads from the file."""
+    from albra.ledger import legs as L
+    from albra.ledger.fills import apply_fill
+
+    from tests.ledger.conftest import exit_intent, fill_for
+
+    path = tmp_path / "bt.db"
+    store = Store.open(path, memo=True)
+    store.enable_memo()
+
+    def same_as_file(leg_id: str) -> L.Leg:
+        assert store.memo is not None
+        cached = store.memo["legs"].get(leg_id)
+        assert cached is not None, "the writer did not leave the leg it wrote in the memo"
+        with Store.open(path, create=False) as other:
+            assert [str(v) for v in astuple(cached)] == [str(v) for v in astuple(L.require_leg(other, leg_id))]
+        return cached
+
+    try:
+        intent, leg = entry_intent(store, qty="0.010")
+        same_as_file(leg.leg_id)
+        apply_fill(store, "main", fill_for(intent, "0.004", "65000.5", fee="0.01"))
+        apply_fill(store, "main", fill_for(intent, "0.006", "65001", fee="0.02", trade_id="memo-t2"))
+        assert same_as_file(leg.leg_id).state is L.LegState.OPEN
+        L.set_protection(store, leg.leg_id, now_ms=T0 + 7, stop_price=Decimal("60000.10"), sl_client_id="sl-1")
+        assert same_as_file(leg.leg_id).sl_client_id == "sl-1"
+        L.set_protection(store, leg.leg_id, now_ms=T0 + 8, take_profit=Decimal("70000"), tp_client_id="tp-1")
+        got = same_as_file(leg.leg_id)
+        assert (got.stop_price, got.take_profit) == (Decimal("60000.10"), Decimal("70000"))  # None kept a field
+        ex = exit_intent(store, L.require_leg(store, leg.leg_id), "0.010")
+        assert same_as_file(leg.leg_id).state is L.LegState.CLOSING
+        apply_fill(store, "main", fill_for(ex, "0.010", "66000", fee="0.03", trade_id="memo-t3"))
+        assert same_as_file(leg.leg_id).state is L.LegState.CLOSED
+        L.set_close_reason(store, leg.leg_id, "take the money")
+        assert same_as_file(leg.leg_id).close_reason == "take the money"
+    finally:
+        store.close()
+
+
+def test_cached_flags_follow_every_write(tmp_path: Path) -> None:
+    """A backtest store answers active flags from memory; a pause (an INSERT … ON CONFLICT) or a resume drops it."""
+    from albra.store import flags
+
+    store = Store.open(tmp_path / "bt.db", memo=True)
+    store.enable_memo()
+    try:
+        assert flags.entry_block(store, "main", "TFPE") is None
+        assert store.memo is not None and store.memo["flags"]["active"] == ()
+        flags.pause(store, "main", "TFPE", reason="test", ts=T0)
+        assert flags.entry_block(store, "main", "TFPE") is not None
+        flags.resume(store, "main", "TFPE", reason="test", ts=T0 + 1)
+        assert flags.entry_block(store, "main", "TFPE") is None
+        flags.set_kill_switch(store, True, reason="drill", ts=T0 + 2)
+        assert flags.entry_block(store, "main", "OTHER") is not None
+    finally:
+        store.close()
+
+
+def test_intents_of_a_leg_from_memory_equal_the_file(tmp_path: Path) -> None:
+    """A memo store lists a leg's intents (and counts a purpose's generations) from memory; after every step the
+    list is exactly what an uncached handle reads, and a write the memo cannot follow makes it read the file."""
+    from albra.ledger import legs as L
+
+    from tests.ledger.conftest import exit_intent, fill_for
+    from albra.ledger.fills import apply_fill
+
+    path = tmp_path / "bt.db"
+    store = Store.open(path, memo=True)
+    store.enable_memo()
+
+    def check(leg_id: str) -> None:
+        with Store.open(path, create=False) as other:
+            for purpose in (None, "entry", "stop_loss", "exit"):
+                mine = I.intents_of_leg(store, leg_id, purpose)
+                theirs = I.intents_of_leg(other, leg_id, purpose)
+                assert [astuple(i) for i in mine] == [astuple(i) for i in theirs]
+                if purpose:
+                    assert I.next_generation(store, leg_id, purpose) == I.next_generation(other, leg_id, purpose)
+
+    try:
+        intent, leg = entry_intent(store)
+        assert store.memo is not None and store.memo["leg_intents"][leg.leg_id] == [intent.client_id]
+        check(leg.leg_id)
+        apply_fill(store, "main", fill_for(intent, "0.010", "65000"))
+        I.mark_sent(store, intent.client_id, now_ms=T0 + 1)
+        check(leg.leg_id)
+        ex = exit_intent(store, L.require_leg(store, leg.leg_id), "0.004")
+        check(leg.leg_id)
+        assert store.memo["leg_intents"][leg.leg_id] == [intent.client_id, ex.client_id]  # appended, not re-read
+        store.execute("UPDATE order_intents SET error = 'x' WHERE leg_id = ?", (leg.leg_id,))  # not keyed
+        check(leg.leg_id)  # the intents it lists left the memo: read from the file again
+    finally:
+        store.close()
