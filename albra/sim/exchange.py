@@ -123,18 +123,32 @@ class _CrossLiq:
 _LiqBounds = tuple[Account, Decimal, float, float, "_CrossLiq | None"]
 
 
-def _band(brackets: tuple[Bracket, ...] | list[Bracket], b: Bracket, n: Decimal) -> tuple[float, float]:
-    """The open price range, shrunk by a relative 1e-9, in which ``bracket_for(n × price)`` is ``b``: above the
-    highest cap before it, below its own cap (the last bracket also holds every notional above its cap)."""
-    k = next(i for i, x in enumerate(brackets) if x is b)
-    lo, hi = -_INF, _INF
-    if k:
-        p = float(max(x.cap for x in brackets[:k]) / n)
-        lo = p + abs(p) * 1e-9
-    if k < len(brackets) - 1:
-        p = float(b.cap / n)
-        hi = p - abs(p) * 1e-9
-    return lo, hi
+class _Tiers:
+    """A symbol's maintenance brackets as floats, for the quiet check: per bracket, the open notional range in
+    which :meth:`MarketSpec.bracket_for` gives it (above the highest cap before it, below its own cap; the last
+    one also holds every notional above its cap) shrunk by a relative 1e-9, and its mmr and cum. A notional
+    inside a shrunk range is in that bracket however the floats were rounded (< 1e-15 relative)."""
+
+    __slots__ = ("brackets", "lo", "hi", "mmr", "cum")
+
+    def __init__(self, brackets: tuple[Bracket, ...] | list[Bracket]) -> None:
+        self.brackets = list(brackets)
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+        for k, b in enumerate(self.brackets):
+            p = float(max(x.cap for x in self.brackets[:k])) if k else -_INF
+            self.lo.append(p + abs(p) * 1e-9 if k else p)
+            p = float(b.cap) if k < len(self.brackets) - 1 else _INF
+            self.hi.append(p - abs(p) * 1e-9 if p != _INF else p)
+        self.mmr = [float(b.mmr) for b in self.brackets]
+        self.cum = [float(b.cum) for b in self.brackets]
+
+    def find(self, notional: float) -> int | None:
+        """The bracket whose shrunk range holds ``notional``; None when it is too near a cap to tell."""
+        for k, lo in enumerate(self.lo):
+            if lo < notional < self.hi[k]:
+                return k
+        return None
 
 
 def _dec(x: float | Decimal) -> Decimal:
@@ -195,6 +209,7 @@ class SimExchange:
         #: bumped by every change the quiet check's cached levels and liquidation prices depend on (fills, funding
         #: payments, transfers, margin modes, resting orders placed or gone): a cache of another epoch is stale
         self._epoch = 0
+        self._tiers: dict[str, _Tiers] = {}  # the quiet check's float view of each symbol's brackets
         for sym, rows in (funding or {}).items():
             self.set_funding(sym, rows)
 
@@ -389,16 +404,20 @@ class SimExchange:
                 return None
             pos = live[0]
             n = abs(pos.amt)
-            spec = self.spec(sym)
-            b = spec.bracket_for(n * _dec(lo_f))
-            down, up = _band(spec.brackets, b, n)
+            n_f = float(n)
+            tiers = self._tiers_of(sym)
+            k = tiers.find(n_f * lo_f)
+            if k is None:  # at a cap: nothing is kept, the next candle asks again
+                out.append((acct, acct.wallet, _INF, -_INF, None))
+                continue
+            down, up = tiers.lo[k] / n_f, tiers.hi[k] / n_f  # the price band of that bracket
             cross = None
             if acct.mm(sym) is not MarginMode.ISOLATED and any(
                     q is not pos and q.amt != 0 and acct.mm(q.symbol) is not MarginMode.ISOLATED
                     for q in acct.positions.values()):
-                cross = self._cross_liq(acct, pos, b)
+                cross = self._cross_liq(acct, pos, tiers, k)
             else:
-                lp = self._liq(acct, pos, b)
+                lp = self._liq(acct, pos, tiers.brackets[k])
                 if lp is not None:
                     if pos.amt > 0:
                         down = max(down, float(lp))
@@ -407,12 +426,19 @@ class SimExchange:
             out.append((acct, acct.wallet, down, up, cross))
         return out
 
-    def _cross_liq(self, acct: Account, pos: Position, b: Bracket) -> _CrossLiq:
-        """:meth:`_liq`'s formula for a cross position beside other cross positions, as a :class:`_CrossLiq`."""
-        n = abs(pos.amt)
-        s = _sgn(pos.amt)
-        wallet, cum, entry = float(acct.wallet), float(b.cum), float(pos.entry)
-        base, mag = wallet + cum - s * float(n) * entry, abs(wallet) + cum + float(n) * entry
+    def _tiers_of(self, symbol: str) -> _Tiers:
+        t = self._tiers.get(symbol)
+        if t is None:
+            t = self._tiers[symbol] = _Tiers(self.spec(symbol).brackets)
+        return t
+
+    def _cross_liq(self, acct: Account, pos: Position, tiers: _Tiers, k: int) -> _CrossLiq:
+        """:meth:`_liq`'s formula for a cross position beside other cross positions, as a :class:`_CrossLiq`
+        (bracket ``k`` of ``tiers`` for the position itself)."""
+        n, entry = float(abs(pos.amt)), float(pos.entry)
+        s = 1 if pos.amt > 0 else -1
+        wallet, cum = float(acct.wallet), tiers.cum[k]
+        base, mag = wallet + cum - s * n * entry, abs(wallet) + cum + n * entry
         others = []
         for q in acct.positions.values():
             if q.amt == 0 or q is pos:
@@ -422,12 +448,16 @@ class SimExchange:
                 base -= iso
                 mag += abs(iso)
                 continue
-            qn = abs(q.amt)
             qst = self._syms[q.symbol]
-            qb = self.spec(q.symbol).bracket_for(qn * self.mark_price(q.symbol))
-            nlo, nhi = _band(self.spec(q.symbol).brackets, qb, Decimal(1))
-            others.append((qst, float(q.amt), float(qn), float(q.entry), float(qb.mmr), float(qb.cum), nlo, nhi))
-        return _CrossLiq(s > 0, base, mag, float(n * b.mmr - s * n), others)
+            qn = float(abs(q.amt))
+            qt = self._tiers_of(q.symbol)
+            m = qst.mark_override if qst.mark_override is not None else qst.raw
+            j = None if m is None else qt.find(qn * float(m))
+            if j is None:  # no price yet, or at a cap: never clear, the next candle asks again
+                others.append((qst, 0.0, qn, 0.0, 0.0, 0.0, _INF, -_INF))
+            else:
+                others.append((qst, float(q.amt), qn, float(q.entry), qt.mmr[j], qt.cum[j], qt.lo[j], qt.hi[j]))
+        return _CrossLiq(s > 0, base, mag, n * tiers.mmr[k] - s * n, others)
 
     def _quiet_exact(self, st: _Sym, lo_raw: float, hi_raw: float) -> bool:
         """:meth:`_quiet`'s test in the walk's own Decimals (``lo_raw``/``hi_raw``: the candle's extremes)."""

@@ -300,3 +300,29 @@ def test_the_moving_liquidation_price_is_the_decimal_one(long):
             assert ex._quiet_exact(st, edge, edge) is quiet
         st.raw = 40000.0  # back where it was: the ETH candles must not see BTC at its liquidation price
     assert not _liquidated(ex)
+
+
+def test_a_position_whose_notional_moves_into_the_next_bracket_is_liquidated_there():
+    """The liquidation price is kept with the maintenance bracket the range was in: a short opened in the first
+    bracket (notional under 50,000) whose next candle lies wholly in the second must be measured with the second
+    bracket's rate and amount, which puts its liquidation price a few cents lower, inside that candle's range."""
+    out = []
+    for cls in (SimExchange, WalkEveryCandle):
+        ex = cls(latency_clock="exchange")
+        ex.add_account("a", Dec("1137"))
+        ex.set_leverage("a", "BTCUSDT", 100)
+        ex.on_candle("BTCUSDT", 0, 38000.0, 38000.0, 38000.0, 38000.0)
+        ex.place_order("a", "BTCUSDT", "SELL", "MARKET", Dec("1.3"))
+        for k in (1, 2):
+            ex.on_candle("BTCUSDT", k * M15, 38000.0, 38100.0, 37950.0, 38000.0)  # 1.3 × 38,100 < 50,000
+        acct = ex.account("a")
+        (pos,) = acct.live_positions("BTCUSDT")
+        first, second = ex.spec("BTCUSDT").brackets[:2]
+        lp1, lp2 = ex._liq(acct, pos, first), ex._liq(acct, pos, second)
+        assert lp1 is not None and lp2 is not None and lp2 < lp1 < lp2 + 1
+        assert Dec(50000) / Dec("1.3") < 38500 < lp2
+        high = float(lp2 + (lp1 - lp2) / 2)  # above the second bracket's price, below the first one's
+        ex.on_candle("BTCUSDT", 3 * M15, 38500.0, high, 38500.0, 38500.0)
+        assert _liquidated(ex), cls.__name__
+        out.append(_snapshot(ex))
+    assert out[0] == out[1]
