@@ -34,6 +34,7 @@ from albra.sim import errors as E
 from albra.sim.errors import SimError
 from albra.sim.markets import DEFAULT_MARKETS, Bracket, MarketSpec, market_spec
 from albra.sim.realism import DAY_MS, Realism, wall_ms
+from albra.sim.quiet import INF, CrossLiq, LiqBounds, Tiers
 from albra.sim.state import ZERO, Account, AlgoOrder, Order, Position
 
 #: an observer of what the exchange makes observable: (kind, object, latency-clock ms when observable)
@@ -42,7 +43,6 @@ Observer = Callable[[str, object, int], None]
 FUNDING_INTERVAL_MS = 8 * 3_600_000
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _FEE_Q = Decimal("0.00000001")
-_INF = float("inf")
 
 
 @dataclass(frozen=True)
@@ -73,82 +73,7 @@ class _Sym:
         #: (epoch, highest level that fires on a fall, lowest that fires on a rise) of the resting orders, as floats
         self.levels: tuple[int, float, float] | None = None
         #: (epoch, bounds per account holding a position here, or None when they cannot be cached)
-        self.liq: tuple[int, list[_LiqBounds] | None] | None = None
-
-
-class _CrossLiq:
-    """The liquidation price of a cross position beside other cross positions, in floats: it moves with their
-    marks (their unrealized PnL and maintenance margin count in its wallet balance), so it cannot be kept; this
-    recomputes it per candle from floats kept with the account's state and says whether it is clear of the
-    range with a margin no rounding can cross.
-
-    Margin: the Decimal liquidation price (28 digits) and this float one (53 bits) are the same formula over the
-    same inputs; each differs from the exact rational value by a few roundings of its terms, far less than
-    1e-12 × (the sum of the terms' magnitudes) / |denominator| for any realistic number of positions. The
-    test asks for 1e-9 of that plus 1e-9 of the price, so where it says clear the Decimal test says clear."""
-
-    __slots__ = ("long", "base", "mag", "denom", "others")
-
-    def __init__(self, long: bool, base: float, mag: float, denom: float,
-                 others: list[tuple[_Sym, float, float, float, float, float, float, float]]) -> None:
-        self.long = long
-        self.base = base    # wallet - isolated wallets + bracket cum - s·n·entry
-        self.mag = mag      # the sum of those terms' magnitudes
-        self.denom = denom  # n·mmr - s·n
-        #: per other cross position: its symbol's state, amt, |amt|, entry, mmr, cum of its bracket, and the
-        #: notional range (shrunk by 1e-9) in which that bracket is the one :meth:`MarketSpec.bracket_for` gives
-        self.others = others
-
-    def clear(self, lo: float, hi: float) -> bool:
-        num = self.base
-        mag = self.mag
-        for st, amt, n, e, mmr, cum, nlo, nhi in self.others:
-            m = st.mark_override if st.mark_override is not None else st.raw
-            if m is None:
-                return False
-            m = float(m)
-            notional = n * m
-            if not nlo < notional < nhi:
-                return False  # another bracket: the cache is rebuilt
-            num += amt * (m - e) - (notional * mmr - cum)
-            mag += n * (m + e) + notional * mmr + cum
-        lp = num / self.denom
-        tol = 1e-9 * (mag / abs(self.denom) + hi)
-        return lp + tol < lo if self.long else lp - tol > hi
-
-
-#: per account holding a position on a symbol: (account, the wallet object the bounds were computed from, the
-#: price the candle's range must stay above, the one it must stay below, and the moving part when other cross
-#: positions move the liquidation price)
-_LiqBounds = tuple[Account, Decimal, float, float, "_CrossLiq | None"]
-
-
-class _Tiers:
-    """A symbol's maintenance brackets as floats, for the quiet check: per bracket, the open notional range in
-    which :meth:`MarketSpec.bracket_for` gives it (above the highest cap before it, below its own cap; the last
-    one also holds every notional above its cap) shrunk by a relative 1e-9, and its mmr and cum. A notional
-    inside a shrunk range is in that bracket however the floats were rounded (< 1e-15 relative)."""
-
-    __slots__ = ("brackets", "lo", "hi", "mmr", "cum")
-
-    def __init__(self, brackets: tuple[Bracket, ...] | list[Bracket]) -> None:
-        self.brackets = list(brackets)
-        self.lo: list[float] = []
-        self.hi: list[float] = []
-        for k, b in enumerate(self.brackets):
-            p = float(max(x.cap for x in self.brackets[:k])) if k else -_INF
-            self.lo.append(p + abs(p) * 1e-9 if k else p)
-            p = float(b.cap) if k < len(self.brackets) - 1 else _INF
-            self.hi.append(p - abs(p) * 1e-9 if p != _INF else p)
-        self.mmr = [float(b.mmr) for b in self.brackets]
-        self.cum = [float(b.cum) for b in self.brackets]
-
-    def find(self, notional: float) -> int | None:
-        """The bracket whose shrunk range holds ``notional``; None when it is too near a cap to tell."""
-        for k, lo in enumerate(self.lo):
-            if lo < notional < self.hi[k]:
-                return k
-        return None
+        self.liq: tuple[int, list[LiqBounds] | None] | None = None
 
 
 def _dec(x: float | Decimal) -> Decimal:
@@ -209,7 +134,7 @@ class SimExchange:
         #: bumped by every change the quiet check's cached levels and liquidation prices depend on (fills, funding
         #: payments, transfers, margin modes, resting orders placed or gone): a cache of another epoch is stale
         self._epoch = 0
-        self._tiers: dict[str, _Tiers] = {}  # the quiet check's float view of each symbol's brackets
+        self._tiers: dict[str, Tiers] = {}  # the quiet check's float view of each symbol's brackets
         for sym, rows in (funding or {}).items():
             self.set_funding(sym, rows)
 
@@ -374,7 +299,7 @@ class SimExchange:
 
     def _level_bounds(self, st: _Sym) -> tuple[int, float, float]:
         """(epoch, highest price of a resting order that fires on a fall, lowest of one that fires on a rise)."""
-        down, up = -_INF, _INF
+        down, up = -INF, INF
         for od in st.orders.values():
             if od.type is OrderType.LIMIT:
                 if od.side is Side.BUY:
@@ -388,14 +313,14 @@ class SimExchange:
                 up = min(up, float(a.trigger_price))
         return (self._epoch, down, up)
 
-    def _liq_bounds(self, st: _Sym, lo_f: float) -> list[_LiqBounds] | None:
+    def _liq_bounds(self, st: _Sym, lo_f: float) -> list[LiqBounds] | None:
         """Per account holding a position on the symbol, what keeps its liquidation price clear of a candle
-        (:data:`_LiqBounds`), for the maintenance bracket at ``lo_f``'s notional: the range must stay inside that
-        bracket's band and beyond the liquidation price (a constant, or :class:`_CrossLiq` when other cross
+        (:data:`LiqBounds`), for the maintenance bracket at ``lo_f``'s notional: the range must stay inside that
+        bracket's band and beyond the liquidation price (a constant, or :class:`CrossLiq` when other cross
         positions move it). None when there are two positions on the symbol (hedge mode's sides both move with
         this mark): the Decimal test decides."""
         sym = st.symbol
-        out: list[_LiqBounds] = []
+        out: list[LiqBounds] = []
         for acct in self.accounts.values():
             live = acct.live_positions(sym)
             if not live:
@@ -408,7 +333,7 @@ class SimExchange:
             tiers = self._tiers_of(sym)
             k = tiers.find(n_f * lo_f)
             if k is None:  # at a cap: nothing is kept, the next candle asks again
-                out.append((acct, acct.wallet, _INF, -_INF, None))
+                out.append((acct, acct.wallet, INF, -INF, None))
                 continue
             down, up = tiers.lo[k] / n_f, tiers.hi[k] / n_f  # the price band of that bracket
             cross = None
@@ -426,14 +351,14 @@ class SimExchange:
             out.append((acct, acct.wallet, down, up, cross))
         return out
 
-    def _tiers_of(self, symbol: str) -> _Tiers:
+    def _tiers_of(self, symbol: str) -> Tiers:
         t = self._tiers.get(symbol)
         if t is None:
-            t = self._tiers[symbol] = _Tiers(self.spec(symbol).brackets)
+            t = self._tiers[symbol] = Tiers(self.spec(symbol).brackets)
         return t
 
-    def _cross_liq(self, acct: Account, pos: Position, tiers: _Tiers, k: int) -> _CrossLiq:
-        """:meth:`_liq`'s formula for a cross position beside other cross positions, as a :class:`_CrossLiq`
+    def _cross_liq(self, acct: Account, pos: Position, tiers: Tiers, k: int) -> CrossLiq:
+        """:meth:`_liq`'s formula for a cross position beside other cross positions, as a :class:`CrossLiq`
         (bracket ``k`` of ``tiers`` for the position itself)."""
         n, entry = float(abs(pos.amt)), float(pos.entry)
         s = 1 if pos.amt > 0 else -1
@@ -454,10 +379,10 @@ class SimExchange:
             m = qst.mark_override if qst.mark_override is not None else qst.raw
             j = None if m is None else qt.find(qn * float(m))
             if j is None:  # no price yet, or at a cap: never clear, the next candle asks again
-                others.append((qst, 0.0, qn, 0.0, 0.0, 0.0, _INF, -_INF))
+                others.append((qst, 0.0, qn, 0.0, 0.0, 0.0, INF, -INF))
             else:
                 others.append((qst, float(q.amt), qn, float(q.entry), qt.mmr[j], qt.cum[j], qt.lo[j], qt.hi[j]))
-        return _CrossLiq(s > 0, base, mag, n * tiers.mmr[k] - s * n, others)
+        return CrossLiq(s > 0, base, mag, n * tiers.mmr[k] - s * n, others)
 
     def _quiet_exact(self, st: _Sym, lo_raw: float, hi_raw: float) -> bool:
         """:meth:`_quiet`'s test in the walk's own Decimals (``lo_raw``/``hi_raw``: the candle's extremes)."""
