@@ -224,11 +224,14 @@ def _rows_of(symbol: str, n: int) -> list[tuple[int, float, float, float, float]
     return list(zip(s.ts.tolist(), s.open.tolist(), s.high.tolist(), s.low.tolist(), s.close.tolist()))[:n]
 
 
-@pytest.mark.parametrize("mode,leverage,seed", [(PositionMode.ONE_WAY, 50, 5), (PositionMode.HEDGE, 75, 6)])
-def test_two_symbols_in_cross_margin_match_the_full_walk(mode, leverage, seed):
+@pytest.mark.parametrize("mode,leverage,seed,eth_isolated", [(PositionMode.ONE_WAY, 50, 5, False),
+                                                              (PositionMode.HEDGE, 75, 6, False),
+                                                              (PositionMode.ONE_WAY, 50, 7, True)])
+def test_two_symbols_in_cross_margin_match_the_full_walk(mode, leverage, seed, eth_isolated):
     """BTC and ETH positions side by side in cross margin: each one's liquidation price moves with the other's
-    mark, which the quiet check recomputes in floats with a margin. Random entries and stops at high leverage on
-    real candles (liquidations included) give exactly what walking every candle gives."""
+    mark, which the quiet check recomputes in floats with a margin (with ETH isolated, BTC's is constant again,
+    less ETH's isolated wallet). Random entries and stops at high leverage on real candles (liquidations
+    included) give exactly what walking every candle gives."""
     rows = {s: _rows_of(s, 1500) for s in ("BTCUSDT", "ETHUSDT")}
     funding = {s: load_funding(bundled(f"{s}-funding.csv")) for s in rows}
     size = {"BTCUSDT": Dec("0.02"), "ETHUSDT": Dec("0.5")}
@@ -240,6 +243,8 @@ def test_two_symbols_in_cross_margin_match_the_full_walk(mode, leverage, seed):
         ex.add_account("a", Dec("150"), mode)
         for s in rows:
             ex.set_leverage("a", s, leverage)
+        if eth_isolated:
+            ex.set_margin_mode("a", "ETHUSDT", "ISOLATED")
         n = 0
         for i in range(len(rows["BTCUSDT"])):
             for s, rs in rows.items():
@@ -267,7 +272,7 @@ def test_two_symbols_in_cross_margin_match_the_full_walk(mode, leverage, seed):
                     pass
     assert {k: v for k, v in _snapshot(exs[0]).items() if k != "last"} == \
         {k: v for k, v in _snapshot(exs[1]).items() if k != "last"}
-    assert moving > 100  # the floats of the moving liquidation price were really used
+    assert (moving == 0) if eth_isolated else (moving > 100)  # the floats of the moving price were used
     assert exs[0]._slow_candles < exs[1]._slow_candles
 
 
