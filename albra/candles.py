@@ -220,31 +220,46 @@ def _checked_rows(p: Path) -> tuple["np.ndarray", list["np.ndarray"]]:
 
 
 def _fast_rows(p: Path) -> tuple["np.ndarray", list["np.ndarray"]] | None:
-    """The rows of a well-formed candle file through pandas' C reader (0.05 s instead of 0.5 s for three years of
-    15m candles), or None for anything unusual — a bad header, a missing or non-numeric field, a non-finite
-    number, an impossible candle — so that :func:`_checked_rows` reads it again and names the row. Floats are parsed
-    with ``float_precision="round_trip"``: the same numbers Python's ``float()`` gives."""
+    """The rows of a well-formed candle file through numpy's C reader (``np.loadtxt``: ~0.15 s for three years
+    of 15m candles, and no 0.5 s pandas import), or None for anything unusual -- a bad header, a missing, extra
+    or non-numeric field, a non-finite number, an impossible candle -- so that :func:`_checked_rows` reads it
+    again and names the row. numpy parses each float with ``PyOS_string_to_double``, the correctly rounded
+    conversion Python's ``float()`` uses, so the numbers are the checked reader's bit for bit (a test pins it
+    on the bundled files)."""
+    import warnings
+
     import numpy as np
-    import pandas as pd
 
     try:
-        with _open_text(p) as fh:
-            header = next(csv.reader(fh), None)
+        raw = p.read_bytes()
+        if p.suffix == ".gz":
+            raw = gzip.decompress(raw)  # one call: faster than streaming through GzipFile
+        fh = io.StringIO(raw.decode("utf-8"), newline=None)  # newline=None: CRLF files read as the checked reader does
+        del raw
+        header = next(csv.reader([fh.readline()]), None)
         if header is None or [h.strip().lower() for h in header[:6]] != HEADER:
             return None
-        df = pd.read_csv(p, header=0, usecols=range(6), float_precision="round_trip")
-    except (OSError, EOFError, ValueError, UnicodeDecodeError, gzip.BadGzipFile, pd.errors.ParserError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "input contained no data" and the like: not a plain file
+            rows = np.loadtxt(fh, dtype=_row_dtype(), delimiter=",", comments=None, ndmin=1, usecols=range(6))
+    except (OSError, EOFError, ValueError, OverflowError, UnicodeDecodeError, gzip.BadGzipFile, Warning):
         return None
-    if len(df) == 0 or df.dtypes.iloc[0].kind not in "iu" or any(t.kind not in "iuf" for t in df.dtypes.iloc[1:]):
+    if len(rows) == 0:
         return None
-    ts = df.iloc[:, 0].to_numpy(dtype=np.int64)
-    o, h, lo, c, v = (df.iloc[:, k].to_numpy(dtype=np.float64) for k in range(1, 6))
+    ts = np.ascontiguousarray(rows["ts"])
+    o, h, lo, c, v = (np.ascontiguousarray(rows[k]) for k in ("o", "h", "l", "c", "v"))
     with np.errstate(invalid="ignore"):
         ok = (np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)
               & (lo <= np.minimum(o, c)) & (np.maximum(o, c) <= h) & (lo > 0) & (v >= 0))
     if not ok.all():
         return None
     return ts, [o, h, lo, c, v]
+
+
+def _row_dtype() -> "np.dtype":
+    import numpy as np
+
+    return np.dtype([("ts", "i8"), ("o", "f8"), ("h", "f8"), ("l", "f8"), ("c", "f8"), ("v", "f8")])
 
 
 def load_funding(path: str | Path) -> list[tuple[int, float]]:

@@ -14,8 +14,12 @@ them to avoid the original system's defects:
 Where the ``ta`` library is right it is used (RSI). Wilder smoothing (ATR, ADX/±DI) is written
 here because ``ta.trend.ADXIndicator`` leaves its last smoothed row at 0 (its loops stop one row
 early: the newest candle -- the one a live strategy decides on -- gets a wrong ADX) and both
-ATR and ADX in ``ta`` run Python loops; here they use pandas' compiled ``ewm`` seeded with the SMA
-the Wilder definition prescribes. ZLEMA, ZL-MACD, HMA/ZLHMA, Donchian and Ichimoku are written here
+ATR and ADX in ``ta`` run Python loops; here they use pandas' ``ewm`` mean seeded with the SMA
+the Wilder definition prescribes.
+
+pandas is imported only by the indicators that need more of it (RSI through ``ta``, Donchian and
+Ichimoku's rolling max/min): EMA, SMA and Wilder smoothing use :mod:`albra.window_kernels`, pandas'
+own loops without the 0.5 s import, with bit-identical results. ZLEMA, ZL-MACD, HMA/ZLHMA, Donchian and Ichimoku are written here
 (``ta`` has no ZL variants and its Ichimoku does not displace the cloud).
 
 EMA convention: ``span``-EMA seeded with the first valid value (as ``ta`` and StockCharts' MACD
@@ -29,7 +33,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
+
+from albra.window_kernels import ewm_mean, rolling_mean
 
 __all__ = [
     "adx", "atr", "donchian", "ema", "hma", "ichimoku", "macd", "rsi", "shift", "sma",
@@ -65,14 +70,14 @@ def shift(x: np.ndarray, k: int) -> np.ndarray:
 def sma(x: np.ndarray, n: int) -> np.ndarray:
     """Simple moving average over ``n`` rows."""
     _check_window(n)
-    return pd.Series(_arr(x)).rolling(n, min_periods=n).mean().to_numpy()
+    return rolling_mean(_arr(x), n)
 
 
 def ema(x: np.ndarray, n: int) -> np.ndarray:
     """Exponential moving average, alpha = 2/(n+1), seeded with the first valid value, NaN until
     ``n`` valid values were seen. Leading NaNs in ``x`` are skipped (so EMA of an EMA works)."""
     _check_window(n)
-    return pd.Series(_arr(x)).ewm(span=n, adjust=False, min_periods=n).mean().to_numpy()
+    return ewm_mean(_arr(x), (n - 1) / 2, min_periods=n)  # pandas' com for span=n
 
 
 def wma(x: np.ndarray, n: int) -> np.ndarray:
@@ -98,7 +103,8 @@ def _wilder(x: np.ndarray, n: int, first: int) -> np.ndarray:
     y = np.full_like(x, np.nan)
     y[seed] = x[first:seed + 1].mean()
     y[seed + 1:] = x[seed + 1:]
-    sm = pd.Series(y).ewm(alpha=1.0 / n, adjust=False).mean().to_numpy()
+    alpha = 1.0 / n
+    sm = ewm_mean(y, (1 - alpha) / alpha)  # pandas' ewm(alpha=1/n, adjust=False).mean()
     out[seed:] = sm[seed:]
     return out
 
@@ -153,6 +159,7 @@ def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
     same convention as the StockCharts reference file), NaN for the first ``n`` rows (before
     ``n`` price changes exist)."""
     _check_window(n)
+    import pandas as pd
     from ta.momentum import RSIIndicator
 
     c = _arr(close)
@@ -174,6 +181,8 @@ def donchian(high: np.ndarray, low: np.ndarray, n: int = 20, offset: int = 0
     """Donchian channel ``(upper, lower, middle)`` over the last ``n`` rows including the current
     one; ``offset`` shifts the channel that many rows later (``ta``'s ``offset``)."""
     _check_window(n)
+    import pandas as pd
+
     upper = pd.Series(_arr(high)).rolling(n, min_periods=n).max().to_numpy()
     lower = pd.Series(_arr(low)).rolling(n, min_periods=n).min().to_numpy()
     if offset:

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Iterable, Sequence
 
 DAY_MS = 86_400_000
 YEAR_MS = 365 * DAY_MS
 
 Point = tuple[int, float]
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,11 @@ def cagr(curve: Sequence[Point]) -> float | None:
     return (e1 / e0) ** (YEAR_MS / (t1 - t0)) - 1.0
 
 
-def calmar(curve: Sequence[Point]) -> float | None:
-    """Annual growth over the deepest drawdown; None when there was no drawdown or no growth rate."""
+def calmar(curve: Sequence[Point], dd_: Drawdown | None = None) -> float | None:
+    """Annual growth over the deepest drawdown; None when there was no drawdown or no growth rate. ``dd_``: the
+    curve's drawdown when the caller has it already (one pass less over a long curve)."""
     g = cagr(curve)
-    dd = drawdown(curve).max_pct
+    dd = (dd_ or drawdown(curve)).max_pct
     if g is None or dd <= 0:
         return None
     return g / dd
@@ -177,12 +180,16 @@ def monthly_returns(curve: Sequence[Point], tz: tzinfo = timezone.utc) -> dict[s
     prev = curve[0][1]
     month = None
     last = prev
-    hour = m = None  # the month label is computed once per hour, not per point (a 3-year 15m curve has 100k)
+    # the label is computed once per month, not per point (a 3-year 15m curve has 100k): then only the first ms
+    # of the next month is compared (exact integer ms, so a point on the boundary opens the new month)
+    m = ""
+    next_ms = None
     for ts, eq in curve:
-        h = ts // 3_600_000
-        if h != hour:
-            hour = h
-            m = datetime.fromtimestamp(ts / 1000, tz).strftime("%Y-%m")
+        if next_ms is None or ts >= next_ms:
+            d = datetime.fromtimestamp(ts / 1000, tz)
+            m = f"{d.year:04d}-{d.month:02d}"
+            nxt = datetime(d.year + 1, 1, 1, tzinfo=tz) if d.month == 12 else datetime(d.year, d.month + 1, 1, tzinfo=tz)
+            next_ms = (nxt - _EPOCH) // _MS
         if month is not None and m != month:
             out[month] = last / prev - 1.0 if prev > 0 else 0.0
             prev = last
@@ -208,7 +215,7 @@ def summary(curve: Sequence[Point], pnls: Sequence[float],
         "expectancy": r(expectancy(pnls)),
         "sharpe": r(sharpe(rets)),
         "sortino": r(sortino(rets)),
-        "calmar": r(calmar(curve)),
+        "calmar": r(calmar(curve, dd)),
         "cagr_pct": r(None if (g := cagr(curve)) is None else g * 100, 2),
         "max_drawdown_pct": round(dd.max_pct * 100, 2),
         "max_drawdown_duration_days": round(dd.longest_ms / DAY_MS, 2),

@@ -9,7 +9,9 @@ freqtrade lacks switched off (``bench/freqtrade/risk.toml``) and 1,000,000 USDT 
 ``bench/freqtrade/config.json``. Its data is written once, untimed, as feather through freqtrade's own data
 handler; its market list is served from a file (``bench/freqtrade/run_offline.py``), so no network is needed.
 
-Timing: each round runs albra then freqtrade (A B A B ...: both see the same machine load); a run's figures are
+Timing: each round runs albra, albra deciding nothing (the same strategy with ``trade=false``: same files, indicators
+and candles, no order — the difference is the marginal cost of the trades), then freqtrade (A B A B ...: all see the
+same machine load); a run's figures are
 the operating system's accounting of the finished child (``os.wait4``: user + system CPU, peak RSS) and a wall
 clock around it. Medians are printed. Nothing is asserted: the figures are the result.
 
@@ -67,9 +69,12 @@ def files(data: Path, sym: str) -> tuple[Path, Path, Path]:
 
 
 def albra_cmd(symbols: list[str], data: Path, start: str, end: str, out_json: bool = True,
-              alias: dict[str, str] | None = None) -> list[str]:
-    """``albra backtest`` on ``symbols``; ``alias`` feeds another symbol's files under a listed name (scaling)."""
+              alias: dict[str, str] | None = None, trade: bool = True) -> list[str]:
+    """``albra backtest`` on ``symbols``; ``alias`` feeds another symbol's files under a listed name (scaling);
+    ``trade=False`` runs the same strategy deciding nothing (same files, indicators and candles: the baseline of the
+    marginal cost of a trade)."""
     cmd = [str(ROOT / ".venv" / "bin" / "albra"), "backtest", "-s", "BENCH_EMA_CROSS", "--start", start, "--end", end,
+           *([] if trade else ["--param", "trade=false"]),
            "--balance", STAKE_BALANCE, "--size-pct", STAKE_PCT, "--leverage", "1",
            "--config", str(HERE / "freqtrade" / "risk.toml")]
     for sym in symbols:
@@ -165,12 +170,18 @@ def compare(args: argparse.Namespace, symbols: list[str], data: Path, work: Path
         prepare_freqtrade(ft_python, work / "ft", symbols, data)
     a_runs: list[Run] = []
     f_runs: list[Run] = []
+    n_runs: list[Run] = []
     a_out = work / f"albra-{'-'.join(symbols)}.json"
     for _ in range(args.rounds):
         r = timed(albra_cmd(symbols, data, args.start, args.end), a_out, env=albra_env(), cwd=ROOT)
         if r.code:
             raise SystemExit(f"albra failed ({r.code}): {a_out.read_text()[-2000:]}")
         a_runs.append(r)
+        n_out = work / "albra-no-trades.json"
+        r = timed(albra_cmd(symbols, data, args.start, args.end, trade=False), n_out, env=albra_env(), cwd=ROOT)
+        if r.code or json.loads(n_out.read_text())["trades"]:
+            raise SystemExit(f"albra's no-trade baseline failed or traded ({r.code}): {n_out.read_text()[-2000:]}")
+        n_runs.append(r)
         if ft_python is not None:
             res = work / "ft" / "results"
             res.mkdir(parents=True, exist_ok=True)
@@ -187,6 +198,10 @@ def compare(args: argparse.Namespace, symbols: list[str], data: Path, work: Path
     a_wall = med(a_runs, "wall")
     print(f"albra     : {a_wall:6.2f} s wall, {med(a_runs, 'cpu'):6.2f} s CPU, peak RSS {med(a_runs, 'rss_mib'):5.0f} MiB,"
           f" {len(trades)} trades, {a_wall / max(1, len(trades)) * 1000:.2f} ms of wall time per trade (all included)")
+    marginal = [(a.cpu - n.cpu) / max(1, len(trades)) * 1000 for a, n in zip(a_runs, n_runs)]
+    print(f"albra, same run deciding nothing: {med(n_runs, 'wall'):6.2f} s wall, {med(n_runs, 'cpu'):6.2f} s CPU → "
+          f"marginal CPU per trade {statistics.median(marginal):.2f} ms (per round "
+          f"{', '.join(f'{x:.2f}' for x in marginal)})")
     if f_runs:
         f_wall = med(f_runs, "wall")
         ratios = sorted(f.wall / a.wall for a, f in zip(a_runs, f_runs))
@@ -235,6 +250,11 @@ def main() -> None:
     if not files(data, "BTCUSDT")[0].is_file():
         raise SystemExit(f"no candles under {data}/candles/binance-futures (give --data)")
     cases = [s.split(",") for s in (args.symbols or ["BTCUSDT", "BTCUSDT,ETHUSDT"])]
+    # untimed: albra's bytecode, as an installed albra has it (pip compiles on install, and freqtrade's venv has
+    # its own); without it a shell with PYTHONDONTWRITEBYTECODE=1 recompiles albra in every timed process (~0.3 s)
+    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "compileall", "-q",
+                    *(str(ROOT / d) for d in ("albra", "commands", "strategies")), str(HERE / "strategies")],
+                   check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
     with tempfile.TemporaryDirectory(prefix="bench-vs-ft-") as tmp:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)

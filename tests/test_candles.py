@@ -33,7 +33,7 @@ def test_no_binance_interval_is_named(tmp_path: Path) -> None:
 
 
 def test_fast_reader_equals_the_checked_reader_bit_for_bit(tmp_path):
-    """The pandas fast path gives exactly the row-by-row reader's numbers, and any unusual file falls back to it
+    """The numpy fast path gives exactly the row-by-row reader's numbers, and any unusual file falls back to it
     (so the error still names the row)."""
     from albra import candles as C
     from albra.candles import bundled
@@ -54,3 +54,40 @@ def test_fast_reader_equals_the_checked_reader_bit_for_bit(tmp_path):
     odd.write_text("timestamp,open,high,low,close,volume\n0,1,2,0.5,1.5,3\n900000,1,1.2,0.5,1.5,3\n")
     with pytest.raises(C.CandleFileError, match=r"ETHUSDT-15m.csv:3: impossible candle"):
         C.load_candles(odd)
+
+
+@pytest.mark.parametrize("body", [
+    "0,1,2,0.5,1.5,3\r\n900000,1,2,0.5,1.5,3\r\n",            # CRLF
+    "0,1,2,0.5,1.5,3\n\n900000,1,2,0.5,1.5,3",                  # blank line, no final newline
+    "0, 1,2 ,+0.5,1.5,3e0\n900000,.5,2.,0.5,1.5,3\n",            # spaces, signs, exponents, bare dots
+    "0,1.0000000000000001110223024625156540423631668090820312500001,2,0.5,1.5,3\n",  # past float precision
+    "0,1_0,20,0.5,1.5,3\n",                                     # float() accepts underscores, numpy does not
+    '"0",1,2,0.5,1.5,3\n',                                       # quoted field
+    "0,1,2,0.5,1.5,3,7\n",                                      # an extra field
+    "0,1,2,0.5,1.5,3\n#,1,2,0.5,1.5,3\n",                        # not a comment: a bad row
+])
+def test_fast_reader_never_disagrees_with_the_checked_reader(tmp_path: Path, body: str) -> None:
+    """Whatever the fast reader accepts, it reads as the checked reader does; the rest it hands back (None)."""
+    from albra import candles as C
+
+    p = tmp_path / "BTCUSDT-15m.csv"
+    p.write_text("timestamp,open,high,low,close,volume\n" + body, newline="")
+    fast = C._fast_rows(p)
+    try:
+        slow = C._checked_rows(p)
+    except C.CandleFileError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast[0].tobytes() == slow[0].tobytes()
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(fast[1], slow[1]))
+
+
+def test_loading_candles_imports_no_pandas() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom albra.candles import bundled, load_candles\n"
+            "assert len(load_candles(bundled('BTCUSDT-15m.csv.gz'))) > 1000\nprint('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -5,10 +5,11 @@ the fill row is written, so the ledger can never hold a fill without its effect 
 again after a restart. How a fill finds its leg, in order:
 
 1. the fill's client id is an intent's client id;
-2. the fill's exchange order id is an intent's recorded exchange order id (Binance's userTrades rows carry the
+2. ``fill.extra["algo_client_id"]`` / ``["parent_client_id"]`` names an intent (a gateway that knows which
+   conditional order a child market order came from should say so there: the child's order id is never an
+   intent's recorded id, so this tag is the child's only link);
+3. the fill's exchange order id is an intent's recorded exchange order id (Binance's userTrades rows carry the
    order id but not the client id);
-3. ``fill.extra["algo_client_id"]`` / ``["parent_client_id"]`` names an intent (a gateway that knows which
-   conditional order a child market order came from should say so there);
 4. the ``orders`` table maps the exchange order id to a client id;
 5. a fired stop/take-profit whose child was not tagged (a restart lost the link): the one live protective order of
    a live leg on that (symbol, position side, side) whose trigger price is exactly the fill's price. Never "the
@@ -36,7 +37,7 @@ from albra.exchange.types import IncomeRow
 from albra.exchange.fees import fee_asset, fee_in_quote
 from albra.ledger import daily_pnl
 from albra.ledger import legs as L
-from albra.ledger.intents import PROTECTIVE_PURPOSES, Intent, fetch_intent, mark_filled_late
+from albra.ledger.intents import PROTECTIVE_PURPOSES, Intent, by_exchange_order_id, fetch_intent, mark_filled_late
 from albra.model import D, Fill, PositionSide
 from albra.store import journal
 from albra.store.db import Store
@@ -72,17 +73,16 @@ def _attribute(conn: sqlite3.Connection, account: str, fill: Fill) -> Intent | N
         it = own(fetch_intent(conn, fill.client_id))
         if it:
             return it
-    if fill.order_id:
-        r = conn.execute("SELECT client_id FROM order_intents WHERE account=? AND symbol=? AND exchange_order_id=?",
-                         (account, fill.symbol, str(fill.order_id))).fetchone()
-        if r:
-            return own(fetch_intent(conn, r[0]))
     for key in ("algo_client_id", "parent_client_id"):
         cid = (fill.extra or {}).get(key)
         if cid:
             it = own(fetch_intent(conn, str(cid)))
             if it:
                 return it
+    if fill.order_id:
+        it = by_exchange_order_id(conn, account, fill.symbol, str(fill.order_id))
+        if it is not None:
+            return own(it)
     if fill.order_id:
         r = conn.execute("SELECT client_id FROM orders WHERE account=? AND exchange_order_id=? AND client_id IS NOT"
                          " NULL", (account, str(fill.order_id))).fetchone()

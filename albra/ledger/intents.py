@@ -154,7 +154,24 @@ def _remember(conn: Any, intent: Intent) -> Intent:
     m = _memo(conn)
     if m is not None:
         remember(m, intent.client_id, intent)
+        if intent.exchange_order_id:
+            remember(memo_of(conn).setdefault("intent_by_order", {}),  # type: ignore[union-attr]
+                     (intent.account, intent.symbol, intent.exchange_order_id), intent.client_id)
     return intent
+
+
+def by_exchange_order_id(conn: Any, account: str, symbol: str, order_id: str) -> Intent | None:
+    """The intent whose recorded exchange order id is ``order_id`` on (account, symbol) — Binance's trade rows name
+    the order id, not our client id. A memo store answers from the ids its intents were recorded with (checked
+    against the intent itself); anything it does not hold is read from the file."""
+    m = memo_of(conn)
+    if m is not None and (cid := m.get("intent_by_order", {}).get((account, symbol, order_id))) is not None:
+        it = fetch_intent(conn, cid)
+        if it is not None and (it.account, it.symbol, it.exchange_order_id) == (account, symbol, order_id):
+            return it
+    r = conn.execute("SELECT client_id FROM order_intents WHERE account=? AND symbol=? AND exchange_order_id=?",
+                     (account, symbol, order_id)).fetchone()
+    return None if r is None else fetch_intent(conn, r[0])
 
 
 def _forget(conn: Any, client_id: str) -> None:

@@ -99,6 +99,32 @@ def recovery_hint(path: Path) -> str:
 
 #: Write-through read caches of single-writer throwaway stores, by connection (see :meth:`Store.enable_memo`).
 _MEMOS: dict[int, dict[str, dict]] = {}
+#: per memo connection, one list of undo actions per open transaction (innermost last): see :func:`on_rollback`
+_UNDO: dict[int, list[list[Callable[[], None]]]] = {}
+#: memo parts that hold values not yet written to the file (not read caches): a failed transaction undoes its own
+#: changes to them (:func:`on_rollback`) instead of emptying them
+DURABLE_PARTS = frozenset({"risk_state_unwritten"})
+#: run with (connection, memo) before a memo store's batch commits: modules that keep values in memory during a run
+#: write them here (risk state: :mod:`albra.store.risk_state`)
+BEFORE_COMMIT: list[Callable[[Any, dict], None]] = []
+
+
+#: connections of memo stores with an open :meth:`Store.batch` (values may wait in memory until it commits)
+_BATCHED: set[int] = set()
+
+
+def batched(conn: Any) -> bool:
+    """Whether ``conn`` is a memo store's inside an open batch: the only place a value may be kept in memory and
+    written when the batch commits (:data:`BEFORE_COMMIT`)."""
+    return id(conn) in _BATCHED and id(conn) in _MEMOS
+
+
+def on_rollback(conn: Any, undo: Callable[[], None]) -> None:
+    """On a memo store, run ``undo`` if the innermost open transaction fails (and, once it succeeded, if an
+    enclosing one fails). Outside a transaction, or on a live store, nothing is registered: the change stands."""
+    stack = _UNDO.get(id(conn))
+    if stack:
+        stack[-1].append(undo)
 
 
 def memo_of(conn: Any) -> dict[str, dict] | None:
@@ -342,55 +368,29 @@ class Store:
             raise StoreError("enable_memo needs a store opened with Store.open(..., memo=True)")
         with self._lock:
             self.memo = _MEMOS[id(self._conn)] = {}
+            _UNDO[id(self._conn)] = []
             return self.memo
 
-    def _forget_memo(self) -> None:
+    def _forget_memo(self, everything: bool = False) -> None:
+        """Empty the read caches after a rollback (their rows may be gone). Parts holding values not yet written
+        (:data:`DURABLE_PARTS`) were put back by their undo actions; only a whole batch's rollback empties them."""
         if self.memo is not None:
-            for part in self.memo.values():
-                part.clear()
+            for name, part in self.memo.items():
+                if everything or name not in DURABLE_PARTS:
+                    part.clear()
 
-    @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def _before_commit(self) -> None:
+        if self.memo is not None:
+            for hook in BEFORE_COMMIT:
+                hook(self._conn, self.memo)
+
+    def tx(self) -> "_Tx":
         """A write transaction (``BEGIN IMMEDIATE``): all or nothing, serialised across processes.
 
         Inside :meth:`batch` it is a SAVEPOINT instead: a failure rolls back only this transaction's writes (and
         the exception still propagates); its writes become durable when the batch commits.
         """
-        with self._lock:
-            c = self._conn
-            b = self._batch
-            if b is not None:
-                b.depth += 1
-                name = f"albra_tx_{b.depth}"
-                c.execute(f"SAVEPOINT {name}")
-                try:
-                    yield c
-                except BaseException:
-                    c.execute(f"ROLLBACK TO {name}")
-                    c.execute(f"RELEASE {name}")
-                    self._forget_memo()
-                    raise
-                else:
-                    c.execute(f"RELEASE {name}")
-                finally:
-                    b.depth -= 1
-                if b.depth == 0:
-                    b.done += 1
-                    if b.commit_every and b.done >= b.commit_every:
-                        c.execute("COMMIT")
-                        c.execute("BEGIN IMMEDIATE")
-                        b.done = 0
-                        b.commits += 1
-                return
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                yield c
-            except BaseException:
-                c.execute("ROLLBACK")
-                self._forget_memo()
-                raise
-            else:
-                c.execute("COMMIT")
+        return _Tx(self)
 
     @contextlib.contextmanager
     def batch(self, commit_every: int | None = None) -> Iterator["_Batch"]:
@@ -416,15 +416,21 @@ class Store:
             c = self._conn
             c.execute("BEGIN IMMEDIATE")
             b = self._batch = _Batch(commit_every)
+            _BATCHED.add(id(c))
             try:
                 yield b
             except BaseException:
                 self._batch = None
+                _BATCHED.discard(id(c))
                 c.execute("ROLLBACK")
-                self._forget_memo()
+                self._forget_memo(everything=True)
                 raise
             else:
                 self._batch = None
+                try:
+                    self._before_commit()
+                finally:
+                    _BATCHED.discard(id(c))
                 c.execute("COMMIT")
                 b.commits += 1
 
@@ -481,6 +487,7 @@ class Store:
     def close(self) -> None:
         with self._lock:
             _MEMOS.pop(id(self._conn), None)
+            _UNDO.pop(id(self._conn), None)
             self.memo = None
             self._conn.close()
 
@@ -489,6 +496,88 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: savepoint names by nesting depth (made once: a backtest opens ~14 transactions per trade)
+_SAVEPOINTS = tuple(f"albra_tx_{d}" for d in range(64))
+_raw_execute = sqlite3.Connection.execute  # savepoints are not writes: the memo's write watch has nothing to see
+
+
+class _Tx:
+    """The context manager :meth:`Store.tx` returns (a class, not a generator: it runs for every ledger write).
+    Holds the store's lock from enter to exit; see :meth:`Store.tx` for the meaning."""
+
+    __slots__ = ("store", "name")
+
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+        self.name: str | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        s = self.store
+        s._lock.acquire()
+        try:
+            c = s._conn
+            b = s._batch
+            if b is not None:
+                b.depth += 1
+                name = _SAVEPOINTS[b.depth] if b.depth < len(_SAVEPOINTS) else f"albra_tx_{b.depth}"
+                try:
+                    _raw_execute(c, "SAVEPOINT " + name)
+                except BaseException:
+                    b.depth -= 1
+                    raise
+                self.name = name
+            else:
+                c.execute("BEGIN IMMEDIATE")
+            if (stack := _UNDO.get(id(c))) is not None:
+                stack.append([])
+            return c
+        except BaseException:
+            s._lock.release()
+            raise
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
+        s = self.store
+        c = s._conn
+        if (stack := _UNDO.get(id(c))) is not None and stack:
+            frame = stack.pop()
+            if et is not None:
+                for undo in reversed(frame):
+                    undo()
+            elif stack:
+                stack[-1].extend(frame)  # an enclosing transaction that fails undoes this one's changes too
+        try:
+            name = self.name
+            if name is not None:
+                b = s._batch
+                assert b is not None
+                try:
+                    if et is not None:
+                        _raw_execute(c, "ROLLBACK TO " + name)
+                        _raw_execute(c, "RELEASE " + name)
+                        s._forget_memo()
+                        return False
+                    _raw_execute(c, "RELEASE " + name)
+                finally:
+                    b.depth -= 1
+                if b.depth == 0:
+                    b.done += 1
+                    if b.commit_every and b.done >= b.commit_every:
+                        s._before_commit()
+                        c.execute("COMMIT")
+                        c.execute("BEGIN IMMEDIATE")
+                        b.done = 0
+                        b.commits += 1
+                return False
+            if et is not None:
+                c.execute("ROLLBACK")
+                s._forget_memo()
+                return False
+            c.execute("COMMIT")
+            return False
+        finally:
+            s._lock.release()
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from albra.store.db import Store, memo_of
+from albra.store.db import BEFORE_COMMIT, Store, batched, memo_of, on_rollback
 from albra.timefmt import now_ms as _now_ms
 
 MDD_PEAK = "mdd_peak_equity"          # {"equity": "12345.6", "ts": ms}
@@ -19,6 +19,25 @@ INCOME_CURSOR = "income_cursor"       # {"ts": ms of the last income row read}
 
 
 _MISSING = object()
+#: the memo part of values a backtest's batch keeps in memory until it commits: (account, strategy, key) →
+#: (JSON text, updated_ms). Why: the issue asks for risk state in memory within a run — every entry rewrote the MDD
+#: level and every fill the day's realised PnL, ~4.5 upserts per trade, read back by nobody but this process.
+UNWRITTEN = "risk_state_unwritten"
+_UPSERT = ("INSERT INTO risk_state(account, strategy, key, value, updated_ms) VALUES (?,?,?,?,?)"
+           " ON CONFLICT(account, strategy, key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms")
+
+
+def _write_unwritten(conn: Any, memo: dict) -> None:
+    """Before a memo store's batch commits: write the risk state it kept in memory (:data:`UNWRITTEN`)."""
+    waiting = memo.get(UNWRITTEN)
+    if not waiting:
+        return
+    for (account, strategy, key), (text, ts) in list(waiting.items()):
+        conn.execute(_UPSERT, (account, strategy, key, text, ts))
+    waiting.clear()
+
+
+BEFORE_COMMIT.append(_write_unwritten)
 
 
 def _memo(store: Store | None, conn: Any) -> dict | None:
@@ -33,6 +52,9 @@ def raw(conn: Any, account: str, key: str, strategy: str = "") -> str | None:
     """The stored JSON text of a key, read on ``conn`` (inside a transaction), or None."""
     m = _memo(None, conn)
     if m is not None:
+        waiting = memo_of(conn).get(UNWRITTEN)  # type: ignore[union-attr]
+        if waiting and (w := waiting.get((account, strategy, key))) is not None:
+            return w[0]
         hit = m.get((account, strategy, key), _MISSING)
         if hit is not _MISSING:
             return hit
@@ -47,6 +69,9 @@ def raw(conn: Any, account: str, key: str, strategy: str = "") -> str | None:
 def get(store: Store, account: str, key: str, strategy: str = "", default: Any = None) -> Any:
     m = _memo(store, None)
     if m is not None:
+        waiting = store.memo.get(UNWRITTEN) if store.memo is not None else None
+        if waiting and (w := waiting.get((account, strategy, key))) is not None:
+            return json.loads(w[0])
         hit = m.get((account, strategy, key), _MISSING)
         if hit is not _MISSING:
             return default if hit is None else json.loads(hit)
@@ -59,22 +84,35 @@ def get(store: Store, account: str, key: str, strategy: str = "", default: Any =
 
 def put(store: Store, account: str, key: str, value: Any, strategy: str = "", ts: int | None = None,
         conn: Any = None) -> None:
-    sql = ("INSERT INTO risk_state(account, strategy, key, value, updated_ms) VALUES (?,?,?,?,?)"
-           " ON CONFLICT(account, strategy, key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms")
     text = json.dumps(value, default=str, sort_keys=True)
     m = _memo(store, conn)
-    if m is not None and m.get((account, strategy, key), _MISSING) == text:
+    k = (account, strategy, key)
+    c = conn if conn is not None else store._conn
+    waiting = memo_of(c).get(UNWRITTEN) if m is not None else None  # type: ignore[union-attr]
+    if m is not None and (waiting[k][0] if waiting and k in waiting else m.get(k, _MISSING)) == text:
         return  # a backtest's memo store: the stored value is already this (only updated_ms would change)
     params = (account, strategy, key, text, _now_ms() if ts is None else ts)
+    if m is not None and batched(c):
+        # inside a backtest's batch: kept in memory, written when the batch commits; a failed transaction puts the
+        # previous value back (the read cache is emptied by the rollback, the value waiting here is not)
+        waiting = memo_of(c).setdefault(UNWRITTEN, {})  # type: ignore[union-attr]
+        before = waiting.get(k, _MISSING)
+        waiting[k] = (text, params[4])
+        on_rollback(c, lambda: waiting.pop(k, None) if before is _MISSING else waiting.__setitem__(k, before))
+        return
     if conn is not None:
-        conn.execute(sql, params)
+        conn.execute(_UPSERT, params)
     else:
-        store.execute(sql, params)
+        store.execute(_UPSERT, params)
     if m is not None:
-        m[(account, strategy, key)] = text
+        m[k] = text
 
 
 def all_for(store: Store, account: str) -> dict[tuple[str, str], Any]:
-    """Every (strategy, key) → value of an account."""
-    return {(r["strategy"], r["key"]): json.loads(r["value"])
-            for r in store.query("SELECT strategy, key, value FROM risk_state WHERE account=?", (account,))}
+    """Every (strategy, key) → value of an account (with what a backtest's batch still keeps in memory)."""
+    out = {(r["strategy"], r["key"]): json.loads(r["value"])
+           for r in store.query("SELECT strategy, key, value FROM risk_state WHERE account=?", (account,))}
+    for (acct, strategy, key), (text, _) in ((store.memo or {}).get(UNWRITTEN) or {}).items():
+        if acct == account:
+            out[(strategy, key)] = json.loads(text)
+    return out

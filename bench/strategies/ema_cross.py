@@ -31,6 +31,8 @@ class BenchEmaCross(Strategy):
         fast: int = Field(20, ge=2)
         slow: int = Field(50, ge=3)
         stop_loss_pct: float = Field(0.006, gt=0, lt=1)
+        #: False: the same indicators and candles, no decision — the bench's baseline for the cost of a trade
+        trade: bool = True
 
     search_space = {"fast": IntRange(5, 40), "slow": IntRange(30, 120), "stop_loss_pct": FloatRange(0.003, 0.03)}
 
@@ -42,7 +44,7 @@ class BenchEmaCross(Strategy):
 
     def decide(self, features: Features, i: int, legs: Sequence[LegView],
                last_entry_ts: int | None = None) -> list[Decision]:
-        if not features.valid[i]:
+        if not features.valid[i] or not self.params.trade:
             return []
         c = features.cols
         diff, prev = c["diff"][i], c["prev"][i]

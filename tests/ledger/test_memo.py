@@ -190,3 +190,68 @@ def test_intents_of_a_leg_from_memory_equal_the_file(tmp_path: Path) -> None:
         check(leg.leg_id)  # the intents it lists left the memo: read from the file again
     finally:
         store.close()
+
+
+def test_fill_found_by_exchange_order_id_from_memory_and_from_the_file(tmp_path: Path) -> None:
+    """A trade row names the order id only: a memo store finds its intent by the id it was recorded with, without a
+    query; when that id was changed behind the memo's back the file answers."""
+    from albra.ledger.fills import apply_fill
+
+    from tests.ledger.conftest import fill_for
+
+    store = Store.open(tmp_path / "bt.db", memo=True)
+    store.enable_memo()
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    try:
+        intent, leg = entry_intent(store)
+        I.mark_sent(store, intent.client_id, now_ms=T0 + 1)
+        res = OrderResult(intent.client_id, "91", intent.symbol, intent.side, intent.order_type, OrderStatus.FILLED,
+                          intent.position_side, Decimal("0.010"), Decimal("0.004"), Decimal("65000"), None, None,
+                          False, False, False, T0 + 2)
+        I.mark_outcome(store, res, now_ms=T0 + 2)
+        seen.clear()
+        got = apply_fill(store, "main", fill_for(intent, "0.004", "65000", client_id="", order_id="91"))
+        assert got.applied and got.client_id == intent.client_id and got.leg_id == leg.leg_id
+        assert not [q for q in seen if "exchange_order_id=" in q.replace(" ", "")]
+        store.execute("UPDATE order_intents SET exchange_order_id = '92' WHERE client_id = ?", (intent.client_id,))
+        got = apply_fill(store, "main", fill_for(intent, "0.006", "65000", client_id="", order_id="92"))
+        assert got.applied and got.client_id == intent.client_id
+        nobody = apply_fill(store, "main", fill_for(intent, "0.001", "65000", client_id="", order_id="91"))
+        assert nobody.applied and nobody.leg_id is None  # "91" is no intent's id any more: recorded unattributed
+    finally:
+        store.close()
+
+
+def test_risk_state_waits_in_memory_during_a_batch_and_a_failed_tx_puts_it_back(tmp_path: Path) -> None:
+    """Inside a backtest's batch risk state is kept in memory (no upsert per change) and written when the batch
+    commits; a failed transaction restores the value it changed, nested ones included, and reads see the truth."""
+    from albra.ledger import daily_pnl
+
+    path = tmp_path / "bt.db"
+    store = Store.open(path, memo=True)
+    store.enable_memo()
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    try:
+        with store.batch():
+            risk_state.put(store, "main", risk_state.MDD_PEAK, {"equity": "100", "ts": T0}, ts=T0)
+            with store.tx() as c:
+                daily_pnl.add(c, "main", "TFPE", T0, Decimal("2.5"), T0)
+            assert not [q for q in seen if "INTO risk_state" in q]  # nothing written yet
+            with pytest.raises(RuntimeError):
+                with store.tx() as c:
+                    risk_state.put(store, "main", risk_state.MDD_PEAK, {"equity": "1", "ts": T0}, conn=c)
+                    with store.tx() as c2:
+                        daily_pnl.add(c2, "main", "TFPE", T0, Decimal("1"), T0)
+                    assert daily_pnl.realized_on(store, "main", "TFPE", "2024-06-10") == Decimal("3.5")
+                    raise RuntimeError("boom")
+            assert risk_state.get(store, "main", risk_state.MDD_PEAK) == {"equity": "100", "ts": T0}
+            assert daily_pnl.realized_on(store, "main", "TFPE", "2024-06-10") == Decimal("2.5")
+            assert risk_state.all_for(store, "main")[("", risk_state.MDD_PEAK)] == {"equity": "100", "ts": T0}
+        assert len([q for q in seen if "INTO risk_state" in q]) == 2  # written at the commit, once per key
+        with Store.open(path, create=False) as other:
+            assert risk_state.get(other, "main", risk_state.MDD_PEAK) == {"equity": "100", "ts": T0}
+            assert daily_pnl.realized_on(other, "main", "TFPE", "2024-06-10") == Decimal("2.5")
+    finally:
+        store.close()

@@ -1,6 +1,7 @@
 """albra.metrics: hand-computed values on small curves and trade lists."""
 
 import math
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -60,3 +61,30 @@ def test_monthly_returns_and_summary_is_json_safe():
     s = M.summary(curve, [10.0, -11.0], [(jan, jan + D)])
     assert s["max_drawdown_pct"] == 10.0 and s["profit_factor"] == pytest.approx(10 / 11, abs=1e-4)
     assert M.summary([], [])["sharpe"] is None
+
+
+@pytest.mark.parametrize("tz", [timezone.utc, timezone(timedelta(hours=5, minutes=30)),
+                                timezone(timedelta(hours=-9, minutes=-45))])
+def test_monthly_returns_label_every_point_by_its_own_month(tz) -> None:
+    """Labels are computed once per month, yet each point lands in the month its own timestamp is in -- also
+    on the boundary's first and last ms, and in zones whose midnight is not on a UTC hour."""
+    import random
+
+    rnd = random.Random(7)
+    start = 1_700_000_000_000
+    ts = sorted({start + rnd.randrange(0, 3 * 365 * D) for _ in range(3000)})
+    for y, mo in [(2024, 2), (2024, 3), (2025, 1)]:  # points on and next to month boundaries in tz
+        b = int(datetime(y, mo, 1, tzinfo=tz).timestamp() * 1000)
+        ts += [b - 1, b, b + 1]
+    ts.sort()
+    curve = [(t, 100.0 + rnd.random()) for t in ts]
+    want: dict[str, float] = {}
+    prev, month, last = curve[0][1], None, curve[0][1]
+    for t, eq in curve:  # the reference: a label per point
+        m = datetime.fromtimestamp(t / 1000, tz).strftime("%Y-%m")
+        if month is not None and m != month:
+            want[month] = last / prev - 1.0
+            prev = last
+        month, last = m, eq
+    want[month] = last / prev - 1.0
+    assert M.monthly_returns(curve, tz) == want
