@@ -320,16 +320,12 @@ class SimExchange:
         positions move it). None when there are two positions on the symbol (hedge mode's sides both move with
         this mark): the Decimal test decides."""
         sym = st.symbol
+        holders = self._holders(sym)
+        if holders is None:
+            return None
         out: list[LiqBounds] = []
-        for acct in self.accounts.values():
-            live = acct.live_positions(sym)
-            if not live:
-                continue
-            if len(live) > 1:
-                return None
-            pos = live[0]
-            n = abs(pos.amt)
-            n_f = float(n)
+        for acct, pos in holders:
+            n_f = float(abs(pos.amt))
             tiers = self._tiers_of(sym)
             k = tiers.find(n_f * lo_f)
             if k is None:  # at a cap: nothing is kept, the next candle asks again
@@ -349,6 +345,18 @@ class SimExchange:
                     else:
                         up = min(up, float(lp))
             out.append((acct, acct.wallet, down, up, cross))
+        return out
+
+    def _holders(self, symbol: str) -> list[tuple[Account, Position]] | None:
+        """Each account holding a position on the symbol, with it; None when an account holds two (hedge mode's
+        sides, which both move with this mark)."""
+        out = []
+        for acct in self.accounts.values():
+            live = acct.live_positions(symbol)
+            if len(live) > 1:
+                return None
+            if live:
+                out.append((acct, live[0]))
         return out
 
     def _tiers_of(self, symbol: str) -> Tiers:
@@ -399,13 +407,10 @@ class SimExchange:
             if (a.trigger_price >= lo) if down else (a.trigger_price <= hi):
                 return False
         sym = st.symbol
-        for acct in self.accounts.values():
-            live = acct.live_positions(sym)
-            if not live:
-                continue
-            if len(live) > 1:
-                return False
-            pos = live[0]
+        holders = self._holders(sym)
+        if holders is None:
+            return False
+        for acct, pos in holders:
             n = abs(pos.amt)
             spec = self.spec(sym)
             b = spec.bracket_for(n * lo)
