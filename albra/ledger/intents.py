@@ -194,8 +194,9 @@ def get_intent(store: Store, client_id: str) -> Intent | None:
 
 def _leg_index(conn: Any) -> dict[str, list[str]] | None:
     """A memo store's list of each leg's intent client ids in (created_ms, client_id) order — complete for every leg
-    it holds: filled by a full read of the leg's intents, or started empty by the leg's own insert (:func:`albra.ledger.legs.insert_leg`), and appended to
-    by :func:`record_intent` (this module is the only writer that inserts intents)."""
+    it holds: filled by a full read of the leg's intents, or started empty by the leg's own insert
+    (:func:`albra.ledger.legs.insert_leg`), and appended to by :func:`record_intent` (this module is the only
+    writer that inserts intents)."""
     m = memo_of(conn)
     return None if m is None else m.setdefault(LEG_INTENTS, {})
 

@@ -302,9 +302,10 @@ def insert_leg(conn: sqlite3.Connection, *, leg_id: str, account: str, symbol: s
             type(v) is str for v in (leg_id, account, symbol, strategy, entry_reason)):
         # exactly the row just inserted, parsed as Leg.from_row would parse it (no read-back needed)
         q = D(_s(qty))
-        return _remember_leg(conn, Leg(leg_id, account, symbol, strategy, direction, position_side, state, q, D(_s(qty)),
-                   _dec(_s(entry_price)), entry_ts, None, D("0"), D("0"), D("0"), _dec(_s(stop_price)),
-                   _dec(_s(take_profit)), None, None, [], {}, entry_reason, None, now_ms, None, now_ms))
+        return _remember_leg(conn, Leg(
+            leg_id, account, symbol, strategy, direction, position_side, state, q, D(_s(qty)), _dec(_s(entry_price)),
+            entry_ts, None, D("0"), D("0"), D("0"), _dec(_s(stop_price)), _dec(_s(take_profit)), None, None, [], {},
+            entry_reason, None, now_ms, None, now_ms))
     leg = fetch_leg(conn, leg_id)
     assert leg is not None
     return leg

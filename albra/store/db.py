@@ -103,7 +103,8 @@ _MEMOS: dict[int, dict[str, dict]] = {}
 _UNDO: dict[int, list[list[Callable[[], None]]]] = {}
 #: memo parts that hold values not yet written to the file (not read caches): a failed transaction undoes its own
 #: changes to them (:func:`on_rollback`) instead of emptying them
-DURABLE_PARTS = frozenset({"risk_state_unwritten"})
+RISK_STATE_UNWRITTEN = "risk_state_unwritten"
+DURABLE_PARTS = frozenset({RISK_STATE_UNWRITTEN})
 #: run with (connection, memo) before a memo store's batch commits: modules that keep values in memory during a run
 #: write them here (risk state: :mod:`albra.store.risk_state`)
 BEFORE_COMMIT: list[Callable[[Any, dict], None]] = []
@@ -540,14 +541,14 @@ class _Tx:
     def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
         s = self.store
         c = s._conn
-        if (stack := _UNDO.get(id(c))) is not None and stack:
-            frame = stack.pop()
-            if et is not None:
-                for undo in reversed(frame):
-                    undo()
-            elif stack:
-                stack[-1].extend(frame)  # an enclosing transaction that fails undoes this one's changes too
         try:
+            if (stack := _UNDO.get(id(c))) is not None and stack:
+                frame = stack.pop()
+                if et is not None:
+                    for undo in reversed(frame):
+                        undo()
+                elif stack:
+                    stack[-1].extend(frame)  # an enclosing transaction that fails undoes this one's changes too
             name = self.name
             if name is not None:
                 b = s._batch

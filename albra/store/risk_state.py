@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from albra.store.db import BEFORE_COMMIT, Store, batched, memo_of, on_rollback
+from albra.store.db import BEFORE_COMMIT, RISK_STATE_UNWRITTEN, Store, batched, memo_of, on_rollback
 from albra.timefmt import now_ms as _now_ms
 
 MDD_PEAK = "mdd_peak_equity"          # {"equity": "12345.6", "ts": ms}
@@ -22,7 +22,7 @@ _MISSING = object()
 #: the memo part of values a backtest's batch keeps in memory until it commits: (account, strategy, key) →
 #: (JSON text, updated_ms). Why: the issue asks for risk state in memory within a run — every entry rewrote the MDD
 #: level and every fill the day's realised PnL, ~4.5 upserts per trade, read back by nobody but this process.
-UNWRITTEN = "risk_state_unwritten"
+UNWRITTEN = RISK_STATE_UNWRITTEN
 _UPSERT = ("INSERT INTO risk_state(account, strategy, key, value, updated_ms) VALUES (?,?,?,?,?)"
            " ON CONFLICT(account, strategy, key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms")
 
