@@ -131,6 +131,11 @@ def enum(row: dict, key: str, what: str, table: dict) -> Any:
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 _PSIDES = {"BOTH": PositionSide.BOTH, "LONG": PositionSide.LONG, "SHORT": PositionSide.SHORT}
 
+#: The tables above, read also by the paper gateway's direct answers (``albra.sim.answers``, ADR 0022): one
+#: mapping from Binance's names to albra's values for both paths.
+ORDER_TYPES, REGULAR_STATUS, ALGO_STATUS = _ORDER_TYPES, _REGULAR_STATUS, _ALGO_STATUS
+SIDES, POSITION_SIDES = _SIDES, _PSIDES
+
 
 # --- markets, time, candles --------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 PREFIX = "al"
 HASH_LEN = 10
@@ -57,6 +58,13 @@ def leg_hash(account: str, strategy: str, symbol: str) -> str:
     for name, value in (("account", account), ("strategy", strategy), ("symbol", symbol)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"client id needs a non-empty {name}, got {value!r}")
+    return _leg_hash(account, strategy, symbol)
+
+
+@lru_cache(maxsize=1024)
+def _leg_hash(account: str, strategy: str, symbol: str) -> str:
+    """The hash itself, remembered: a process asks for the same few legs' hash for every order it places (a
+    backtest thousands of times); a pure function of its three strings, so the cache cannot be stale."""
     digest = hashlib.blake2b(f"{account}\x1f{strategy}\x1f{symbol}".encode(), digest_size=8).digest()
     h = to_base36(int.from_bytes(digest, "big"))
     return h.rjust(HASH_LEN, "0")[-HASH_LEN:]

@@ -1,12 +1,14 @@
 """The paper gateway: the same :class:`~albra.exchange.types.Gateway` over the in-process simulated exchange
 (``albra.sim.exchange.SimExchange``), with no HTTP in between.
 
-Why it goes through Binance's JSON shapes: every answer is built with the simulator's own Binance payload
-builders (``albra.sim.payloads``, the same ones ``albra sim serve`` sends) and read back with the same validating
-parsers the ccxt gateway uses (``binance_parse``), and orders are built by the same ``order_rules.order_params``.
-So a paper account behaves exactly like a ccxt client against the local server — quantisation, hedge-mode rules,
-error classes — and engine code cannot tell them apart. The cost is per *call* (microseconds), never per candle:
-a backtest feeds candles to the core directly and the gateway does nothing until the engine asks something.
+A paper account behaves exactly like a ccxt client against the local server (``albra sim serve``):
+orders are built by the same ``order_rules.order_params`` (quantisation, hedge-mode rules), simulator errors
+become the same error classes through ``from_binance_code``, and every answer is the value the ccxt gateway's
+parsers read from the Binance JSON the server would send — taken straight from the simulator's records by
+``albra.sim.answers`` (ADR 0022; ADR 0018 had kept a JSON round trip per answer). A corpus test pins the direct
+answers equal to ``binance_parse.parse_*(payloads.*(...))`` field for field, so engine code cannot tell them
+apart. The cost is per *call*, never per candle: a backtest feeds candles to the core directly and the gateway
+does nothing until the engine asks something.
 
 Time: with a ``clock`` (paper trading, replay at a speed) each call first brings the replay up to the clock's
 time, as the server does per request; without one the exchange's own time is used, i.e. whatever the backtest
@@ -47,14 +49,15 @@ class PaperGateway:
     ``clock``, moves the market to the clock's time before every call."""
 
     def __init__(self, account: str, exchange: Any, *, replay: Any = None, clock: Clock | None = None) -> None:
-        from albra.sim import payloads
+        from albra.sim import answers, payloads
         from albra.sim.errors import SimError
 
         self.account = account
         self.ex = exchange
         self.replay = replay
         self.clock = clock
-        self._payloads = payloads
+        self._payloads = payloads  # exchange_info only: the markets are read once, through the parser
+        self._answers = answers
         self._sim_error = SimError
         exchange.account(account)  # unknown account: ValueError now, not on the first order
         self._markets: dict[str, MarketFilters] | None = None
@@ -165,14 +168,12 @@ class PaperGateway:
 
     async def fetch_balance(self) -> Balance:
         now = self._now()
-        raw = self._run(lambda: self._payloads.account(self.ex, self.ex.account(self.account), now))
-        return P.parse_balance(raw, self.ex.account(self.account).asset, now)
+        return self._run(lambda: self._answers.balance(self.ex, self.ex.account(self.account), now))
 
     async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[ExchangePosition]:
         self._now()
         acct = self.ex.account(self.account)
-        rows = self._run(lambda: [self._payloads.position_row_v3(self.ex, acct, p) for p in acct.live_positions()])
-        return P.parse_positions(rows, symbols)
+        return self._run(lambda: self._answers.positions(self.ex, acct, symbols))
 
     async def fetch_position_mode(self) -> PositionMode:
         return self.ex.account(self.account).mode
@@ -182,19 +183,17 @@ class PaperGateway:
         try:
             if is_algo:
                 a = self._run(lambda: self.ex.get_algo(self.account, None, client_id))
-                return P.parse_algo(self._payloads.algo(a))
+                return self._answers.algo(a)
             o = self._run(lambda: self.ex.get_order(self.account, symbol, None, client_id))
-            return P.parse_order(self._payloads.order(o))
+            return self._answers.order(o)
         except UnknownOrder:
             return None
 
     async def fetch_open_orders(self, symbol: str | None = None, algo: bool = False) -> list[OrderResult]:
         self._now()
         if algo:
-            return [P.parse_algo(self._payloads.algo(a))
-                    for a in self._run(lambda: self.ex.open_algos(self.account, symbol))]
-        return [P.parse_order(self._payloads.order(o))
-                for o in self._run(lambda: self.ex.open_orders(self.account, symbol))]
+            return [self._answers.algo(a) for a in self._run(lambda: self.ex.open_algos(self.account, symbol))]
+        return [self._answers.order(o) for o in self._run(lambda: self.ex.open_orders(self.account, symbol))]
 
     async def fetch_trades(self, symbol: str, since: int | None = None, limit: int = 1000) -> list[Fill]:
         """``userTrades`` as Binance answers it: the 7-day window from ``since`` (the last 7 days without it)
@@ -206,7 +205,7 @@ class PaperGateway:
         rows = self._select(self.ex.account(self.account).trades, since, limit,
                             lambda t: t["symbol"] == symbol and (lo is None or t["time"] >= lo)
                             and (hi is None or t["time"] <= hi) and vis(t))
-        return await value_fees(self.fetch_candles, P.parse_trades([self._payloads.trade(t) for t in rows], symbol))
+        return await value_fees(self.fetch_candles, [self._answers.fill(t) for t in rows])
 
     async def fetch_income(self, since: int | None = None, income_type: str | None = None,
                            limit: int = 1000) -> list[IncomeRow]:
@@ -216,7 +215,7 @@ class PaperGateway:
         rows = self._select(self.ex.account(self.account).income, since, limit,
                             lambda r: (income_type is None or r["incomeType"] == income_type) and vis(r)
                             and (lo is None or r["time"] >= lo))
-        return P.parse_income([self._payloads.income(r) for r in rows])
+        return [self._answers.income(r) for r in rows]
 
     # -- set-up --------------------------------------------------------------------------------------------------
 
@@ -252,21 +251,21 @@ class PaperGateway:
                 self.account, req.symbol, p["side"], p["type"], Decimal(p["triggerPrice"]), qty,
                 client_algo_id=req.client_id, position_side=p.get("positionSide"), reduce_only=reduce_only,
                 close_position=p.get("closePosition") == "true", working_type=p["workingType"]), placement=True)
-            return P.parse_algo(self._payloads.algo(a))
+            return self._answers.algo(a)
         o = self._run(lambda: self.ex.place_order(
             self.account, req.symbol, p["side"], p["type"], qty, Decimal(p["price"]) if "price" in p else None,
             client_id=req.client_id, position_side=p.get("positionSide"), reduce_only=reduce_only,
             time_in_force=p.get("timeInForce")), placement=True)
-        return P.parse_order(self._payloads.order(o))
+        return self._answers.order(o)
 
     async def cancel_order(self, symbol: str, client_id: str, is_algo: bool) -> OrderResult | None:
         self._now()
         try:
             if is_algo:
                 a = self._run(lambda: self.ex.cancel_algo(self.account, None, client_id))
-                return P.parse_algo(self._payloads.algo(a))
+                return self._answers.algo(a)
             o = self._run(lambda: self.ex.cancel_order(self.account, symbol, None, client_id))
-            return P.parse_order(self._payloads.order(o))
+            return self._answers.order(o)
         except UnknownOrder:
             return None
 

@@ -7,7 +7,6 @@ of the execution), pruned to the last :data:`KEEP_DAYS` days. The amount is net:
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from decimal import Decimal
 
@@ -24,8 +23,7 @@ def add(conn: sqlite3.Connection, account: str, strategy: str, ts_ms: int, amoun
     """Add ``amount`` to the strategy's realised PnL of the KST day containing ``ts_ms`` (inside a tx)."""
     if amount == 0:
         return
-    text = risk_state.raw(conn, account, DAILY_REALIZED, strategy)
-    days: dict[str, str] = json.loads(text) if text else {}
+    days: dict[str, str] = risk_state.value(conn, account, DAILY_REALIZED, strategy) or {}
     day = kst_date(ts_ms)
     days[day] = format(D(days.get(day, "0")) + amount, "f")
     keep = sorted(days)[-KEEP_DAYS:]

@@ -78,10 +78,7 @@ class EquityUpdate:
 
 
 def _read(c, account: str, key: str):  # noqa: ANN001
-    import json
-
-    text = risk_state.raw(c, account, key)
-    return None if text is None else json.loads(text)
+    return risk_state.value(c, account, key)
 
 
 def update_equity(store: Store, account: str, balance: Balance, income_rows: Sequence[IncomeRow], now_ms: int,

@@ -126,6 +126,11 @@ class SimExchange:
         self._next_tran = 9_000_000_000
         self.all_orders: list[Order] = []
         self.all_algos: list[AlgoOrder] = []
+        #: the latest order per (account, symbol, client id) and algo order per (account, client algo id), caught
+        #: up from the two append-only lists above when a lookup needs them (_latest_order/_latest_algo)
+        self._order_by_cid: dict[tuple[str, str, str], Order] = {}
+        self._algo_by_cid: dict[tuple[str, str], AlgoOrder] = {}
+        self._cid_seen = [0, 0]  # how many of all_orders / all_algos are in those two indexes
         self.rejections: list[dict] = []
         self.listeners: list[Callable[[str, object], None]] = []
         #: the user data stream's source: every observable change with the time it becomes observable
@@ -626,12 +631,12 @@ class SimExchange:
                     reduce_only: bool | None = None, time_in_force: str | None = None) -> Order:
         """Place a MARKET or LIMIT order (Binance ``POST /fapi/v1/order`` rules). A MARKET order, or a
         LIMIT that crosses the last price, fills at once (taker); other LIMITs rest."""
-        req = {"side": str(side), "type": str(type), "quantity": str(quantity), "price": str(price),
-               "positionSide": position_side, "reduceOnly": reduce_only, "timeInForce": time_in_force}
         try:
             return self._place_order(account, symbol, side, type, quantity, price, client_id,
                                      position_side, reduce_only, time_in_force)
         except SimError as e:
+            req = {"side": str(side), "type": str(type), "quantity": str(quantity), "price": str(price),
+                   "positionSide": position_side, "reduceOnly": reduce_only, "timeInForce": time_in_force}
             self._reject("order", account, symbol, client_id, e, req)
             raise
 
@@ -709,11 +714,38 @@ class SimExchange:
             for o in acct.open_orders.values():
                 if o.client_id == client_id and o.symbol == symbol:
                     return o
-            for o in reversed(list(acct.orders.values())):
+            o = self._latest_order(acct.name, symbol, client_id)
+            if o is None or acct.orders.get(o.order_id) is o:
+                return o
+            for o in reversed(list(acct.orders.values())):  # history removed by hand (a purge staged): scan
                 if o.client_id == client_id and o.symbol == symbol:
                     return o
             return None
         raise SimError(-1102, "Either orderId or origClientOrderId must be sent.")
+
+    def _latest_order(self, account: str, symbol: str, client_id: str) -> Order | None:
+        """The most recently placed order of ``account`` on ``symbol`` with ``client_id`` — what a scan of the
+        account's orders from the newest finds first. Why an index: a backtest looks up its finished orders by
+        client id after every trade, and a scan made each lookup cost O(all orders so far). Orders only enter an
+        account through ``all_orders``; one removed from the account's history afterwards (tests stage a purge so)
+        is caught by the caller, which then scans as before."""
+        seen = self._cid_seen[0]
+        if seen < len(self.all_orders):
+            index = self._order_by_cid
+            for o in self.all_orders[seen:]:
+                index[(o.account, o.symbol, o.client_id)] = o
+            self._cid_seen[0] = len(self.all_orders)
+        return self._order_by_cid.get((account, symbol, client_id))
+
+    def _latest_algo(self, account: str, client_algo_id: str) -> AlgoOrder | None:
+        """The most recently placed algo order of ``account`` with ``client_algo_id`` (as :meth:`_latest_order`)."""
+        seen = self._cid_seen[1]
+        if seen < len(self.all_algos):
+            index = self._algo_by_cid
+            for a in self.all_algos[seen:]:
+                index[(a.account, a.client_algo_id)] = a
+            self._cid_seen[1] = len(self.all_algos)
+        return self._algo_by_cid.get((account, client_algo_id))
 
     def _queryable(self, o: Order) -> bool:
         """Whether GET order finds ``o`` now: not before its lookup delay (eventual visibility), and not a
@@ -774,13 +806,13 @@ class SimExchange:
                    working_type: WorkingType | str | None = None) -> AlgoOrder:
         """Place a conditional STOP_MARKET / TAKE_PROFIT_MARKET (Binance ``POST /fapi/v1/algoOrder``).
         ``working_type`` defaults to CONTRACT_PRICE as on Binance."""
-        req = {"side": str(side), "type": str(order_type), "quantity": str(quantity),
-               "triggerPrice": str(trigger_price), "positionSide": position_side, "reduceOnly": reduce_only,
-               "closePosition": close_position, "workingType": str(working_type)}
         try:
             return self._place_algo(account, symbol, side, order_type, trigger_price, quantity, client_algo_id,
                                     position_side, reduce_only, close_position, working_type)
         except SimError as e:
+            req = {"side": str(side), "type": str(order_type), "quantity": str(quantity),
+                   "triggerPrice": str(trigger_price), "positionSide": position_side, "reduceOnly": reduce_only,
+                   "closePosition": close_position, "workingType": str(working_type)}
             self._reject("algo", account, symbol, client_algo_id, e, req)
             raise
 
@@ -842,7 +874,10 @@ class SimExchange:
             for a in acct.open_algos.values():
                 if a.client_algo_id == client_algo_id:
                     return a
-            for a in reversed(list(acct.algos.values())):
+            a = self._latest_algo(acct.name, client_algo_id)
+            if a is None or acct.algos.get(a.algo_id) is a:
+                return a
+            for a in reversed(list(acct.algos.values())):  # history removed by hand (a purge staged): scan
                 if a.client_algo_id == client_algo_id:
                     return a
             return None

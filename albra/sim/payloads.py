@@ -13,17 +13,30 @@ from albra.sim.exchange import SimExchange
 from albra.sim.markets import MarketSpec
 from albra.sim.state import Account, AlgoOrder, Order, Position
 
-_Q8 = Decimal("0.00000001")
+_ZERO = Decimal(0)
+_QUANTA = {places: Decimal(1).scaleb(-places) for places in range(0, 13)}
+
+
+def wire(x: Decimal | int | float | None, places: int = 8) -> Decimal:
+    """The Decimal a Binance client reads back from :func:`num` ``(x)``: at most ``places`` decimals, no trailing
+    zeros, no exponent, ``0`` for None and for negative zero. Why a function of its own: the paper gateway answers
+    with values straight from the simulator's records (no JSON, ``albra.sim.answers``) and must read exactly what a
+    client of ``albra sim serve`` reads — same value *and* same representation (Decimal("1.5"), not "1.50")."""
+    if x is None:
+        return _ZERO
+    d = x if isinstance(x, Decimal) else Decimal(str(x))
+    q = _QUANTA.get(places) or Decimal(1).scaleb(-places)
+    d = d.quantize(q).normalize()
+    if not d:
+        return _ZERO  # "0", "-0"
+    if d.as_tuple().exponent > 0:  # normalize() wrote 44000 as 4.4E+4; the text (and its reading) has no exponent
+        d = Decimal(format(d, "f"))
+    return d
 
 
 def num(x: Decimal | int | float | None, places: int = 8) -> str:
     """Decimal as a plain string (no exponent), at most ``places`` decimals."""
-    if x is None:
-        return "0"
-    d = x if isinstance(x, Decimal) else Decimal(str(x))
-    d = d.quantize(Decimal(1).scaleb(-places)).normalize()
-    s = format(d, "f")
-    return "0" if s in ("-0", "") else s
+    return format(wire(x, places), "f")
 
 
 def exchange_info(ex: SimExchange, server_time: int) -> dict:
@@ -97,10 +110,17 @@ def position_row_v3(ex: SimExchange, acct: Account, p: Position) -> dict:
     return row
 
 
+def position_marks(ex: SimExchange, p: Position) -> tuple[Decimal, Decimal]:
+    """(mark price, unrealised PnL) of ``p`` as positionRisk shows them: the entry price and 0 while the symbol has
+    no price yet. Shared with the paper gateway's direct answers (``albra.sim.answers``)."""
+    if ex.has_price(p.symbol):
+        return ex.mark_price(p.symbol), ex.upnl(p)
+    return p.entry, Decimal(0)
+
+
 def position_row(ex: SimExchange, acct: Account, p: Position) -> dict:
-    mark = ex.mark_price(p.symbol) if ex.has_price(p.symbol) else p.entry
+    mark, upnl = position_marks(ex, p)
     iso = acct.mm(p.symbol) is MarginMode.ISOLATED
-    upnl = ex.upnl(p) if ex.has_price(p.symbol) else Decimal(0)
     lp = ex.liquidation_price(acct, p)
     im = abs(p.amt) * mark / acct.lev(p.symbol)
     return {

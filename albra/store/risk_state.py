@@ -66,15 +66,62 @@ def raw(conn: Any, account: str, key: str, strategy: str = "") -> str | None:
     return text
 
 
+#: a memo store's decoded values: (account, strategy, key) → (the JSON text, what it decodes to); a read whose text
+#: is that text answers a copy instead of decoding it again (risk state is read on every entry and fill)
+_DECODED = "risk_state_decoded"
+_NATIVE = (str, int, float, bool, type(None))
+
+
+def _native(v: Any) -> bool:
+    """Whether ``v`` is exactly what decoding its JSON gives (dicts with str keys, lists, str/int/float/bool/None)."""
+    t = type(v)
+    if t is dict:
+        return all(type(k) is str and _native(x) for k, x in v.items())
+    if t is list:
+        return all(_native(x) for x in v)
+    return t in _NATIVE and not (t is float and v != v)
+
+
+def _copy(v: Any, ordered: bool = False) -> Any:
+    """A copy a caller may change (of a :func:`_native` value); ``ordered`` sorts dict keys as the stored text has
+    them (:func:`put` writes ``sort_keys``), so the copy is exactly what decoding that text gives."""
+    t = type(v)
+    if t is dict:
+        items = sorted(v.items()) if ordered else v.items()
+        return {k: _copy(x, ordered) for k, x in items}
+    if t is list:
+        return [_copy(x, ordered) for x in v]
+    return v
+
+
+def _decoded(memo: dict | None, k: tuple[str, str, str], text: str) -> Any:
+    if memo is None:
+        return json.loads(text)
+    part = memo.setdefault(_DECODED, {})
+    hit = part.get(k)
+    if hit is not None and hit[0] == text:
+        return _copy(hit[1])
+    obj = json.loads(text)
+    part[k] = (text, obj)
+    return _copy(obj)
+
+
+def value(conn: Any, account: str, key: str, strategy: str = "", default: Any = None) -> Any:
+    """The decoded value of a key, read on ``conn`` (inside a transaction), or ``default``; a copy the caller owns."""
+    text = raw(conn, account, key, strategy)
+    return default if text is None else _decoded(memo_of(conn), (account, strategy, key), text)
+
+
 def get(store: Store, account: str, key: str, strategy: str = "", default: Any = None) -> Any:
     m = _memo(store, None)
     if m is not None:
+        k = (account, strategy, key)
         waiting = store.memo.get(UNWRITTEN) if store.memo is not None else None
-        if waiting and (w := waiting.get((account, strategy, key))) is not None:
-            return json.loads(w[0])
-        hit = m.get((account, strategy, key), _MISSING)
+        if waiting and (w := waiting.get(k)) is not None:
+            return _decoded(store.memo, k, w[0])
+        hit = m.get(k, _MISSING)
         if hit is not _MISSING:
-            return default if hit is None else json.loads(hit)
+            return default if hit is None else _decoded(store.memo, k, hit)
     r = store.query_one("SELECT value FROM risk_state WHERE account=? AND strategy=? AND key=?",
                         (account, strategy, key))
     if m is not None:
@@ -88,6 +135,8 @@ def put(store: Store, account: str, key: str, value: Any, strategy: str = "", ts
     m = _memo(store, conn)
     k = (account, strategy, key)
     c = conn if conn is not None else store._conn
+    if m is not None and _native(value):  # the next read answers a copy of it instead of decoding the text
+        memo_of(c).setdefault(_DECODED, {})[k] = (text, _copy(value, ordered=True))  # type: ignore[union-attr]
     waiting = memo_of(c).get(UNWRITTEN) if m is not None else None  # type: ignore[union-attr]
     if m is not None and (waiting[k][0] if waiting and k in waiting else m.get(k, _MISSING)) == text:
         return  # a backtest's memo store: the stored value is already this (only updated_ms would change)

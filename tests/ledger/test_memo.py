@@ -255,3 +255,27 @@ def test_risk_state_waits_in_memory_during_a_batch_and_a_failed_tx_puts_it_back(
             assert daily_pnl.realized_on(other, "main", "TFPE", "2024-06-10") == Decimal("2.5")
     finally:
         store.close()
+
+
+def test_decoded_risk_state_is_what_its_text_decodes_to_and_the_caller_owns_it(tmp_path: Path) -> None:
+    """Values read back from a memo store's decoded cache equal json.loads of the stored text (key order and types
+    included); changing what a read returned changes nothing stored; non-JSON values (Decimal) go through the text."""
+    import json
+
+    store = Store.open(tmp_path / "bt.db", memo=True)
+    store.enable_memo()
+    try:
+        with store.batch(), store.tx() as c:
+            v = {"z": [1, 2.5, {"b": True, "a": None}], "a": "x", "n": -0.0}
+            risk_state.put(store, "main", "k", v, conn=c)
+            got = risk_state.value(c, "main", "k")
+            assert got == json.loads(risk_state.raw(c, "main", "k")) and list(got) == ["a", "n", "z"]
+            assert list(got["z"][2]) == ["a", "b"] and type(got["z"][1]) is float
+            got["a"] = "changed"
+            got["z"].append(3)
+            assert risk_state.value(c, "main", "k") == json.loads(json.dumps(v, sort_keys=True))
+            risk_state.put(store, "main", "d", {"amount": Decimal("1.50")}, conn=c)
+            assert risk_state.value(c, "main", "d") == {"amount": "1.50"}  # as the text says, not the Decimal
+            assert risk_state.get(store, "main", "d") == {"amount": "1.50"}
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ import pytest
 from albra.model import PositionMode, PositionSide
 from albra.sim.errors import SimError
 from albra.sim.exchange import SimExchange
+from albra.sim.realism import Realism
 
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC, a funding time
 M15 = 900_000
@@ -275,6 +276,46 @@ def test_duplicate_client_id_of_open_order_rejected_and_lookup_by_client_id():
     with pytest.raises(SimError) as e:
         ex.cancel_algo("a", client_algo_id="nope")
     assert code(e) == -2011
+
+
+def test_lookup_by_client_id_finds_the_open_one_else_the_latest_per_account_and_symbol():
+    """A reused client id (allowed once the earlier order is closed) finds the open order, else the most recent
+    one of that account on that symbol — also for orders placed after an earlier lookup (the index catches up)."""
+    ex = SimExchange(now_ms=T0, realism=Realism.replay())
+    for name in ("a", "b"):
+        ex.add_account(name, Dec("100000"))
+    ex.open_at("BTCUSDT", T0, 40000.0)
+    ex.open_at("ETHUSDT", T0, 2000.0)
+
+    def limit(acct, sym, px, cid="x"):
+        return ex.place_order(acct, sym, "BUY", "LIMIT", Dec("0.1") if sym == "BTCUSDT" else Dec("1"), Dec(px),
+                              client_id=cid)
+
+    first = limit("a", "BTCUSDT", "39000")
+    ex.cancel_order("a", "BTCUSDT", client_id="x")
+    assert ex.get_order("a", "BTCUSDT", client_id="x") is first
+    second = limit("a", "BTCUSDT", "38000")  # placed after the lookup above
+    other = limit("b", "BTCUSDT", "37000")
+    assert ex.get_order("a", "BTCUSDT", client_id="x") is second  # the open one
+    ex.cancel_order("a", "BTCUSDT", client_id="x")
+    eth = limit("a", "ETHUSDT", "1900")
+    assert ex.get_order("a", "BTCUSDT", client_id="x") is second  # the latest closed one, not the first
+    assert ex.get_order("a", "ETHUSDT", client_id="x") is eth
+    assert ex.get_order("b", "BTCUSDT", client_id="x") is other
+    algos = []
+    for trig in ("41000", "42000", "43000"):
+        algos.append(ex.place_algo("a", "BTCUSDT", "BUY", "STOP_MARKET", Dec(trig), Dec("0.01"),
+                                   client_algo_id="s"))
+        assert ex.get_algo("a", client_algo_id="s") is algos[-1]
+        ex.cancel_algo("a", client_algo_id="s")
+        assert ex.get_algo("a", client_algo_id="s") is algos[-1]
+    with pytest.raises(SimError) as e:
+        ex.get_algo("b", client_algo_id="s")
+    assert code(e) == -2013
+    del ex.account("a").algos[algos[-1].algo_id]  # the latest purged from history: the one before it is found
+    assert ex.get_algo("a", client_algo_id="s") is algos[-2]
+    del ex.account("a").orders[second.order_id]
+    assert ex.get_order("a", "BTCUSDT", client_id="x") is first
 
 
 def test_isolated_liquidation_price_matches_hand_calculation_and_executes():
