@@ -260,6 +260,9 @@ def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
     legs_cache: list[tuple[str, float, float]] = []
     legs_version = -1
     on_candle = ex.on_candle
+    curve_ts, curve_eq = curve.ts.append, curve.eq.append
+    wallet: Decimal | None = None  # the wallet object last converted: it only changes on fills and funding
+    wallet_f = 0.0
     n = 0
     for k, ts in enumerate(times_l):
         ex.now = ts
@@ -292,15 +295,19 @@ def _run(setup: BacktestSetup, store: Any, ex: Any, names: list[str],
                         fired[0] = False
                         run_sync(execu.sync_protective([sym]))
         # equity curve at T's close (floats: statistics only, never orders)
+        if acct.wallet is not wallet:
+            wallet = acct.wallet
+            wallet_f = float(wallet)
         if execu.has_open_legs():
             if execu.legs_version != legs_version:
                 legs_version = execu.legs_version
                 legs_cache = [(g.symbol, float(g.qty) * g.direction.sign, float(g.entry_price or 0))
                               for g in execu.open_legs()]
-            eq = float(acct.wallet) + sum(q * (last_close[s] - e) for s, q, e in legs_cache)
+            eq = wallet_f + sum(q * (last_close[s] - e) for s, q, e in legs_cache)
         else:
-            eq = float(acct.wallet)
-        curve.append((close_ms - 1, eq))  # the last ms of the candle: its day and month own this point
+            eq = wallet_f
+        curve_ts(close_ms - 1)  # the last ms of the candle: its day and month own this point
+        curve_eq(eq)
         n += len(here)
         if progress is not None and (n & 4095) < len(here):
             progress(n, total)

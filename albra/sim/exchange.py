@@ -34,6 +34,7 @@ from albra.sim import errors as E
 from albra.sim.errors import SimError
 from albra.sim.markets import DEFAULT_MARKETS, Bracket, MarketSpec, market_spec
 from albra.sim.realism import DAY_MS, Realism, wall_ms
+from albra.sim.quiet import INF, CrossLiq, LiqBounds, Tiers
 from albra.sim.state import ZERO, Account, AlgoOrder, Order, Position
 
 #: an observer of what the exchange makes observable: (kind, object, latency-clock ms when observable)
@@ -56,7 +57,8 @@ class _Sym:
     """Per-symbol market state. ``raw`` holds the last price as a float until someone needs it as
     a Decimal, which keeps the no-activity candle path to a couple of attribute writes."""
 
-    __slots__ = ("symbol", "raw", "mark_override", "prev_ts", "active", "orders", "algos", "funding")
+    __slots__ = ("symbol", "raw", "mark_override", "prev_ts", "active", "orders", "algos", "funding", "levels",
+                 "liq")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
@@ -67,6 +69,11 @@ class _Sym:
         self.orders: dict[int, Order] = {}
         self.algos: dict[int, AlgoOrder] = {}
         self.funding: dict[int, Decimal] = {}
+        #: the quiet check's caches, valid while ``SimExchange._epoch`` is the first item (see ``_quiet``):
+        #: (epoch, highest level that fires on a fall, lowest that fires on a rise) of the resting orders, as floats
+        self.levels: tuple[int, float, float] | None = None
+        #: (epoch, bounds per account holding a position here, or None when they cannot be cached)
+        self.liq: tuple[int, list[LiqBounds] | None] | None = None
 
 
 def _dec(x: float | Decimal) -> Decimal:
@@ -129,6 +136,10 @@ class SimExchange:
         #: the user data stream's source: every observable change with the time it becomes observable
         self.observers: list[Observer] = []
         self._slow_candles = 0  # candles that needed the full path walk (benches and tests read it)
+        #: bumped by every change the quiet check's cached levels and liquidation prices depend on (fills, funding
+        #: payments, transfers, margin modes, resting orders placed or gone): a cache of another epoch is stale
+        self._epoch = 0
+        self._tiers: dict[str, Tiers] = {}  # the quiet check's float view of each symbol's brackets
         for sym, rows in (funding or {}).items():
             self.set_funding(sym, rows)
 
@@ -200,16 +211,38 @@ class SimExchange:
     def on_candle(self, symbol: str, ts: int, o: float, h: float, l: float, c: float) -> None:
         """Feed one whole candle: gap to the open, then O→H→L→C or O→L→H→C (whichever extreme is
         nearer the open first). With no open orders or positions on the symbol this only records
-        the close (the backtest hot path)."""
+        the close (the backtest hot path); with some, a candle that provably triggers nothing
+        (:meth:`_quiet`) only records it too. A candle with a funding time is taken in the walk's own
+        steps: the gap to the open, the settlement at the open, then the rest of the path from the open."""
         st = self._syms.get(symbol)
         if st is None:
             raise E.bad_symbol(symbol)
-        if not st.active or self._quiet(st, ts, o, h, l, c):
+        if not st.active:
             st.raw = c
             st.prev_ts = ts
             return
+        prev = st.prev_ts
+        opened = False
+        if prev is not None and (prev // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS <= ts:
+            if not self._quiet(st, ts, o, o, o, o):  # the gap to the open is not quiet: walk it all
+                self._walk(symbol, ts, o, h, l, c, open_first=True)
+                return
+            st.raw = o  # what the gap walk leaves (as a float: last_price makes the same Decimal of it)
+            st.prev_ts = ts
+            for f in range((prev // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS, ts + 1, FUNDING_INTERVAL_MS):
+                self._settle_funding(st, f)
+            opened = True
+        if self._quiet(st, ts, o, h, l, c):
+            st.raw = c
+            st.prev_ts = ts
+            return
+        self._walk(symbol, ts, o, h, l, c, open_first=not opened)
+
+    def _walk(self, symbol: str, ts: int, o: float, h: float, l: float, c: float, open_first: bool) -> None:
+        """The exact path walk of a candle (from its open when ``open_first`` is False: already there)."""
         self._slow_candles += 1
-        self.open_at(symbol, ts, o)
+        if open_first:
+            self.open_at(symbol, ts, o)
         if abs(h - o) <= abs(o - l):
             self.move(symbol, h)
             self.move(symbol, l)
@@ -219,26 +252,157 @@ class SimExchange:
         self.move(symbol, c)
 
     def _quiet(self, st: _Sym, ts: int, o: float, h: float, l: float, c: float) -> bool:
-        """True when the whole candle provably triggers nothing, so walking its path would change nothing but the
-        last price: no funding time inside it, no forced mark, and every limit price, trigger price and
+        """True when walking the path from the last price through O, H, L and C provably triggers nothing, so it
+        would change nothing but the last price: no forced mark, and every limit price, trigger price and
         liquidation price lies strictly outside the price range the path covers (previous price, O, H, L, C) on
-        the side from which it cannot fire. Anything less certain returns False and takes the exact path walk.
+        the side from which it cannot fire. (Funding is :meth:`on_candle`'s: it asks about the gap to the open
+        and the rest of the path separately, around the settlement.) Anything less certain returns False and
+        takes the exact path walk.
 
         Why it is exact: along the path every move's endpoints lie in [lo, hi]; an order that fires at or below
         its level never fires when level < lo, one that fires at or above never fires when level > hi. The
         liquidation price only depends on the mark through the maintenance bracket, so it is constant over the
         candle when the bracket is the same at both ends of the range and no other position of the account on
         this symbol (hedge mode's other side) moves with the same mark; then it is the same number the walk would
-        compute at every step. Prices are compared as the same Decimals the walk would use."""
-        prev = st.prev_ts
-        if prev is None or st.mark_override is not None or st.raw is None:
+        compute at every step. The decision is the Decimal test of :meth:`_quiet_exact`, on the same Decimals
+        the walk would use.
+
+        Fast answer: the same test on floats kept per symbol while nothing they depend on changed (``_epoch``,
+        bumped by every fill, funding payment, transfer, margin-mode change and resting order placed or gone;
+        and the very wallet object each cached liquidation price was computed from). It answers True only where
+        the Decimal test does: float() of a Decimal is correctly rounded, hence monotone, and float(_dec(x)) is
+        x, so ``float(level) < min(floats)`` implies ``level < min(Decimals)`` (likewise above); a cached
+        liquidation price is the very Decimal :meth:`_liq` gives for the same inputs and bracket; the bracket's
+        range is tested with a 1e-9 relative margin, far beyond float rounding (< 1e-15). Where it cannot tell
+        (a level within the range, a cross position beside others whose marks move it), the Decimal test
+        decides."""
+        if st.prev_ts is None or st.mark_override is not None or st.raw is None:
             return False
-        if (prev // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS <= ts:
-            return False  # a funding settlement moves the wallet inside this candle
+        lo = min(o, h, l, c)
+        hi = max(o, h, l, c)
+        r = float(st.raw)
+        lo_f = min(float(lo), r)
+        hi_f = max(float(hi), r)
+        ep = self._epoch
+        lv = st.levels
+        if lv is None or lv[0] != ep:
+            lv = st.levels = self._level_bounds(st)
+        if lv[1] < lo_f and hi_f < lv[2]:
+            lq = st.liq
+            if lq is None or lq[0] != ep:
+                lq = st.liq = (ep, self._liq_bounds(st, lo_f))
+            accounts = lq[1]
+            if accounts is not None:
+                for acct, wallet, down, up, cross in accounts:
+                    if (acct.wallet is not wallet or not (down < lo_f and hi_f < up)
+                            or (cross is not None and not cross.clear(lo_f, hi_f))):
+                        st.liq = None  # another bracket, a wallet set from outside, or near: recompute next time
+                        break
+                else:
+                    return True
+        return self._quiet_exact(st, lo, hi)
+
+    def _level_bounds(self, st: _Sym) -> tuple[int, float, float]:
+        """(epoch, highest price of a resting order that fires on a fall, lowest of one that fires on a rise)."""
+        down, up = -INF, INF
+        for od in st.orders.values():
+            if od.type is OrderType.LIMIT:
+                if od.side is Side.BUY:
+                    down = max(down, float(od.price))
+                else:
+                    up = min(up, float(od.price))
+        for a in st.algos.values():
+            if (a.order_type is OrderType.STOP_MARKET) == (a.side is Side.SELL):
+                down = max(down, float(a.trigger_price))
+            else:
+                up = min(up, float(a.trigger_price))
+        return (self._epoch, down, up)
+
+    def _liq_bounds(self, st: _Sym, lo_f: float) -> list[LiqBounds] | None:
+        """Per account holding a position on the symbol, what keeps its liquidation price clear of a candle
+        (:data:`LiqBounds`), for the maintenance bracket at ``lo_f``'s notional: the range must stay inside that
+        bracket's band and beyond the liquidation price (a constant, or :class:`CrossLiq` when other cross
+        positions move it). None when there are two positions on the symbol (hedge mode's sides both move with
+        this mark): the Decimal test decides."""
+        sym = st.symbol
+        holders = self._holders(sym)
+        if holders is None:
+            return None
+        out: list[LiqBounds] = []
+        for acct, pos in holders:
+            n_f = float(abs(pos.amt))
+            tiers = self._tiers_of(sym)
+            k = tiers.find(n_f * lo_f)
+            if k is None:  # at a cap: nothing is kept, the next candle asks again
+                out.append((acct, acct.wallet, INF, -INF, None))
+                continue
+            down, up = tiers.lo[k] / n_f, tiers.hi[k] / n_f  # the price band of that bracket
+            cross = None
+            if acct.mm(sym) is not MarginMode.ISOLATED and any(
+                    q is not pos and q.amt != 0 and acct.mm(q.symbol) is not MarginMode.ISOLATED
+                    for q in acct.positions.values()):
+                cross = self._cross_liq(acct, pos, tiers, k)
+            else:
+                lp = self._liq(acct, pos, tiers.brackets[k])
+                if lp is not None:
+                    if pos.amt > 0:
+                        down = max(down, float(lp))
+                    else:
+                        up = min(up, float(lp))
+            out.append((acct, acct.wallet, down, up, cross))
+        return out
+
+    def _holders(self, symbol: str) -> list[tuple[Account, Position]] | None:
+        """Each account holding a position on the symbol, with it; None when an account holds two (hedge mode's
+        sides, which both move with this mark)."""
+        out = []
+        for acct in self.accounts.values():
+            live = acct.live_positions(symbol)
+            if len(live) > 1:
+                return None
+            if live:
+                out.append((acct, live[0]))
+        return out
+
+    def _tiers_of(self, symbol: str) -> Tiers:
+        t = self._tiers.get(symbol)
+        if t is None:
+            t = self._tiers[symbol] = Tiers(self.spec(symbol).brackets)
+        return t
+
+    def _cross_liq(self, acct: Account, pos: Position, tiers: Tiers, k: int) -> CrossLiq:
+        """:meth:`_liq`'s formula for a cross position beside other cross positions, as a :class:`CrossLiq`
+        (bracket ``k`` of ``tiers`` for the position itself)."""
+        n, entry = float(abs(pos.amt)), float(pos.entry)
+        s = 1 if pos.amt > 0 else -1
+        wallet, cum = float(acct.wallet), tiers.cum[k]
+        base, mag = wallet + cum - s * n * entry, abs(wallet) + cum + n * entry
+        others = []
+        for q in acct.positions.values():
+            if q.amt == 0 or q is pos:
+                continue
+            if acct.mm(q.symbol) is MarginMode.ISOLATED:
+                iso = float(q.isolated_margin)
+                base -= iso
+                mag += abs(iso)
+                continue
+            qst = self._syms[q.symbol]
+            qn = float(abs(q.amt))
+            qt = self._tiers_of(q.symbol)
+            m = qst.mark_override if qst.mark_override is not None else qst.raw
+            j = None if m is None else qt.find(qn * float(m))
+            if j is None:  # no price yet, or at a cap: never clear, the next candle asks again
+                others.append((qst, 0.0, qn, 0.0, 0.0, 0.0, INF, -INF))
+            else:
+                others.append((qst, float(q.amt), qn, float(q.entry), qt.mmr[j], qt.cum[j], qt.lo[j], qt.hi[j]))
+        return CrossLiq(s > 0, base, mag, n * tiers.mmr[k] - s * n, others)
+
+    def _quiet_exact(self, st: _Sym, lo_raw: float, hi_raw: float) -> bool:
+        """:meth:`_quiet`'s test in the walk's own Decimals (``lo_raw``/``hi_raw``: the candle's extremes)."""
         r = st.raw
         last = r if isinstance(r, Decimal) else _dec(r)
-        lo = min(last, _dec(min(o, h, l, c)))  # _dec keeps float order, so this is the walk's lowest Decimal
-        hi = max(last, _dec(max(o, h, l, c)))
+        lo = min(last, _dec(lo_raw))  # _dec keeps float order, so this is the walk's lowest Decimal
+        hi = max(last, _dec(hi_raw))
         for od in st.orders.values():
             if od.type is OrderType.LIMIT:
                 if (od.price >= lo) if od.side is Side.BUY else (od.price <= hi):
@@ -248,13 +412,10 @@ class SimExchange:
             if (a.trigger_price >= lo) if down else (a.trigger_price <= hi):
                 return False
         sym = st.symbol
-        for acct in self.accounts.values():
-            live = acct.live_positions(sym)
-            if not live:
-                continue
-            if len(live) > 1:
-                return False
-            pos = live[0]
+        holders = self._holders(sym)
+        if holders is None:
+            return False
+        for acct, pos in holders:
             n = abs(pos.amt)
             spec = self.spec(sym)
             b = spec.bracket_for(n * lo)
@@ -539,6 +700,7 @@ class SimExchange:
         else:
             acct.open_orders[order.order_id] = order
             st.orders[order.order_id] = order
+            self._epoch += 1
         self._refresh(st)
         self._emit("order", order)
         return order
@@ -619,6 +781,7 @@ class SimExchange:
         acct.open_orders.pop(o.order_id, None)
         st = self._syms[o.symbol]
         st.orders.pop(o.order_id, None)
+        self._epoch += 1
         self._refresh(st)
         self._observe("order_done", o)
         self._emit("order", o)
@@ -697,6 +860,7 @@ class SimExchange:
         acct.algos[a.algo_id] = a
         acct.open_algos[a.algo_id] = a
         st.algos[a.algo_id] = a
+        self._epoch += 1
         self.all_algos.append(a)
         self._refresh(st)
         self._observe("algo", (a, "NEW"))
@@ -756,6 +920,7 @@ class SimExchange:
         acct.open_algos.pop(a.algo_id, None)
         st = self._syms[a.symbol]
         st.algos.pop(a.algo_id, None)
+        self._epoch += 1
         self._refresh(st)
         if not a.stages:  # a fired order's stages are observed by _trigger at their own times
             self._observe("algo", (a, status))
@@ -795,6 +960,7 @@ class SimExchange:
         acct = self.accounts[a.account]
         acct.open_algos.pop(a.algo_id, None)
         self._syms[a.symbol].algos.pop(a.algo_id, None)
+        self._epoch += 1
         r = self.realism
         t0 = self.lnow()
         t1 = t0 + r.trigger_ms
@@ -867,12 +1033,14 @@ class SimExchange:
         if acct.wallet < 0:
             self._income(acct, pos.symbol, "INSURANCE_CLEAR", -acct.wallet, "liquidation loss beyond the wallet")
             acct.wallet = ZERO
+            self._epoch += 1
         self._emit("liquidation", {"account": acct.name, "symbol": pos.symbol, "price": price, "qty": qty})
 
     def _fill(self, acct: Account, o: Order, price: Decimal, qty: Decimal, maker: bool, at: int | None = None) -> None:
         """Apply one execution to the position, wallet, order, trade history and income. ``at``: when it becomes
         observable on the latency clock (default now); it reaches userTrades ``trade_ms`` after that."""
         at = self.lnow() if at is None else at
+        self._epoch += 1  # position, wallet and perhaps resting orders change
         sym = o.symbol
         pos = acct.position(sym, o.position_side)
         lev = acct.lev(sym)
@@ -964,6 +1132,7 @@ class SimExchange:
             for pos in acct.live_positions(st.symbol):
                 pay = (-pos.amt * mark * rate).quantize(_FEE_Q)
                 acct.wallet += pay
+                self._epoch += 1
                 if acct.mm(st.symbol) is MarginMode.ISOLATED:
                     pos.isolated_margin += pay
                 self._income(acct, st.symbol, "FUNDING_FEE", pay, f"rate {rate}")
@@ -994,6 +1163,7 @@ class SimExchange:
         if any(o.symbol == symbol for o in [*acct.open_orders.values(), *acct.open_algos.values()]):
             raise SimError(-4047, "Margin type cannot be changed if there exists open orders.")
         acct.margin_mode[symbol] = m
+        self._epoch += 1
 
     def set_position_mode(self, account: str, hedge: bool) -> None:
         acct = self.account(account)
@@ -1026,6 +1196,7 @@ class SimExchange:
         if amount < 0 and -amount > self.account_numbers(acct)["available"]:
             raise SimError(-5013, "Asset transfer failed: insufficient balance")
         acct.wallet += amount
+        self._epoch += 1
         acct.update_time = self.now
         self._income(acct, "", "TRANSFER", amount, info)
         self._observe("account", (acct, "DEPOSIT" if amount > 0 else "WITHDRAW", ""))
