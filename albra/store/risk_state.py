@@ -20,11 +20,27 @@ INCOME_CURSOR = "income_cursor"       # {"ts": ms of the last income row read}
 
 _MISSING = object()
 #: the memo part of values a backtest's batch keeps in memory until it commits: (account, strategy, key) →
-#: (JSON text, updated_ms). Why: the issue asks for risk state in memory within a run — every entry rewrote the MDD
+#: :class:`_Waiting`. Why: the issue asks for risk state in memory within a run — every entry rewrote the MDD
 #: level and every fill the day's realised PnL, ~4.5 upserts per trade, read back by nobody but this process.
 UNWRITTEN = RISK_STATE_UNWRITTEN
 _UPSERT = ("INSERT INTO risk_state(account, strategy, key, value, updated_ms) VALUES (?,?,?,?,?)"
            " ON CONFLICT(account, strategy, key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms")
+
+
+class _Waiting:
+    """A value kept in memory until the batch commits: JSON-native ones as a copy (keys in the stored order) whose
+    text is made only when something asks for it (a read of the text, the commit); others as their text."""
+
+    __slots__ = ("ts", "native", "_text")
+
+    def __init__(self, ts: int, native: Any = _MISSING, text: str | None = None) -> None:
+        self.ts, self.native, self._text = ts, native, text
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self.native, default=str, sort_keys=True)
+        return self._text
 
 
 def _write_unwritten(conn: Any, memo: dict) -> None:
@@ -32,8 +48,8 @@ def _write_unwritten(conn: Any, memo: dict) -> None:
     waiting = memo.get(UNWRITTEN)
     if not waiting:
         return
-    for (account, strategy, key), (text, ts) in list(waiting.items()):
-        conn.execute(_UPSERT, (account, strategy, key, text, ts))
+    for (account, strategy, key), w in list(waiting.items()):
+        conn.execute(_UPSERT, (account, strategy, key, w.text, w.ts))
     waiting.clear()
 
 
@@ -54,7 +70,7 @@ def raw(conn: Any, account: str, key: str, strategy: str = "") -> str | None:
     if m is not None:
         waiting = memo_of(conn).get(UNWRITTEN)  # type: ignore[union-attr]
         if waiting and (w := waiting.get((account, strategy, key))) is not None:
-            return w[0]
+            return w.text
         hit = m.get((account, strategy, key), _MISSING)
         if hit is not _MISSING:
             return hit
@@ -80,6 +96,18 @@ def _native(v: Any) -> bool:
     if t is list:
         return all(_native(x) for x in v)
     return t in _NATIVE and not (t is float and v != v)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two :func:`_native` values have the same JSON text (types included: 1, 1.0 and True differ)."""
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t is dict:
+        return a.keys() == b.keys() and all(_same(x, b[k]) for k, x in a.items())
+    if t is list:
+        return len(a) == len(b) and all(map(_same, a, b))
+    return repr(a) == repr(b) if t is float else a == b
 
 
 def _copy(v: Any, ordered: bool = False) -> Any:
@@ -108,6 +136,10 @@ def _decoded(memo: dict | None, k: tuple[str, str, str], text: str) -> Any:
 
 def value(conn: Any, account: str, key: str, strategy: str = "", default: Any = None) -> Any:
     """The decoded value of a key, read on ``conn`` (inside a transaction), or ``default``; a copy the caller owns."""
+    m = memo_of(conn)
+    waiting = m.get(UNWRITTEN) if m is not None else None
+    if waiting and (w := waiting.get((account, strategy, key))) is not None and w.native is not _MISSING:
+        return _copy(w.native)
     text = raw(conn, account, key, strategy)
     return default if text is None else _decoded(memo_of(conn), (account, strategy, key), text)
 
@@ -118,7 +150,7 @@ def get(store: Store, account: str, key: str, strategy: str = "", default: Any =
         k = (account, strategy, key)
         waiting = store.memo.get(UNWRITTEN) if store.memo is not None else None
         if waiting and (w := waiting.get(k)) is not None:
-            return _decoded(store.memo, k, w[0])
+            return _copy(w.native) if w.native is not _MISSING else _decoded(store.memo, k, w.text)
         hit = m.get(k, _MISSING)
         if hit is not _MISSING:
             return default if hit is None else _decoded(store.memo, k, hit)
@@ -131,22 +163,35 @@ def get(store: Store, account: str, key: str, strategy: str = "", default: Any =
 
 def put(store: Store, account: str, key: str, value: Any, strategy: str = "", ts: int | None = None,
         conn: Any = None) -> None:
-    text = json.dumps(value, default=str, sort_keys=True)
     m = _memo(store, conn)
     k = (account, strategy, key)
     c = conn if conn is not None else store._conn
+    if m is not None and batched(c) and _native(value):
+        # inside a backtest's batch: kept in memory as the value itself (its JSON made at the commit), written when
+        # the batch commits; a failed transaction puts the previous value back
+        waiting = memo_of(c).setdefault(UNWRITTEN, {})  # type: ignore[union-attr]
+        before = waiting.get(k, _MISSING)
+        if before is not _MISSING:
+            current = before.native if before.native is not _MISSING else json.loads(before.text)
+        else:
+            text = m.get(k, _MISSING)
+            current = _MISSING if text is _MISSING or text is None else json.loads(text)
+        if current is not _MISSING and _same(current, value):
+            return  # the stored value is already this (only updated_ms would change)
+        waiting[k] = _Waiting(_now_ms() if ts is None else ts, _copy(value, ordered=True))
+        on_rollback(c, lambda: waiting.pop(k, None) if before is _MISSING else waiting.__setitem__(k, before))
+        return
+    text = json.dumps(value, default=str, sort_keys=True)
     if m is not None and _native(value):  # the next read answers a copy of it instead of decoding the text
         memo_of(c).setdefault(_DECODED, {})[k] = (text, _copy(value, ordered=True))  # type: ignore[union-attr]
     waiting = memo_of(c).get(UNWRITTEN) if m is not None else None  # type: ignore[union-attr]
-    if m is not None and (waiting[k][0] if waiting and k in waiting else m.get(k, _MISSING)) == text:
+    if m is not None and (waiting[k].text if waiting and k in waiting else m.get(k, _MISSING)) == text:
         return  # a backtest's memo store: the stored value is already this (only updated_ms would change)
     params = (account, strategy, key, text, _now_ms() if ts is None else ts)
-    if m is not None and batched(c):
-        # inside a backtest's batch: kept in memory, written when the batch commits; a failed transaction puts the
-        # previous value back (the read cache is emptied by the rollback, the value waiting here is not)
+    if m is not None and batched(c):  # a value JSON cannot give back as it is (a Decimal): kept as its text
         waiting = memo_of(c).setdefault(UNWRITTEN, {})  # type: ignore[union-attr]
         before = waiting.get(k, _MISSING)
-        waiting[k] = (text, params[4])
+        waiting[k] = _Waiting(params[4], text=text)
         on_rollback(c, lambda: waiting.pop(k, None) if before is _MISSING else waiting.__setitem__(k, before))
         return
     if conn is not None:
@@ -161,7 +206,7 @@ def all_for(store: Store, account: str) -> dict[tuple[str, str], Any]:
     """Every (strategy, key) → value of an account (with what a backtest's batch still keeps in memory)."""
     out = {(r["strategy"], r["key"]): json.loads(r["value"])
            for r in store.query("SELECT strategy, key, value FROM risk_state WHERE account=?", (account,))}
-    for (acct, strategy, key), (text, _) in ((store.memo or {}).get(UNWRITTEN) or {}).items():
+    for (acct, strategy, key), w in ((store.memo or {}).get(UNWRITTEN) or {}).items():
         if acct == account:
-            out[(strategy, key)] = json.loads(text)
+            out[(strategy, key)] = json.loads(w.text)
     return out
