@@ -335,3 +335,20 @@ def test_kept_back_writes_are_seen_by_every_reader_and_follow_rollbacks(tmp_path
             assert I.get_intent(plain, other.client_id).state == "filled"  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+def test_kept_risk_state_tells_1_from_1_0_and_true(tmp_path: Path) -> None:
+    """An unchanged value is not kept twice, but 1, 1.0 and True are different JSON: each replaces the other."""
+    import json
+
+    store = Store.open(tmp_path / "bt.db", memo=True)
+    store.enable_memo()
+    try:
+        with store.batch(), store.tx() as c:
+            for v in ({"a": 1}, {"a": 1.0}, {"a": True}, {"a": -0.0}, {"a": 0.0}):
+                risk_state.put(store, "main", "k", v, conn=c)
+                got = risk_state.value(c, "main", "k")
+                assert json.dumps(got) == json.dumps(v) and type(got["a"]) is type(v["a"])
+                assert risk_state.raw(c, "main", "k") == json.dumps(v, sort_keys=True)
+    finally:
+        store.close()
