@@ -37,7 +37,8 @@ from albra.exchange.types import OrderRequest, OrderResult
 from albra.ledger import legs as L
 from albra.ledger.errors import IllegalTransition, IntentConflict, LedgerError, UnknownLeg
 from albra.model import D, Direction, OrderStatus, OrderType, PositionMode, PositionSide, Side
-from albra.store.db import LEG_INTENTS, Store, cached_row, defer_write, drop_deferred, memo_of, remember
+from albra.store.db import (LEG_INTENTS, Store, batched, cached_row, defer_write, drop_deferred, memo_of,
+                            remember)
 
 #: purposes whose order closes the whole leg: recording one moves an open leg to ``closing``.
 CLOSING_PURPOSES = frozenset({"exit", "close", "emergency"})
@@ -418,6 +419,10 @@ def _require(conn: sqlite3.Connection, client_id: str) -> Intent:
 
 def mark_sent(store: Store, client_id: str, *, now_ms: int) -> Intent:
     """The order is about to go on the wire (call right before sending)."""
+    if store.memo is not None and batched(store._conn):
+        # a backtest's batch: one kept-back write (or one statement), nothing to roll back — no savepoint around it
+        with store._lock:
+            return _set_state(store._conn, _require(store._conn, client_id), "sent", now_ms, keep_back=True)
     with store.tx() as c:
         return _set_state(c, _require(c, client_id), "sent", now_ms, keep_back=True)
 
