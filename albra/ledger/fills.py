@@ -104,19 +104,27 @@ def _attribute(conn: sqlite3.Connection, account: str, fill: Fill) -> Intent | N
     return None
 
 
-def _insert_fill(conn: sqlite3.Connection, account: str, fill: Fill, leg_id: str | None) -> None:
-    conn.execute(
+def _insert_fill(conn: sqlite3.Connection, account: str, fill: Fill, leg_id: str | None) -> bool:
+    """Write the fill row; False when (account, symbol, trade id) is already there (the fill was applied before —
+    the trade id is the idempotency key, so the insert itself is the check)."""
+    return conn.execute(
         "INSERT INTO fills(account, symbol, trade_id, exchange_order_id, client_id, leg_id, side, position_side,"
-        " price, qty, fee, fee_asset, fee_quote, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " price, qty, fee, fee_asset, fee_quote, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(account, symbol, trade_id) DO NOTHING",
         (account, fill.symbol, str(fill.trade_id), str(fill.order_id), fill.client_id or None, leg_id,
          fill.side.value, fill.position_side.value, _s(fill.price), _s(fill.qty), _s(fill.fee),
          fee_asset(fill), _s(fee_in_quote(fill)), _s(fill.realized_pnl), fill.ts),
-    )
+    ).rowcount == 1
+
+
+def _already(fill: Fill) -> FillResult:
+    return FillResult(False, None, fill.client_id or None, note="already applied")
 
 
 def _unattributed(store: Store, conn: sqlite3.Connection, account: str, fill: Fill, why: str, level: str,
                   client_id: str | None = None) -> FillResult:
-    _insert_fill(conn, account, fill, None)
+    if not _insert_fill(conn, account, fill, None):
+        return _already(fill)
     journal.append(store, "fill_unattributed", f"fill {fill.trade_id} {fill.side} {fill.qty} {fill.symbol} "
                    f"@ {fill.price}: {why}", level=level, account=account, symbol=fill.symbol,
                    data={"trade_id": fill.trade_id, "order_id": fill.order_id, "client_id": fill.client_id},
@@ -133,9 +141,8 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
     now = fill.ts if now_ms is None else now_ms
     fee = fee_in_quote(fill)  # fees in their asset are valued at the fill's minute (BNB burn); never BNB as USDT
     with store.tx() as c:
-        if c.execute("SELECT 1 FROM fills WHERE account=? AND symbol=? AND trade_id=?",
-                     (account, fill.symbol, str(fill.trade_id))).fetchone():
-            return FillResult(False, None, fill.client_id or None, note="already applied")
+        # every path below writes the fill row before anything else, and a row already there means "applied before"
+        # (the one path that writes first, a late entry's recovery, checks on its own)
         intent = _attribute(c, account, fill)
         if intent is None or intent.leg_id is None:
             return _unattributed(store, c, account, fill, "no order intent of this account matches it", "WARNING",
@@ -150,6 +157,9 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
         if (increasing and leg.state is L.LegState.CANCELLED and intent.purpose == "entry"
                 and intent.state == "not_found" and leg.close_reason == L.GIVEN_UP_REASON):
             # an entry given up as never placed executed after all (Binance's -1007 case): its leg takes the fill
+            if c.execute("SELECT 1 FROM fills WHERE account=? AND symbol=? AND trade_id=?",
+                         (account, fill.symbol, str(fill.trade_id))).fetchone():
+                return _already(fill)
             leg = L.reopen_given_up(c, leg.leg_id, now_ms=now)
             intent = mark_filled_late(c, intent, now_ms=now, order_id=str(fill.order_id),
                                       note="executed after it was given up as not found")
@@ -166,7 +176,8 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
         if not increasing and leg.state not in (L.LegState.OPEN, L.LegState.CLOSING):
             return _unattributed(store, c, account, fill, f"exit-side fill for leg {leg.leg_id} which is "
                                  f"{leg.state}", "ERROR", intent.client_id)
-        _insert_fill(c, account, fill, leg.leg_id)
+        if not _insert_fill(c, account, fill, leg.leg_id):
+            return _already(fill)
         realized = Decimal(0)
         # one UPDATE per fill: the quantities and, when the fill moves it, the leg's state (checked as transition_in
         # checks it)

@@ -29,6 +29,25 @@ def test_fill_is_idempotent_on_trade_id(store: Store) -> None:
     assert store.query_one("SELECT COUNT(*) AS n FROM fills")["n"] == 1
 
 
+def test_replayed_fills_of_a_closed_leg_and_unattributed_ones_change_and_journal_nothing(store: Store) -> None:
+    """The fill row's insert is the idempotency check: a replay of the fill that closed a leg (whose leg now refuses
+    an exit-side fill) and of a fill nobody owns is "already applied" — no second row, no journal entry."""
+    leg = open_leg(store, qty="0.010", price="65000")
+    ex = exit_intent(store, leg, "0.010")
+    close = fill_for(ex, "0.010", "66000", fee="0.1")
+    assert apply_fill(store, "main", close).applied
+    stray = Fill("stray-1", "o-stray", "", "BTCUSDT", Side.SELL, PositionSide.BOTH, Decimal("66000"), Decimal("0.001"),
+                 Decimal(0), Decimal(0), T0 + 5)
+    assert apply_fill(store, "main", stray).applied
+    before = (store.query_one("SELECT COUNT(*) AS n FROM fills")["n"], len(journal.entries(store)),
+              L.require_leg(store, leg.leg_id))
+    for f in (close, stray):
+        again = apply_fill(store, "main", f)
+        assert (again.applied, again.note) == (False, "already applied")
+    assert (store.query_one("SELECT COUNT(*) AS n FROM fills")["n"], len(journal.entries(store)),
+            L.require_leg(store, leg.leg_id)) == before
+
+
 def test_failure_between_fill_insert_and_leg_update_leaves_nothing_half_applied(store: Store) -> None:
     intent, leg = entry_intent(store)
     f = fill_for(intent, "0.010", "65000")
