@@ -6,6 +6,7 @@ Field names and string-typed numbers follow Binance (and what ccxt 4.5.90 parses
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 from albra.model import MarginMode
@@ -24,7 +25,19 @@ def wire(x: Decimal | int | float | None, places: int = 8) -> Decimal:
     client of ``albra sim serve`` reads — same value *and* same representation (Decimal("1.5"), not "1.50")."""
     if x is None:
         return _ZERO
-    d = x if isinstance(x, Decimal) else Decimal(str(x))
+    if type(x) is Decimal:
+        return _wire_decimal(x, places)
+    return _wire(Decimal(str(x)), places)
+
+
+@functools.lru_cache(maxsize=8192)
+def _wire_decimal(d: Decimal, places: int) -> Decimal:
+    """:func:`wire` of a Decimal, remembered: the result depends only on the value (equal Decimals such as 1.5 and
+    1.50 give the same), and the simulator's records repeat their prices and quantities in every answer."""
+    return _wire(d, places)
+
+
+def _wire(d: Decimal, places: int) -> Decimal:
     q = _QUANTA.get(places) or Decimal(1).scaleb(-places)
     d = d.quantize(q).normalize()
     if not d:

@@ -327,6 +327,12 @@ def test_wire_reads_num_exactly():
             assert payloads.num(x, places) == format(d, "f")
             read = Decimal(payloads.num(x, places))
             assert (d, d.as_tuple()) == (read, read.as_tuple()), (x, places)
+    # Decimals are remembered by value: equal values in other spellings get exactly what computing them gives
+    for spelled in ([Decimal("1.50"), Decimal("1.5"), Decimal("15E-1")], [Decimal("44000.00"), Decimal("4.4E+4")],
+                    [Decimal("0.123456785"), Decimal("0.1234567850")], [Decimal("-0"), Decimal("0E-12")]):
+        for x in spelled:
+            fresh = payloads._wire(x, 8)
+            assert (payloads.wire(x), payloads.wire(x).as_tuple()) == (fresh, fresh.as_tuple()), x
 
 
 async def test_the_paper_gateway_builds_no_payload_per_call(monkeypatch):
