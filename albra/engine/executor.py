@@ -584,8 +584,8 @@ class Executor:
             if not full:  # the reduce did not happen: protection back to what the leg holds
                 await self._resize_protection(self._refresh(leg_id))
             raise
-        if res is not None:
-            await self.om.apply_fills(intent, res)
+        if res is not None:  # a fill that closes the leg records the strategy's tag as why (not the purpose)
+            await self.om.apply_fills(intent, res, close_reason=tag or None)
         elif (after := I.get_intent(self.store, cid)) is not None and after.state == "not_found":
             # the exchange positively does not know it (a lost request, looked up over a bounded time): nothing
             # reduced the position, so once more under a fresh id — an exit the strategy decided is not dropped

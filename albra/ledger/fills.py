@@ -132,8 +132,10 @@ def _unattributed(store: Store, conn: sqlite3.Connection, account: str, fill: Fi
     return FillResult(True, None, client_id, note=why)
 
 
-def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = None) -> FillResult:
-    """Apply one exchange execution to the ledger (idempotent on (account, symbol, trade id))."""
+def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = None,
+               close_reason: str | None = None) -> FillResult:
+    """Apply one exchange execution to the ledger (idempotent on (account, symbol, trade id)). A fill that closes
+    its leg records ``close_reason`` (a strategy's exit tag, at most 200 characters) or else the order's purpose."""
     if fill.qty <= 0 or fill.price <= 0:
         raise ValueError(f"fill {fill.trade_id}: qty and price must be positive (qty {fill.qty}, price {fill.price})")
     if not fill.trade_id:
@@ -198,8 +200,8 @@ def apply_fill(store: Store, account: str, fill: Fill, *, now_ms: int | None = N
                 exited_before + close_qty) if close_qty > 0 else leg.exit_price
             new_qty = leg.qty - close_qty
             held = leg.qty
-            moved = (L.transition_cols(leg, L.LegState.CLOSED, new_qty, now_ms=now, close_reason=intent.purpose)
-                     if new_qty == 0 else {})
+            moved = (L.transition_cols(leg, L.LegState.CLOSED, new_qty, now_ms=now,
+                                       close_reason=(close_reason or intent.purpose)[:200]) if new_qty == 0 else {})
             leg = L.update_leg(c, leg, qty=_s(new_qty), realized_pnl=_s(leg.realized_pnl + realized),
                                fees=_s(leg.fees + fee), exit_price=None if exit_px is None else _s(exit_px),
                                **{"updated_ms": now, **moved})

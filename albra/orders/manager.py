@@ -185,12 +185,13 @@ class OrderManager:
         return found
 
     # ------------------------------------------------------------------ fills
-    async def apply_fills(self, intent: I.Intent, res: OrderResult) -> int:
-        """Apply the trades of ``res`` to the ledger (:func:`order_fills`). Returns how many rows it found."""
+    async def apply_fills(self, intent: I.Intent, res: OrderResult, close_reason: str | None = None) -> int:
+        """Apply the trades of ``res`` to the ledger (:func:`order_fills`). Returns how many rows it found.
+        ``close_reason``: why the leg closed if these fills close it (a strategy's exit tag; default the purpose)."""
         trades = await order_fills(self.gw, intent, res, self.now_ms, lookback_ms=60_000,
                                    spacing_s=self.fill_spacing_s, attempts=7 if res.actual_order_id else 5)
         for t in trades:
-            apply_fill(self.store, self.account, t, now_ms=self.now_ms())
+            apply_fill(self.store, self.account, t, now_ms=self.now_ms(), close_reason=close_reason)
         if not trades and not res.is_algo and res.filled_qty > 0:
             self._journal("fills_missing", f"{intent.client_id} reports {res.filled_qty} filled but no trade row "
                           f"matched yet; the next sync applies it", level="WARNING", strategy=intent.strategy,

@@ -165,3 +165,16 @@ def test_kelly_inputs_are_closed_leg_returns(store: Store) -> None:
     rets = kelly.trade_returns(store, "main", "TFPE")
     assert [round(r, 6) for r in rets] == [Decimal("0.015385"), Decimal("-0.015385")]
     assert kelly.trade_returns(store, "main", "OTHER") == []
+
+
+def test_a_closing_fill_records_the_strategys_tag_else_the_purpose(store: Store) -> None:
+    tagged = open_leg(store, qty="0.010", price="65000")
+    ex = exit_intent(store, tagged, "0.010")
+    apply_fill(store, "main", fill_for(ex, "0.004", "66000"), close_reason="kijun_touch")
+    assert L.require_leg(store, tagged.leg_id).close_reason is None  # not closed yet: nothing recorded
+    apply_fill(store, "main", fill_for(ex, "0.006", "66000"), close_reason="kijun_touch" * 30)
+    assert L.require_leg(store, tagged.leg_id).close_reason == ("kijun_touch" * 30)[:200]
+    plain = open_leg(store, qty="0.010", price="65000", candle_ts=T0 + 3_600_000)
+    ex2 = exit_intent(store, plain, "0.010")
+    apply_fill(store, "main", fill_for(ex2, "0.010", "66000"))
+    assert L.require_leg(store, plain.leg_id).close_reason == "exit"
