@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator
 
 from albra.ledger.errors import IllegalTransition, LedgerError, UnknownLeg
 from albra.model import D, Direction, PositionMode, PositionSide
-from albra.store.db import LEG_INTENTS, Store, cached_row, memo_of, remember
+from albra.store.db import LEG_INTENTS, LIVE_LEGS, Store, cached_row, execute_unwatched, memo_of, remember
 
 UNATTRIBUTED = "UNATTRIBUTED"
 
@@ -190,11 +190,21 @@ _AS_STORED: dict[str, Any] = {
 }
 
 
+_LIVE_STATES = ("pending", "open", "closing")
+
+
 def _remember_leg(conn: Any, leg: Leg) -> Leg:
-    """Put ``leg`` (exactly the row as stored) in a backtest memo store's leg cache; no-op on a live store."""
+    """Put ``leg`` (exactly the row as stored) in a backtest memo store's leg cache, and keep the account's set of
+    live leg ids (when the memo holds it) in step with its state; no-op on a live store."""
     m = memo_of(conn)
     if m is not None:
         remember(m.setdefault("legs", {}), leg.leg_id, leg)
+        live = m.setdefault(LIVE_LEGS, {}).get(leg.account)
+        if live is not None:
+            if leg.state.value in _LIVE_STATES:
+                live[leg.leg_id] = None
+            else:
+                live.pop(leg.leg_id, None)
     return leg
 
 
@@ -207,8 +217,8 @@ def update_leg(conn: sqlite3.Connection, leg: Leg, **cols: Any) -> Leg:
     :meth:`Leg.from_row` parses it — the same value a read would give — and a backtest's memo store keeps it, so
     the next step's read is answered from memory. The one writer per account (the write lease) is what makes
     ``leg`` still current inside the transaction."""
-    cur = conn.execute(f"UPDATE legs SET {', '.join(f'{k} = ?' for k in cols)} WHERE leg_id = ?",
-                       (*cols.values(), leg.leg_id))
+    cur = execute_unwatched(conn, f"UPDATE legs SET {', '.join(f'{k} = ?' for k in cols)} WHERE leg_id = ?",
+                            (*cols.values(), leg.leg_id))  # the memo is kept by _remember_leg below
     if cur.rowcount != 1:
         raise UnknownLeg(f"no leg {leg.leg_id!r} in the ledger")
     vals = list(_LEG_FIELDS(leg))  # by position: dataclasses.replace is slow
@@ -233,7 +243,21 @@ def require_leg(store: Store, leg_id: str) -> Leg:
 
 
 def live_legs(store: Store, account: str, symbol: str | None = None) -> list[Leg]:
-    """Legs in pending/open/closing for an account (optionally one symbol), oldest first."""
+    """Legs in pending/open/closing for an account (optionally one symbol), oldest first. A backtest's memo store
+    answers from the account's set of live leg ids, read once and then kept by the leg writers (any other write
+    to the table empties it: the next call reads it again)."""
+    if store.memo is not None:
+        with store._lock:
+            c = store._conn
+            part = store.memo.setdefault(LIVE_LEGS, {})
+            ids = part.get(account)
+            if ids is None:
+                ids = part[account] = dict.fromkeys(r[0] for r in c.execute(
+                    "SELECT leg_id FROM legs WHERE account = ? AND state IN ('pending', 'open', 'closing')",
+                    (account,)).fetchall())
+            got = [fetch_leg(c, i) for i in list(ids)]
+        out = [g for g in got if g is not None and (symbol is None or g.symbol == symbol)]
+        return sorted(out, key=lambda g: (g.opened_ms, g.leg_id))
     sql = "SELECT * FROM legs WHERE account = ? AND state IN ('pending', 'open', 'closing')"
     params: list[Any] = [account]
     if symbol is not None:
@@ -308,7 +332,7 @@ def insert_leg(conn: sqlite3.Connection, *, leg_id: str, account: str, symbol: s
             entry_reason, None, now_ms, None, now_ms))
     leg = fetch_leg(conn, leg_id)
     assert leg is not None
-    return leg
+    return _remember_leg(conn, leg)  # the row as read: into the memo's live set too
 
 
 #: the close reason an entry given up as never placed leaves on its leg (``_after_final`` in the intents module)

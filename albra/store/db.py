@@ -222,6 +222,9 @@ _WATCHED = {"legs": ("legs", "leg_id"), "order_intents": ("intents", "client_id"
 LEG_INTENTS = "leg_intents"
 #: tables whose cache holds a query over the whole table (not rows by key): any INSERT, too, makes it stale
 _INSERT_CLEARS = frozenset({"control_flags"})
+#: memo parts that answer a query over a table (not rows by key): any write to it the watch sees empties them
+LIVE_LEGS = "live_legs"
+_ALSO_CLEARS = {"legs": (LIVE_LEGS,)}
 _KEYED_UPDATE = {t: re.compile(rf"\bWHERE\s+{k}\s*=\s*\?\s*$", re.I) for t, (_, k) in _WATCHED.items() if k}
 
 
@@ -239,6 +242,9 @@ class _WatchedConnection(sqlite3.Connection):
         what = _write_target(sql)
         if what is not None:
             m = _MEMOS.get(id(self))
+            for also in _ALSO_CLEARS.get(what[2], ()) if m else ():
+                if m.get(also):  # type: ignore[union-attr]
+                    m[also].clear()  # type: ignore[index]
             part = m.get(what[0]) if m else None
             if part:
                 if what[1] and isinstance(params, (tuple, list)) and params:
@@ -253,15 +259,26 @@ class _WatchedConnection(sqlite3.Connection):
         cur = super().executemany(sql, seq)
         what = _write_target(sql)
         m = _MEMOS.get(id(self))
-        if what is not None and m and m.get(what[0]):
-            m[what[0]].clear()
+        if what is not None and m:
+            for name in (what[0], *_ALSO_CLEARS.get(what[2], ())):
+                if m.get(name):
+                    m[name].clear()
         return cur
 
 
 @functools.lru_cache(maxsize=1024)
-def _write_target(sql: str) -> tuple[str, bool] | None:
-    """For a statement that may make cached rows stale: (memo part, whether its last parameter is the row's key);
-    None for reads, savepoints, plain INSERTs and tables nobody caches. Cached per statement text."""
+def execute_unwatched(conn: Any, sql: str, params: tuple) -> sqlite3.Cursor:
+    """Execute a write whose module keeps the memo in step itself (it remembers the row it wrote and updates the
+    memo's query answers): the memo's write watch, which would drop them, is skipped. Kept-back writes of the
+    tables the statement names still run first (:func:`defer_write`)."""
+    if _DEFERRED:
+        _run_deferred(conn, sql)
+    return _raw_execute(conn, sql, params)
+
+
+def _write_target(sql: str) -> tuple[str, bool, str] | None:
+    """For a statement that may make cached rows stale: (memo part, whether its last parameter is the row's key,
+    table); None for reads, savepoints, plain INSERTs and tables nobody caches. Cached per statement text."""
     words = sql.split(None, 5)
     verb = words[0].upper() if words else ""
     upper = [w.upper() for w in words]
@@ -277,11 +294,12 @@ def _write_target(sql: str) -> tuple[str, bool] | None:
             return None
     else:
         return None
-    spec = _WATCHED.get(table.split("(")[0].strip().lower())
+    name = table.split("(")[0].strip().lower()
+    spec = _WATCHED.get(name)
     if spec is None:
         return None
     rx = _KEYED_UPDATE.get(table.lower())
-    return spec[0], bool(verb == "UPDATE" and rx is not None and rx.search(sql))
+    return spec[0], bool(verb == "UPDATE" and rx is not None and rx.search(sql)), name
 
 
 class Store:

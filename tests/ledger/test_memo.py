@@ -352,3 +352,41 @@ def test_kept_risk_state_tells_1_from_1_0_and_true(tmp_path: Path) -> None:
                 assert risk_state.raw(c, "main", "k") == json.dumps(v, sort_keys=True)
     finally:
         store.close()
+
+
+def test_live_legs_from_memory_equal_the_file(tmp_path: Path) -> None:
+    """A memo store answers live_legs from the account's live leg ids kept by the leg writers; after every step
+    (entry, fill, closing, close, a write of its own by other code) it is what an uncached handle reads."""
+    from albra.ledger import legs as L
+    from albra.ledger.fills import apply_fill
+
+    from tests.ledger.conftest import exit_intent, fill_for
+
+    path = tmp_path / "bt.db"
+    store = Store.open(path, memo=True)
+    store.enable_memo()
+
+    def check() -> None:
+        with Store.open(path, create=False) as other:
+            for sym in (None, "BTCUSDT", "ETHUSDT"):
+                mine = [astuple(g) for g in L.live_legs(store, "main", sym)]
+                assert mine == [astuple(g) for g in L.live_legs(other, "main", sym)], sym
+
+    try:
+        check()
+        a, leg_a = entry_intent(store)
+        b, leg_b = entry_intent(store, symbol="ETHUSDT", candle_ts=T0 - 900_000)
+        check()
+        apply_fill(store, "main", fill_for(a, "0.010", "65000"))
+        apply_fill(store, "main", fill_for(b, "0.010", "3000"))
+        check()
+        ex = exit_intent(store, L.require_leg(store, leg_a.leg_id), "0.010")
+        check()
+        apply_fill(store, "main", fill_for(ex, "0.010", "66000"))
+        assert [g.leg_id for g in L.live_legs(store, "main")] == [leg_b.leg_id]
+        check()
+        store.execute("UPDATE legs SET state = 'cancelled' WHERE leg_id = ?", (leg_b.leg_id,))  # behind its back
+        assert L.live_legs(store, "main") == []
+        check()
+    finally:
+        store.close()
