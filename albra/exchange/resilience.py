@@ -415,6 +415,10 @@ class Resilience:
                         try:
                             await resync()
                         except Exception as rexc:  # noqa: BLE001
+                            # the -1021 is journaled even when the re-sync fails (its own request faulted): the
+                            # fault soak found skews that left no trace this way
+                            self._emit("time_resync", f"{op}: -1021, re-syncing exchange time failed "
+                                                      f"({type(rexc).__name__})", alert=False)
                             raise classify(rexc, False, headers()) from rexc
                     self.stats["resyncs"] += 1
                     self._emit("time_resync", f"{op}: -1021, re-synced exchange time", alert=False)

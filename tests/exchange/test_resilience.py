@@ -193,6 +193,19 @@ async def test_clock_skew_resyncs_then_retries_even_a_placement():
     assert fn.calls == PLACEMENT_POLICY.max_attempts
 
 
+async def test_clock_skew_is_journaled_even_when_the_resync_fails():
+    clock, events = Clock(), []
+    res = make(clock, events)
+
+    async def resync():
+        raise ccxt_exc("DDoSProtection", 'binanceusdm 429 Too Many Requests {"code":-1003}')
+
+    fn = Script(ccxt_exc("InvalidNonce", 'binanceusdm {"code":-1021}'), result="ok")
+    with pytest.raises(E.ExchangeError):
+        await res.call("fetch_order", fn, validate=lambda r: r, resync=resync)
+    assert [e.kind for e in events if e.kind == "time_resync"] == ["time_resync"]
+
+
 async def test_429_honours_retry_after_and_alerts():
     clock, events = Clock(), []
     res = make(clock, events)
