@@ -37,8 +37,7 @@ from albra.exchange.types import OrderRequest, OrderResult
 from albra.ledger import legs as L
 from albra.ledger.errors import IllegalTransition, IntentConflict, LedgerError, UnknownLeg
 from albra.model import D, Direction, OrderStatus, OrderType, PositionMode, PositionSide, Side
-from albra.store.db import (LEG_INTENTS, Store, batched, cached_row, defer_write, drop_deferred, memo_of,
-                            remember)
+from albra.store.db import LEG_INTENTS, Store, batched, cached_row, defer_write, memo_of, remember
 
 #: purposes whose order closes the whole leg: recording one moves an open leg to ``closing``.
 CLOSING_PURPOSES = frozenset({"exit", "close", "emergency"})
@@ -302,6 +301,19 @@ def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: st
             raise LedgerError(f"intent {req.client_id} for {account}/{req.symbol} names leg {leg_id} of "
                               f"{leg.account}/{leg.symbol}")
         _check_exit_shape(req, leg, purpose)
+    built = type(now_ms) is int and (candle_ts is None or type(candle_ts) is int) and all(
+        type(v) is str for v in (req.client_id, account, strategy, req.symbol, purpose)) and (
+        leg_id is None or type(leg_id) is str)
+    if built and batched(conn):  # a backtest's batch: is the id new? (this read runs the kept images first)
+        if conn.execute("SELECT 1 FROM order_intents WHERE client_id = ?", (req.client_id,)).fetchone():
+            stored = fetch_intent(conn, req.client_id)
+            assert stored is not None
+            return same_or_conflict(stored)
+        if leg is not None and purpose in CLOSING_PURPOSES and leg.state is L.LegState.OPEN:
+            L.transition_in(conn, leg.leg_id, L.LegState.CLOSING, now_ms=now_ms)
+        new = _built_intent(req, account, strategy, purpose, leg_id, candle_ts, now_ms)
+        _keep(conn, new)
+        return _recorded(conn, new)
     # the client id is the idempotency key: a second recording of it inserts nothing and returns what is stored
     # (one statement on the normal path, where the id is new: no read first)
     cur = conn.execute(
@@ -319,20 +331,25 @@ def record_intent(store: Store, req: OrderRequest, *, account: str, strategy: st
         return same_or_conflict(stored)
     if leg is not None and purpose in CLOSING_PURPOSES and leg.state is L.LegState.OPEN:
         L.transition_in(conn, leg.leg_id, L.LegState.CLOSING, now_ms=now_ms)
-    if type(now_ms) is int and (candle_ts is None or type(candle_ts) is int) and all(
-            type(v) is str for v in (req.client_id, account, strategy, req.symbol, purpose)) and (
-            leg_id is None or type(leg_id) is str):
-        # exactly the row just inserted, parsed as Intent.from_row would parse it (no read-back needed)
-        dec = lambda v: None if v is None else D(v)  # noqa: E731
-        return _recorded(conn, Intent(req.client_id, account, strategy, req.symbol, purpose, leg_id, Side(req.side.value),
-                      PositionSide(req.position_side.value), OrderType(req.order_type.value), dec(_s(req.qty)),
-                      dec(_s(req.price)), dec(_s(req.trigger_price)), bool(int(req.reduce_only)),
-                      bool(int(req.close_position)), bool(int(req.is_algo)), candle_ts, "pending", None, D("0"), None,
-                      None, now_ms, now_ms))
+    if built:  # exactly the row just inserted, parsed as Intent.from_row would parse it (no read-back needed)
+        return _recorded(conn, _built_intent(req, account, strategy, purpose, leg_id, candle_ts, now_ms))
     got = fetch_intent(conn, req.client_id)
     assert got is not None
     _indexed(conn, got)
     return got
+
+
+def _built_intent(req: OrderRequest, account: str, strategy: str, purpose: str, leg_id: str | None,
+                  candle_ts: int | None, now_ms: int) -> Intent:
+    """The pending intent of ``req`` exactly as its inserted row reads back (Intent.from_row)."""
+    def dec(v: str | None) -> Decimal | None:
+        return None if v is None else D(v)
+
+    return Intent(req.client_id, account, strategy, req.symbol, purpose, leg_id, Side(req.side.value),
+                  PositionSide(req.position_side.value), OrderType(req.order_type.value), dec(_s(req.qty)),
+                  dec(_s(req.price)), dec(_s(req.trigger_price)), bool(int(req.reduce_only)),
+                  bool(int(req.close_position)), bool(int(req.is_algo)), candle_ts, "pending", None, D("0"), None,
+                  None, now_ms, now_ms)
 
 
 def _recorded(conn: Any, intent: Intent) -> Intent:
@@ -366,25 +383,21 @@ def record_entry(store: Store, req: OrderRequest, *, account: str, strategy: str
     return intent, leg
 
 
-def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int, keep_back: bool = False,
-               **cols: Any) -> Intent:
-    """Move an intent to ``state`` (checked against the state machine) writing ``cols`` too. ``keep_back``: on a
-    backtest's memo store inside its batch the UPDATE may be kept back (:func:`albra.store.db.defer_write`) — the
-    ``sent`` mark, which the order's answer overwrites a moment later; every reader of the table still sees it."""
+def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int, **cols: Any) -> Intent:
+    """Move an intent to ``state`` (checked against the state machine) writing ``cols`` too. On a backtest's memo
+    store inside its batch the row is not written now: its new image is kept (:func:`_keep`)."""
     if intent.state in TERMINAL:
         if state != intent.state:
             raise IllegalTransition(f"intent {intent.client_id} is {intent.state} (final); cannot become {state}")
     elif state not in _NEXT[intent.state]:
         raise IllegalTransition(f"intent {intent.client_id}: {intent.state} → {state} is not allowed")
-    sets = ["state = ?", "updated_ms = ?"] + [f"{k} = ?" for k in cols]
-    sql = f"UPDATE order_intents SET {', '.join(sets)} WHERE client_id = ?"
-    params = (state, now_ms, *cols.values(), intent.client_id)
     built = type(now_ms) is int and all(k in _AS_STORED and (v is None or type(v) is str) for k, v in cols.items())
-    drop_deferred(conn, "order_intents", intent.client_id)  # this UPDATE sets all a kept one set (state, updated_ms)
-    if keep_back and built and not cols and defer_write(conn, "order_intents", intent.client_id, sql, params):
-        written = True  # the row exists (``intent`` was read from it): the kept UPDATE matches exactly one row
+    if built and batched(conn):
+        written = True  # kept below, once built: ``intent`` was read from the memo or the file, so the row exists
     else:
-        written = conn.execute(sql, params).rowcount == 1
+        sets = ["state = ?", "updated_ms = ?"] + [f"{k} = ?" for k in cols]
+        written = conn.execute(f"UPDATE order_intents SET {', '.join(sets)} WHERE client_id = ?",
+                               (state, now_ms, *cols.values(), intent.client_id)).rowcount == 1
     if written and built:
         # the row is exactly the intent with these columns replaced: build it instead of reading it back (the
         # values are str/None into TEXT columns and an int into an INTEGER one, so SQLite stores them unchanged)
@@ -394,11 +407,41 @@ def _set_state(conn: sqlite3.Connection, intent: Intent, state: str, now_ms: int
         vals[_INTENT_AT["updated_ms"]] = now_ms
         for k, v in cols.items():
             vals[_INTENT_AT[k]] = _AS_STORED[k](v)
-        return _remember(conn, Intent(*vals))
+        out = Intent(*vals)
+        if batched(conn):
+            _keep(conn, out)
+        return _remember(conn, out)
     _forget(conn, intent.client_id)  # re-read what SQLite stored, then remember that
     out = fetch_intent(conn, intent.client_id)
     assert out is not None
     return out
+
+
+#: the order_intents row written from an intent's image (every column; the key's row keeps its rowid)
+_COLUMNS = ("client_id", "account", "strategy", "symbol", "purpose", "leg_id", "side", "position_side", "order_type",
+            "qty", "price", "trigger_price", "reduce_only", "close_position", "is_algo", "candle_ts", "state",
+            "exchange_order_id", "filled_qty", "avg_price", "error", "created_ms", "updated_ms")
+_UPSERT = (f"INSERT INTO order_intents({', '.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})"
+           f" ON CONFLICT(client_id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in _COLUMNS[1:])}")
+
+
+def _row(it: Intent) -> tuple:
+    """The intent as its row stores it (text for decimals, 0/1 for flags): what from_row reads back as ``it``."""
+    def t(v: Decimal | None) -> str | None:
+        return None if v is None else format(v, "f")
+
+    return (it.client_id, it.account, it.strategy, it.symbol, it.purpose, it.leg_id, it.side.value,
+            it.position_side.value, it.order_type.value, t(it.qty), t(it.price), t(it.trigger_price),
+            int(it.reduce_only), int(it.close_position), int(it.is_algo), it.candle_ts, it.state,
+            it.exchange_order_id, t(it.filled_qty), t(it.avg_price), it.error, it.created_ms, it.updated_ms)
+
+
+def _keep(conn: Any, intent: Intent) -> None:
+    """Inside a backtest's batch: keep the intent's row image instead of writing each change (an order's intent is
+    recorded, marked sent and answered within one call of the paper gateway — three writes of one row). The image
+    is written before any statement that names the table, at the commit, or replaced by the next change
+    (:func:`albra.store.db.defer_write`, which also follows rollbacks)."""
+    defer_write(conn, "order_intents", intent.client_id, _UPSERT, _row(intent))
 
 
 _INTENT_FIELDS = attrgetter(*(f.name for f in fields(Intent)))
@@ -420,11 +463,11 @@ def _require(conn: sqlite3.Connection, client_id: str) -> Intent:
 def mark_sent(store: Store, client_id: str, *, now_ms: int) -> Intent:
     """The order is about to go on the wire (call right before sending)."""
     if store.memo is not None and batched(store._conn):
-        # a backtest's batch: one kept-back write (or one statement), nothing to roll back — no savepoint around it
+        # a backtest's batch: one kept row image (or one statement), nothing to roll back — no savepoint around it
         with store._lock:
-            return _set_state(store._conn, _require(store._conn, client_id), "sent", now_ms, keep_back=True)
+            return _set_state(store._conn, _require(store._conn, client_id), "sent", now_ms)
     with store.tx() as c:
-        return _set_state(c, _require(c, client_id), "sent", now_ms, keep_back=True)
+        return _set_state(c, _require(c, client_id), "sent", now_ms)
 
 
 def mark_unknown(store: Store, client_id: str, error: str, *, now_ms: int) -> Intent:

@@ -125,11 +125,12 @@ def batched(conn: Any) -> bool:
 def defer_write(conn: Any, table: str, key: Any, sql: str, params: tuple) -> bool:
     """Keep one row's write back on a memo store inside a batch; False elsewhere (the caller executes it now).
 
-    Why: a backtest writes some rows only to overwrite them a moment later (an order's ``sent`` state before its
-    answer, the equity snapshot of each entry). A kept write runs before any later statement that names
-    ``table`` (so every reader and writer of the table sees the file as if it had run), when the batch commits, or
-    never if the module that kept it supersedes it first (:func:`drop_deferred`). A later write kept for the same
-    (table, key) replaces it; a transaction that fails puts back what it changed (:func:`on_rollback`)."""
+    Why: a backtest writes some rows only to rewrite them a moment later (an order's intent is recorded, marked sent
+    and answered within one call of the paper gateway; an equity snapshot per entry nobody reads in the run). A kept
+    write runs before any later statement that names ``table`` (so every reader and writer of the table sees the
+    file as if it had run) or when the batch commits. A later write kept for the same (table, key) replaces it —
+    the caller keeps whole row images (an upsert), so the last one is the row; a transaction that fails puts back
+    what it changed (:func:`on_rollback`)."""
     if not batched(conn):
         return False
     rows = _DEFERRED.setdefault(id(conn), {}).setdefault(table, {})
@@ -137,14 +138,6 @@ def defer_write(conn: Any, table: str, key: Any, sql: str, params: tuple) -> boo
     rows[key] = (sql, params)
     on_rollback(conn, lambda: _restore(rows, key, before))
     return True
-
-
-def drop_deferred(conn: Any, table: str, key: Any) -> None:
-    """The caller's next statement rewrites every column the kept write of (table, key) sets: forget it."""
-    rows = _DEFERRED.get(id(conn), {}).get(table)
-    if rows and key in rows:
-        before = rows.pop(key)
-        on_rollback(conn, lambda: _restore(rows, key, before))
 
 
 def _restore(rows: dict, key: Any, value: Any) -> None:

@@ -282,8 +282,8 @@ def test_decoded_risk_state_is_what_its_text_decodes_to_and_the_caller_owns_it(t
 
 
 def test_kept_back_writes_are_seen_by_every_reader_and_follow_rollbacks(tmp_path: Path) -> None:
-    """Inside a backtest's batch an order's ``sent`` mark and the equity snapshot are kept back: any statement that
-    names their table runs them first, the order's answer supersedes the mark, a failed transaction puts back what
+    """Inside a backtest's batch an intent's row and the equity snapshot are kept back as images: any statement that
+    names their table writes them first, the order's answer replaces the image, a failed transaction puts back what
     it changed (a kept write that ran inside it included), and the batch's commit writes what is left."""
     from albra.store.db import defer_write
 
@@ -311,7 +311,9 @@ def test_kept_back_writes_are_seen_by_every_reader_and_follow_rollbacks(tmp_path
                               False, False, False, T0 + 3)
             seen.clear()
             I.mark_outcome(store, res, now_ms=T0 + 3)
-            assert len([q for q in seen if q.startswith("UPDATE order_intents")]) == 1  # the answer superseded it
+            assert not [q for q in seen if "order_intents" in q]  # the answer replaced the kept image: no write
+            assert store.query_one("SELECT state FROM order_intents WHERE client_id=?",
+                                   (other.client_id,))["state"] == "filled"  # the reader wrote it first
 
             with store.tx() as c:
                 assert defer_write(c, "equity_snapshots", ("main", 1), snap, ("main", 1, "1", "0", "1", "1"))
@@ -388,5 +390,46 @@ def test_live_legs_from_memory_equal_the_file(tmp_path: Path) -> None:
         store.execute("UPDATE legs SET state = 'cancelled' WHERE leg_id = ?", (leg_b.leg_id,))  # behind its back
         assert L.live_legs(store, "main") == []
         check()
+    finally:
+        store.close()
+
+
+def test_kept_intent_images_follow_a_failed_transaction(tmp_path: Path) -> None:
+    """An intent recorded, or moved on, inside a transaction that fails is gone from memory and file alike; the
+    image kept before it stands and is what the commit writes."""
+    from albra.ledger import legs as L
+
+    from tests.ledger.conftest import exit_intent
+
+    path = tmp_path / "bt.db"
+    store = Store.open(path, memo=True)
+    store.enable_memo()
+    try:
+        with store.batch():
+            intent, leg = entry_intent(store)
+            I.mark_sent(store, intent.client_id, now_ms=T0 + 1)
+            res = OrderResult(intent.client_id, "95", intent.symbol, intent.side, intent.order_type,
+                              OrderStatus.FILLED, intent.position_side, Decimal("0.010"), Decimal("0.010"),
+                              Decimal("65000"), None, None, False, False, False, T0 + 2)
+            with pytest.raises(RuntimeError):
+                with store.tx():
+                    I.mark_outcome(store, res, now_ms=T0 + 2)
+                    raise RuntimeError("boom")
+            assert I.get_intent(store, intent.client_id).state == "sent"  # type: ignore[union-attr]
+            from albra.ledger.fills import apply_fill
+
+            from tests.ledger.conftest import fill_for
+
+            apply_fill(store, "main", fill_for(intent, "0.010", "65000"))
+            with pytest.raises(RuntimeError):
+                with store.tx():
+                    gone = exit_intent(store, L.require_leg(store, leg.leg_id), "0.010")
+                    raise RuntimeError("boom")
+            assert I.get_intent(store, gone.client_id) is None
+            assert L.require_leg(store, leg.leg_id).state is L.LegState.OPEN  # its closing move rolled back too
+        with Store.open(path, create=False) as plain:
+            assert I.get_intent(plain, intent.client_id).state == "sent"  # type: ignore[union-attr]
+            assert I.get_intent(plain, gone.client_id) is None
+            assert [i.client_id for i in I.intents_of_leg(plain, leg.leg_id)] == [intent.client_id]
     finally:
         store.close()
