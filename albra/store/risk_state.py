@@ -178,21 +178,15 @@ def put(store: Store, account: str, key: str, value: Any, strategy: str = "", ts
             current = _MISSING if text is _MISSING or text is None else json.loads(text)
         if current is not _MISSING and _same(current, value):
             return  # the stored value is already this (only updated_ms would change)
-        waiting[k] = _Waiting(_now_ms() if ts is None else ts, _copy(value, ordered=True))
-        on_rollback(c, lambda: waiting.pop(k, None) if before is _MISSING else waiting.__setitem__(k, before))
+        _wait(c, k, _Waiting(_now_ms() if ts is None else ts, _copy(value, ordered=True)))
         return
     text = json.dumps(value, default=str, sort_keys=True)
-    if m is not None and _native(value):  # the next read answers a copy of it instead of decoding the text
-        memo_of(c).setdefault(_DECODED, {})[k] = (text, _copy(value, ordered=True))  # type: ignore[union-attr]
     waiting = memo_of(c).get(UNWRITTEN) if m is not None else None  # type: ignore[union-attr]
     if m is not None and (waiting[k].text if waiting and k in waiting else m.get(k, _MISSING)) == text:
         return  # a backtest's memo store: the stored value is already this (only updated_ms would change)
     params = (account, strategy, key, text, _now_ms() if ts is None else ts)
     if m is not None and batched(c):  # a value JSON cannot give back as it is (a Decimal): kept as its text
-        waiting = memo_of(c).setdefault(UNWRITTEN, {})  # type: ignore[union-attr]
-        before = waiting.get(k, _MISSING)
-        waiting[k] = _Waiting(params[4], text=text)
-        on_rollback(c, lambda: waiting.pop(k, None) if before is _MISSING else waiting.__setitem__(k, before))
+        _wait(c, k, _Waiting(params[4], text=text))
         return
     if conn is not None:
         conn.execute(_UPSERT, params)
@@ -200,6 +194,14 @@ def put(store: Store, account: str, key: str, value: Any, strategy: str = "", ts
         store.execute(_UPSERT, params)
     if m is not None:
         m[k] = text
+
+
+def _wait(conn: Any, k: tuple[str, str, str], w: _Waiting) -> None:
+    """Keep ``w`` as the key's value until the batch commits; a failed transaction puts back what waited before."""
+    waiting = memo_of(conn).setdefault(UNWRITTEN, {})  # type: ignore[union-attr]
+    before = waiting.get(k, _MISSING)
+    waiting[k] = w
+    on_rollback(conn, lambda: waiting.pop(k, None) if before is _MISSING else waiting.__setitem__(k, before))
 
 
 def all_for(store: Store, account: str) -> dict[tuple[str, str], Any]:
