@@ -282,12 +282,11 @@ def _write_target(sql: str) -> tuple[str, bool, str] | None:
     elif verb in ("REPLACE", "INSERT") and "INTO" in upper:
         i = upper.index("INTO")
         table = words[i + 1] if i + 1 < len(words) else ""
-        plain = verb == "INSERT" and upper[1] != "OR"
-        if plain and table.split("(")[0].strip().lower() not in _INSERT_CLEARS:
-            return None
     else:
         return None
     name = table.split("(")[0].strip().lower()
+    if verb == "INSERT" and upper[1] != "OR" and name not in _INSERT_CLEARS:
+        return None  # a plain INSERT makes a row nobody has cached (reads of missing rows are not cached)
     spec = _WATCHED.get(name)
     if spec is None:
         return None
