@@ -83,16 +83,20 @@ def fmt_kst(ms: int | None) -> str:
 
 
 def kst_day_start_ms(ms: int) -> int:
-    """UTC epoch ms of 00:00 KST on the KST day containing ``ms`` (daily loss resets here)."""
-    d = datetime.fromtimestamp(ms / 1000, tz=KST)
-    start = d.replace(hour=0, minute=0, second=0, microsecond=0)
-    return int(start.timestamp() * 1000)
+    """UTC epoch ms of 00:00 KST on the KST day containing ``ms`` (daily loss resets here): the same integer day
+    as :func:`kst_date`."""
+    return _kst_day(ms) * _DAY_MS - _KST_MS
 
 
 def kst_date(ms: int) -> str:
     """``YYYY-MM-DD`` of the KST day containing ``ms``. KST is a fixed UTC+9 (no daylight saving), so the day is
     an integer division; the text of each day is made once (the ledger asks for every fill and every entry)."""
-    return _day_text((int(ms) + _KST_MS) // _DAY_MS)
+    return _day_text(_kst_day(ms))
+
+
+def _kst_day(ms: int) -> int:
+    """Days since 1970-01-01 of the KST day containing ``ms`` (KST is a fixed UTC+9)."""
+    return (int(ms) + _KST_MS) // _DAY_MS
 
 
 _KST_MS = 9 * 3_600_000
