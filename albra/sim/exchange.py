@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable
+from typing import Callable, Iterator
 
 from albra.model import D, MarginMode, OrderType, PositionMode, PositionSide, Side, WorkingType
 from albra.sim import errors as E
@@ -88,6 +88,16 @@ def _sgn(x: Decimal) -> int:
 #: Binance USDⓈ-M: paying trading fees in BNB gives 10 % off (fee schedule, "BNB deduction")
 BNB_FEE_DISCOUNT = Decimal("0.9")
 _BNB_Q = Decimal("0.00000001")
+
+
+def _firing_levels(st: "_Sym") -> Iterator[tuple[Decimal, bool]]:
+    """Each resting order's level on the symbol and whether it fires when the price falls to it (a limit buy, a
+    sell stop, a buy take-profit) rather than rises to it: the one reading of that rule for both quiet checks."""
+    for od in st.orders.values():
+        if od.type is OrderType.LIMIT:
+            yield od.price, od.side is Side.BUY
+    for a in st.algos.values():
+        yield a.trigger_price, (a.order_type is OrderType.STOP_MARKET) == (a.side is Side.SELL)
 
 
 class SimExchange:
@@ -305,17 +315,11 @@ class SimExchange:
     def _level_bounds(self, st: _Sym) -> tuple[int, float, float]:
         """(epoch, highest price of a resting order that fires on a fall, lowest of one that fires on a rise)."""
         down, up = -INF, INF
-        for od in st.orders.values():
-            if od.type is OrderType.LIMIT:
-                if od.side is Side.BUY:
-                    down = max(down, float(od.price))
-                else:
-                    up = min(up, float(od.price))
-        for a in st.algos.values():
-            if (a.order_type is OrderType.STOP_MARKET) == (a.side is Side.SELL):
-                down = max(down, float(a.trigger_price))
+        for level, on_fall in _firing_levels(st):
+            if on_fall:
+                down = max(down, float(level))
             else:
-                up = min(up, float(a.trigger_price))
+                up = min(up, float(level))
         return (self._epoch, down, up)
 
     def _liq_bounds(self, st: _Sym, lo_f: float) -> list[LiqBounds] | None:
@@ -403,13 +407,8 @@ class SimExchange:
         last = r if isinstance(r, Decimal) else _dec(r)
         lo = min(last, _dec(lo_raw))  # _dec keeps float order, so this is the walk's lowest Decimal
         hi = max(last, _dec(hi_raw))
-        for od in st.orders.values():
-            if od.type is OrderType.LIMIT:
-                if (od.price >= lo) if od.side is Side.BUY else (od.price <= hi):
-                    return False
-        for a in st.algos.values():
-            down = (a.order_type is OrderType.STOP_MARKET) == (a.side is Side.SELL)
-            if (a.trigger_price >= lo) if down else (a.trigger_price <= hi):
+        for level, on_fall in _firing_levels(st):
+            if (level >= lo) if on_fall else (level <= hi):
                 return False
         sym = st.symbol
         holders = self._holders(sym)
